@@ -1,0 +1,302 @@
+"""The order-feed endpoints: signed webhook, bulk, CSV upload, and the feed's own log.
+
+Each view authenticates, hands the payload to ``orders.services.ingest`` and serialises the
+result; none of them holds a rule of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders.models import CoreEnterprise, FeedChannel, FeedEvent, FeedOutcome, Role
+from orders.permissions import role_permission
+from orders.services.ingest import order_event_ingest, orders_ingest
+from scf.api import Pagination
+from scf.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
+
+from .auth import ApiKeyAuthentication, IntegrationPrincipal
+from .csv_upload import csv_orders
+from .signing import webhook_authenticate
+
+ERROR_SCHEMA = inline_serializer(
+    "Error",
+    {
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    },
+)
+INGEST_RESULT = inline_serializer(
+    "OrderBatchResult",
+    {
+        "created": serializers.IntegerField(),
+        "updated": serializers.IntegerField(),
+        "stale": serializers.IntegerField(),
+        "rejected": serializers.IntegerField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+class BadJson(ApplicationError):
+    code = "malformed_json"
+    status_code = 400
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadJson(f"Malformed JSON: {exc}") from None
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
+class OrderWebhookApi(APIView):
+    """One signed order event from a core enterprise's sales system."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[type] = []
+
+    @extend_schema(
+        operation_id="orders_webhook",
+        parameters=[
+            OpenApiParameter("X-SCF-Enterprise", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("X-SCF-Timestamp", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("X-SCF-Signature", str, OpenApiParameter.HEADER, required=True),
+        ],
+        request=OpenApiTypes.OBJECT,
+        responses={
+            200: inline_serializer("WebhookResult", {"status": serializers.CharField()}),
+            400: ERROR_SCHEMA,
+            401: ERROR_SCHEMA,
+            403: ERROR_SCHEMA,
+            422: ERROR_SCHEMA,
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        body = request.body
+        enterprise = webhook_authenticate(
+            enterprise_code=request.headers.get("X-SCF-Enterprise"),
+            timestamp=request.headers.get("X-SCF-Timestamp"),
+            signature=request.headers.get("X-SCF-Signature"),
+            body=body,
+            tolerance_seconds=settings.ORDER_WEBHOOK_TOLERANCE_SECONDS,
+        )
+        result = order_event_ingest(
+            enterprise=enterprise, channel=FeedChannel.WEBHOOK, event=_json(body)
+        )
+        return Response({"status": result.status})
+
+
+def _batch_response(result: Any) -> Response:
+    data = result.counts()
+    data["errors"] = [e.as_dict() for e in result.errors]
+    return Response(data)
+
+
+class OrderBulkApi(APIView):
+    """Up to 10,000 orders in one request, all-or-nothing unless ``"atomic": false``."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="orders_bulk",
+        request=inline_serializer(
+            "OrderBulkRequest",
+            {
+                "orders": serializers.ListField(child=serializers.DictField()),
+                "atomic": serializers.BooleanField(required=False, default=True),
+            },
+        ),
+        responses={
+            200: INGEST_RESULT,
+            400: ERROR_SCHEMA,
+            401: ERROR_SCHEMA,
+            403: ERROR_SCHEMA,
+            422: ERROR_SCHEMA,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        principal = request.user
+        assert isinstance(principal, IntegrationPrincipal)
+        body = _json(request.body)
+        if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
+            raise ValidationFailed(
+                'Send {"orders": [...]}.',
+                code="invalid_request",
+                fields={"orders": ["A list of orders is required."]},
+            )
+        orders = body["orders"]
+        limit = settings.ORDER_BULK_MAX_ROWS
+        if not orders or len(orders) > limit:
+            raise ValidationFailed(
+                f"Send between 1 and {limit} orders per request.",
+                code="too_many_orders" if orders else "invalid_request",
+                fields={"orders": [f"Between 1 and {limit} orders."]},
+            )
+        enterprise_code = body.get("enterprise")
+        if enterprise_code is not None and enterprise_code != principal.enterprise.code:
+            raise PermissionDenied(
+                "This key cannot send orders for another enterprise.", code="enterprise_mismatch"
+            )
+        atomic = body.get("atomic", True)
+        if not isinstance(atomic, bool):
+            raise ValidationFailed("atomic must be true or false.", fields={"atomic": ["Boolean."]})
+        result = orders_ingest(
+            enterprise=principal.enterprise,
+            payloads=orders,
+            channel=FeedChannel.BULK,
+            atomic=atomic,
+        )
+        return _batch_response(result)
+
+
+class OrderCsvApi(APIView):
+    """A CSV file of order lines (one row per line), uploaded by an enterprise or ops admin."""
+
+    parser_classes = [MultiPartParser]
+    permission_classes = [role_permission(Role.ENTERPRISE_ADMIN, Role.OPS_ADMIN)]
+
+    @extend_schema(
+        operation_id="orders_csv",
+        request={
+            "multipart/form-data": inline_serializer(
+                "OrderCsvUpload",
+                {
+                    "file": serializers.FileField(),
+                    "enterprise": serializers.CharField(required=False),
+                },
+            )
+        },
+        responses={200: INGEST_RESULT, 400: ERROR_SCHEMA, 403: ERROR_SCHEMA, 422: ERROR_SCHEMA},
+    )
+    def post(self, request: Request) -> Response:
+        user = request.user
+        code = request.data.get("enterprise")
+        if user.role == Role.ENTERPRISE_ADMIN:
+            enterprise = user.enterprise
+            if code and code != enterprise.code:
+                raise PermissionDenied(
+                    "You can only upload orders for your own enterprise.",
+                    code="enterprise_mismatch",
+                )
+        else:
+            enterprise = CoreEnterprise.objects.filter(code=code or "").first()
+            if enterprise is None:
+                raise ValidationFailed(
+                    "Name the enterprise the orders belong to.",
+                    fields={"enterprise": ["A known enterprise code is required."]},
+                )
+        upload = request.data.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ValidationFailed("Attach a CSV file.", fields={"file": ["A file is required."]})
+        payloads = csv_orders(upload.read())
+        result = orders_ingest(enterprise=enterprise, payloads=payloads, channel=FeedChannel.CSV)
+        return _batch_response(result)
+
+
+class FeedEventSerializer(serializers.ModelSerializer):
+    enterprise = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = FeedEvent
+        fields = [
+            "id",
+            "enterprise",
+            "channel",
+            "event_id",
+            "event_type",
+            "outcome",
+            "error_code",
+            "detail",
+            "external_id",
+            "order_version",
+            "row_count",
+            "counts",
+            "errors",
+            "received_at",
+        ]
+
+
+def _visible_events(request: Request) -> Any:
+    user = request.user
+    events = FeedEvent.objects.select_related("enterprise")
+    if user.role == Role.ENTERPRISE_ADMIN:
+        return events.filter(enterprise_id=user.enterprise_id)
+    code = request.query_params.get("enterprise")
+    return events.filter(enterprise__code=code) if code else events
+
+
+class FeedEventListApi(APIView):
+    """The order feed's log: every accepted or rejected event, newest first."""
+
+    permission_classes = [role_permission(Role.ENTERPRISE_ADMIN, Role.OPS_ADMIN)]
+
+    @extend_schema(
+        operation_id="orders_feed_events",
+        parameters=[
+            OpenApiParameter("outcome", str, enum=FeedOutcome.values),
+            OpenApiParameter("channel", str, enum=FeedChannel.values),
+            OpenApiParameter("enterprise", str, description="Enterprise code (ops admins)"),
+            OpenApiParameter("page", int),
+        ],
+        responses={200: FeedEventSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        events = _visible_events(request)
+        for name, choices in (("outcome", FeedOutcome.values), ("channel", FeedChannel.values)):
+            value = request.query_params.get(name)
+            if value:
+                if value not in choices:
+                    raise ValidationFailed(f"Unknown {name}.", fields={name: ["Unknown value."]})
+                events = events.filter(**{name: value})
+        paginator = Pagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(FeedEventSerializer(page, many=True).data)
+
+
+class FeedHealthApi(APIView):
+    """Health of an enterprise's order feed: last event, counts by outcome, recent rejections."""
+
+    permission_classes = [role_permission(Role.ENTERPRISE_ADMIN, Role.OPS_ADMIN)]
+
+    @extend_schema(
+        operation_id="orders_feed_health",
+        parameters=[OpenApiParameter("enterprise", str, description="Enterprise code (ops)")],
+        responses={200: OpenApiTypes.OBJECT, 404: ERROR_SCHEMA},
+    )
+    def get(self, request: Request) -> Response:
+        events = _visible_events(request)
+        if request.user.role == Role.OPS_ADMIN and not request.query_params.get("enterprise"):
+            raise NotFound("Name an enterprise with ?enterprise=<code>.")
+        since = timezone.now() - timezone.timedelta(hours=24)
+        summary = events.aggregate(
+            last_event_at=Max("received_at"),
+            last_applied_at=Max("received_at", filter=Q(outcome=FeedOutcome.APPLIED)),
+            **{
+                f"last_24h_{o}": Count("id", filter=Q(outcome=o, received_at__gte=since))
+                for o in FeedOutcome.values
+            },
+        )
+        rejected = events.filter(outcome=FeedOutcome.REJECTED)[:10]
+        summary["recent_rejections"] = FeedEventSerializer(rejected, many=True).data
+        return Response(summary, status=status.HTTP_200_OK)

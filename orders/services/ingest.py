@@ -1,0 +1,497 @@
+"""Order ingestion: the one service behind the webhook, the bulk API, CSV upload and the pull feed.
+
+Design:
+- ``order_parse`` (parse.py) validates shapes and money without the database.
+- ``orders_ingest`` resolves agents in one query and writes every order of a batch with one
+  ``INSERT ... ON CONFLICT (enterprise, external_id) DO UPDATE ... WHERE stored.version <
+  new.version RETURNING``: a newer version replaces the row, an older or equal one changes nothing
+  (stale), and concurrent writers of one order serialise on its row. Lines of applied orders are
+  replaced set-based. No ``save()`` per row.
+- ``order_event_ingest`` wraps one webhook event: the event id is claimed by inserting its
+  ``FeedEvent`` under a partial unique constraint, so a replayed or concurrently repeated event
+  is a duplicate whatever the timing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from scf.errors import ApplicationError, ValidationFailed
+from scf.sql import delete_in, insert_rows
+
+from ..models import (
+    AgentRelationship,
+    CoreEnterprise,
+    FeedChannel,
+    FeedEvent,
+    FeedOutcome,
+    OrderStatus,
+    PartyStatus,
+    SalesOrder,
+    SalesOrderLine,
+)
+from .parse import OrderInput, OrderInvalid, order_parse
+
+ORDER_COLUMNS = (
+    "enterprise_id",
+    "agent_id",
+    "external_id",
+    "amount",
+    "currency",
+    "status",
+    "order_date",
+    "version",
+    "raw_payload",
+    "created_at",
+    "updated_at",
+)
+LINE_COLUMNS = ("order_id", "line_no", "sku", "quantity", "unit_price", "amount")
+_UPDATED = [c for c in ORDER_COLUMNS if c not in ("enterprise_id", "external_id", "created_at")]
+
+
+@dataclass
+class RowError:
+    row: int
+    external_id: str
+    fields: dict[str, list[str]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "external_id": self.external_id, "fields": self.fields}
+
+
+@dataclass
+class IngestResult:
+    created: int = 0
+    updated: int = 0
+    stale: int = 0
+    rejected: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    # (order id, status) of every order this batch created or changed.
+    applied: list[tuple[int, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "stale": self.stale,
+            "rejected": self.rejected,
+        }
+
+
+class EnterpriseMismatch(ApplicationError):
+    code = "enterprise_mismatch"
+    status_code = 403
+
+
+class BatchRejected(ValidationFailed):
+    """An all-or-nothing batch had invalid rows; nothing was written."""
+
+    code = "invalid_orders"
+
+    def __init__(self, errors: list[RowError], total: int) -> None:
+        rows = ", ".join(str(e.row) for e in errors[:20])
+        super().__init__(
+            f"{len(errors)} of {total} orders are invalid (rows {rows}); nothing was written.",
+            extra={"errors": [e.as_dict() for e in errors]},
+        )
+        self.errors = errors
+
+
+def orders_parse(
+    enterprise: CoreEnterprise, payloads: Sequence[object]
+) -> tuple[list[tuple[int, OrderInput]], list[RowError]]:
+    """Validate a batch: field checks, the enterprise it is for, and that each agent buys from it."""
+    valid: list[tuple[int, OrderInput]] = []
+    errors: list[RowError] = []
+    for row, payload in enumerate(payloads):
+        try:
+            order = order_parse(payload)
+        except OrderInvalid as exc:
+            external_id = payload.get("external_id") if isinstance(payload, dict) else None
+            errors.append(RowError(row, str(external_id or ""), exc.fields))
+            continue
+        if order.enterprise_code is not None and order.enterprise_code != enterprise.code:
+            raise EnterpriseMismatch(
+                f"Row {row} is for enterprise {order.enterprise_code!r}; this key belongs to "
+                f"{enterprise.code!r}.",
+                fields={"enterprise_code": ["Orders can only be sent for your own enterprise."]},
+            )
+        valid.append((row, order))
+    agent_ids = _agent_ids(enterprise, {order.agent_code for _, order in valid})
+    known: list[tuple[int, OrderInput]] = []
+    for row, order in valid:
+        if order.agent_code in agent_ids:
+            known.append((row, order))
+        else:
+            errors.append(
+                RowError(
+                    row,
+                    order.external_id,
+                    {"agent_code": [f"Unknown agent {order.agent_code!r} for this enterprise."]},
+                )
+            )
+    errors.sort(key=lambda e: e.row)
+    return known, errors
+
+
+def _agent_ids(enterprise: CoreEnterprise, codes: set[str]) -> dict[str, int]:
+    if not codes:
+        return {}
+    rows = AgentRelationship.objects.filter(
+        enterprise=enterprise, active=True, agent__code__in=codes
+    ).values_list("agent__code", "agent_id")
+    return dict(rows)
+
+
+def _latest_per_external_id(
+    orders: list[tuple[int, OrderInput]],
+) -> tuple[list[OrderInput], int]:
+    """Keep the highest version of each external id within one batch; the rest are stale."""
+    latest: dict[str, OrderInput] = {}
+    for _, order in orders:
+        seen = latest.get(order.external_id)
+        if seen is None or order.version > seen.version:
+            latest[order.external_id] = order
+    return list(latest.values()), len(orders) - len(latest)
+
+
+def orders_ingest(
+    *,
+    enterprise: CoreEnterprise,
+    payloads: Sequence[object],
+    channel: str,
+    atomic: bool = True,
+    event_id: str = "",
+) -> IngestResult:
+    """Ingest a batch of orders for one enterprise and record it in the feed log.
+
+    ``atomic=True`` (the default for the bulk API and CSV): any invalid row rejects the whole
+    batch with ``BatchRejected`` and nothing is written but the feed log entry. ``atomic=False``
+    (the pull feed): valid rows are applied, invalid ones are reported in the result.
+    """
+    orders, errors = orders_parse(enterprise, payloads)
+    if errors and atomic:
+        _log_batch(
+            enterprise,
+            channel,
+            event_id,
+            len(payloads),
+            IngestResult(rejected=len(payloads), errors=errors),
+        )
+        raise BatchRejected(errors, len(payloads))
+    with transaction.atomic():
+        result = _write_orders(enterprise, orders)
+        result.rejected = len(errors)
+        result.errors = errors
+        _log_batch(enterprise, channel, event_id, len(payloads), result)
+    return result
+
+
+def _log_batch(
+    enterprise: CoreEnterprise, channel: str, event_id: str, total: int, result: IngestResult
+) -> None:
+    if result.rejected and not (result.created or result.updated or result.stale):
+        outcome = FeedOutcome.REJECTED
+    else:
+        outcome = FeedOutcome.APPLIED
+    FeedEvent.objects.create(
+        enterprise=enterprise,
+        channel=channel,
+        event_id="",
+        event_type=f"batch:{event_id}"[:32] if event_id else "batch",
+        outcome=outcome,
+        error_code="invalid_orders" if result.errors else "",
+        detail=f"{result.rejected} of {total} rows rejected" if result.errors else "",
+        row_count=total,
+        counts=result.counts(),
+        errors=[e.as_dict() for e in result.errors[:1000]],
+    )
+
+
+def _write_orders(enterprise: CoreEnterprise, parsed: list[tuple[int, OrderInput]]) -> IngestResult:
+    orders, stale_in_batch = _latest_per_external_id(parsed)
+    result = IngestResult(stale=stale_in_batch)
+    if not orders:
+        return result
+    agent_ids = _agent_ids(enterprise, {o.agent_code for o in orders})
+    existing = set(
+        SalesOrder.objects.filter(
+            enterprise=enterprise, external_id__in=[o.external_id for o in orders]
+        ).values_list("external_id", flat=True)
+    )
+    ops = connection.ops
+    now = ops.adapt_datetimefield_value(timezone.now())
+    rows = [
+        (
+            enterprise.pk,
+            agent_ids[o.agent_code],
+            o.external_id,
+            ops.adapt_decimalfield_value(o.amount, 18, 2),
+            o.currency,
+            o.status,
+            ops.adapt_datefield_value(o.order_date),
+            o.version,
+            json.dumps(o.raw, separators=(",", ":"), ensure_ascii=False, default=str),
+            now,
+            now,
+        )
+        for o in orders
+    ]
+    table = SalesOrder._meta.db_table
+    qn = ops.quote_name
+    update_sql = ", ".join(f"{qn(c)} = excluded.{qn(c)}" for c in _UPDATED)
+    returned = insert_rows(
+        table,
+        ORDER_COLUMNS,
+        rows,
+        suffix=(
+            f"ON CONFLICT ({qn('enterprise_id')}, {qn('external_id')}) DO UPDATE SET {update_sql} "
+            f"WHERE {qn(table)}.{qn('version')} < excluded.{qn('version')} "
+            f"RETURNING {qn('id')}, {qn('external_id')}"
+        ),
+    )
+    ids = {external_id: pk for pk, external_id in returned}
+    by_external = {o.external_id: o for o in orders}
+    result.created = sum(1 for e in ids if e not in existing)
+    result.updated = len(ids) - result.created
+    result.stale += len(orders) - len(ids)
+    result.applied = [(pk, by_external[e].status) for e, pk in ids.items()]
+    _replace_lines(ids, by_external, replaced=[pk for e, pk in ids.items() if e in existing])
+    return result
+
+
+def _replace_lines(
+    ids: dict[str, int], orders: dict[str, OrderInput], *, replaced: list[int]
+) -> None:
+    ops = connection.ops
+    delete_in(SalesOrderLine._meta.db_table, "order_id", replaced)
+    rows = [
+        (
+            pk,
+            line_no,
+            line.sku,
+            ops.adapt_decimalfield_value(line.quantity, 18, 4),
+            ops.adapt_decimalfield_value(line.unit_price, 18, 2),
+            ops.adapt_decimalfield_value(line.amount, 18, 2),
+        )
+        for external_id, pk in ids.items()
+        for line_no, line in enumerate(orders[external_id].lines, start=1)
+    ]
+    insert_rows(SalesOrderLine._meta.db_table, LINE_COLUMNS, rows)
+
+
+# --- single events (webhook) ----------------------------------------------------------------
+
+EVENT_TYPES = ("order.upserted", "order.cancelled")
+
+
+@dataclass(frozen=True)
+class EventResult:
+    status: str  # applied | duplicate | stale
+    order_id: int | None = None
+    order_status: str | None = None
+
+
+def order_event_ingest(*, enterprise: CoreEnterprise, channel: str, event: object) -> EventResult:
+    """Apply one feed event (``{"event_id", "type", "order"}``) exactly once.
+
+    Raises ``ValidationFailed`` (422, with field errors) for an invalid event; the rejection is
+    recorded in the feed log. Returns ``applied``, ``duplicate`` (event id seen before) or
+    ``stale`` (an older or equal version than stored).
+    """
+    event_id, event_type, payload = _event_fields(enterprise, channel, event)
+    try:
+        if event_type == "order.cancelled" and _is_cancel_only(payload):
+            order = None
+        else:
+            force = OrderStatus.CANCELLED if event_type == "order.cancelled" else None
+            order = order_parse(payload, force_status=force)
+            if order.enterprise_code is not None and order.enterprise_code != enterprise.code:
+                raise EnterpriseMismatch(
+                    "This order is for another enterprise.",
+                    fields={
+                        "enterprise_code": ["Orders can only be sent for your own enterprise."]
+                    },
+                )
+            if not _agent_ids(enterprise, {order.agent_code}):
+                raise OrderInvalid(
+                    {"agent_code": [f"Unknown agent {order.agent_code!r} for this enterprise."]}
+                )
+    except OrderInvalid as exc:
+        _reject(enterprise, channel, event_id, event_type, payload, "invalid_order", str(exc))
+        raise ValidationFailed(
+            "The order is invalid.", code="invalid_order", fields=exc.fields
+        ) from None
+    try:
+        return _apply_event(enterprise, channel, event_id, event_type, payload, order)
+    except OrderInvalidForCancel as exc:
+        _reject(enterprise, channel, event_id, event_type, payload, exc.code, str(exc.fields))
+        raise
+
+
+def _apply_event(
+    enterprise: CoreEnterprise,
+    channel: str,
+    event_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    order: OrderInput | None,
+) -> EventResult:
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                claim = FeedEvent.objects.create(
+                    enterprise=enterprise,
+                    channel=channel,
+                    event_id=event_id,
+                    event_type=event_type,
+                    outcome=FeedOutcome.APPLIED,
+                    external_id=str(payload.get("external_id", ""))[:64],
+                    order_version=payload.get("version") if order else _int(payload),
+                )
+        except IntegrityError:
+            FeedEvent.objects.create(
+                enterprise=enterprise,
+                channel=channel,
+                event_id=event_id,
+                event_type=event_type,
+                outcome=FeedOutcome.DUPLICATE,
+                external_id=str(payload.get("external_id", ""))[:64],
+                detail="Event id already processed.",
+            )
+            return EventResult("duplicate")
+        if order is None:
+            result = _cancel_only(enterprise, payload)
+        else:
+            written = _write_orders(enterprise, [(0, order)])
+            result = (
+                EventResult("applied", written.applied[0][0], written.applied[0][1])
+                if written.applied
+                else EventResult("stale")
+            )
+        if result.status == "stale":
+            claim.outcome = FeedOutcome.STALE
+            claim.detail = "An equal or newer version is already stored."
+            claim.save(update_fields=["outcome", "detail"])
+    return result
+
+
+def _int(payload: dict[str, Any]) -> int | None:
+    version = payload.get("version")
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def _event_fields(
+    enterprise: CoreEnterprise, channel: str, event: object
+) -> tuple[str, str, dict[str, Any]]:
+    errors: dict[str, list[str]] = {}
+    if not isinstance(event, dict):
+        raise ValidationFailed(
+            "The event must be a JSON object.",
+            code="invalid_event",
+            fields={"non_field_errors": ["Expected a JSON object."]},
+        )
+    event_id = event.get("event_id")
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 128:
+        errors["event_id"] = ["A non-empty string of at most 128 characters is required."]
+    event_type = event.get("type")
+    if event_type not in EVENT_TYPES:
+        errors["type"] = [f"Must be one of: {', '.join(EVENT_TYPES)}."]
+    payload = event.get("order")
+    if not isinstance(payload, dict):
+        errors["order"] = ["An order object is required."]
+    if errors:
+        _reject(
+            enterprise,
+            channel,
+            str(event_id or "")[:128],
+            str(event_type or "")[:32],
+            payload if isinstance(payload, dict) else {},
+            "invalid_event",
+            "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()),
+        )
+        raise ValidationFailed("The event is invalid.", code="invalid_event", fields=errors)
+    assert isinstance(payload, dict) and isinstance(event_id, str) and isinstance(event_type, str)
+    return event_id.strip(), event_type, payload
+
+
+def _is_cancel_only(payload: dict[str, Any]) -> bool:
+    return "amount" not in payload and "lines" not in payload
+
+
+def _cancel_only(enterprise: CoreEnterprise, payload: dict[str, Any]) -> EventResult:
+    external_id = payload.get("external_id")
+    version = _int(payload)
+    fields: dict[str, list[str]] = {}
+    if not isinstance(external_id, str) or not external_id:
+        fields["external_id"] = ["This field is required."]
+    if version is None or version < 1:
+        fields["version"] = ["A positive integer version is required."]
+    if fields:
+        raise OrderInvalidForCancel(fields)
+    order = (
+        SalesOrder.objects.select_for_update()
+        .filter(enterprise=enterprise, external_id=external_id)
+        .first()
+    )
+    if order is None:
+        raise OrderInvalidForCancel({"external_id": ["No such order to cancel."]})
+    assert version is not None
+    if order.version >= version:
+        return EventResult("stale")
+    order.status = OrderStatus.CANCELLED
+    order.version = version
+    order.updated_at = timezone.now()
+    order.save(update_fields=["status", "version", "updated_at"])
+    return EventResult("applied", order.pk, order.status)
+
+
+class OrderInvalidForCancel(ValidationFailed):
+    code = "invalid_order"
+
+    def __init__(self, fields: dict[str, list[str]]) -> None:
+        super().__init__("The cancellation is invalid.", fields=fields)
+
+
+def _reject(
+    enterprise: CoreEnterprise,
+    channel: str,
+    event_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    code: str,
+    detail: str,
+) -> None:
+    external_id = payload.get("external_id")
+    FeedEvent.objects.create(
+        enterprise=enterprise,
+        channel=channel,
+        event_id=event_id,
+        event_type=event_type,
+        outcome=FeedOutcome.REJECTED,
+        error_code=code,
+        detail=detail[:2000],
+        external_id=str(external_id)[:64] if isinstance(external_id, str) else "",
+    )
+
+
+def enterprise_is_active(enterprise: CoreEnterprise) -> bool:
+    return enterprise.status == PartyStatus.ACTIVE
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "BatchRejected",
+    "EnterpriseMismatch",
+    "EventResult",
+    "FeedChannel",
+    "IngestResult",
+    "order_event_ingest",
+    "orders_ingest",
+]

@@ -1,0 +1,177 @@
+"""Validation of one incoming order, shared by every feed channel (webhook, bulk, CSV, pull).
+
+Hand-written rather than a serializer per row: a 10,000-order bulk request validates in tens of
+milliseconds. Every problem is collected as a field error; nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from scf.money import CENT, MAX_AMOUNT, is_iso_currency, parse_amount
+
+from ..models import OrderStatus
+
+MAX_LINES = 1000
+MAX_ID_LENGTH = 64
+_STATUSES = frozenset(OrderStatus.values)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineInput:
+    sku: str
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OrderInput:
+    external_id: str
+    agent_code: str
+    amount: Decimal
+    currency: str
+    status: str
+    order_date: dt.date
+    version: int
+    lines: tuple[OrderLineInput, ...]
+    raw: dict[str, Any]
+    enterprise_code: str | None = None
+
+
+class OrderInvalid(Exception):
+    """The order cannot be accepted; ``fields`` maps field names to messages."""
+
+    def __init__(self, fields: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items()))
+        self.fields = fields
+
+
+def _text(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        errors.setdefault(key, []).append("This field is required and must be a non-empty string.")
+        return ""
+    if len(value) > MAX_ID_LENGTH:
+        errors.setdefault(key, []).append(f"At most {MAX_ID_LENGTH} characters.")
+    return value.strip()
+
+
+def _amount(value: object, key: str, errors: dict[str, list[str]], *, allow_zero: bool) -> Decimal:
+    try:
+        return parse_amount(value, allow_zero=allow_zero)
+    except ValueError as exc:
+        errors.setdefault(key, []).append(str(exc))
+        return Decimal(0)
+
+
+def _quantity(value: object, key: str, errors: dict[str, list[str]]) -> Decimal:
+    if isinstance(value, bool | float):
+        errors.setdefault(key, []).append("Send quantities as integers or decimal strings.")
+        return Decimal(0)
+    try:
+        quantity = Decimal(value) if isinstance(value, int | str) else Decimal("NaN")
+    except InvalidOperation:
+        quantity = Decimal("NaN")
+    if not quantity.is_finite() or quantity <= 0 or quantity > MAX_AMOUNT:
+        errors.setdefault(key, []).append("Quantity must be a positive number.")
+        return Decimal(0)
+    exponent = quantity.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:
+        errors.setdefault(key, []).append("Quantity must have at most four decimal places.")
+    return quantity
+
+
+def _lines(raw_lines: object, errors: dict[str, list[str]]) -> tuple[OrderLineInput, ...]:
+    if not isinstance(raw_lines, list) or not raw_lines:
+        errors.setdefault("lines", []).append("At least one order line is required.")
+        return ()
+    if len(raw_lines) > MAX_LINES:
+        errors.setdefault("lines", []).append(f"At most {MAX_LINES} lines per order.")
+        return ()
+    lines = []
+    for i, item in enumerate(raw_lines):
+        prefix = f"lines[{i}]"
+        if not isinstance(item, dict):
+            errors.setdefault(prefix, []).append("Each line must be an object.")
+            continue
+        sku = item.get("sku")
+        if not isinstance(sku, str) or not sku.strip() or len(sku) > MAX_ID_LENGTH:
+            errors.setdefault(f"{prefix}.sku", []).append("A non-empty SKU is required.")
+            sku = ""
+        quantity = _quantity(item.get("quantity"), f"{prefix}.quantity", errors)
+        price = _amount(item.get("unit_price"), f"{prefix}.unit_price", errors, allow_zero=True)
+        amount = quantity * price
+        if amount != amount.quantize(CENT):
+            errors.setdefault(f"{prefix}.quantity", []).append(
+                "Quantity x unit price must come to whole cents."
+            )
+        lines.append(OrderLineInput(sku.strip(), quantity, price, amount.quantize(CENT)))
+    return tuple(lines)
+
+
+def _date(value: object, errors: dict[str, list[str]]) -> dt.date:
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    errors.setdefault("order_date", []).append("A date in ISO 8601 form (YYYY-MM-DD) is required.")
+    return dt.date.min
+
+
+def _version(value: object, errors: dict[str, list[str]]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**31 - 1:
+        errors.setdefault("version", []).append("A positive integer version is required.")
+        return 0
+    return value
+
+
+def order_parse(data: object, *, force_status: str | None = None) -> OrderInput:
+    """Validate one order as sent by a sales system. Raises ``OrderInvalid`` with field errors.
+
+    Checks types and shapes, ISO 4217 currency, known status, amounts as decimal strings with at
+    most two places, and that the order amount equals the sum of its lines. Whether the agent
+    exists is checked by the ingest service (that needs the database).
+    """
+    if not isinstance(data, dict):
+        raise OrderInvalid({"order": ["An order must be a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    external_id = _text(data, "external_id", errors)
+    agent_code = _text(data, "agent_code", errors)
+    amount = _amount(data.get("amount"), "amount", errors, allow_zero=False)
+    currency = data.get("currency")
+    if not is_iso_currency(currency):
+        errors.setdefault("currency", []).append("Not an ISO 4217 currency code.")
+    status = force_status or data.get("status")
+    if status not in _STATUSES:
+        errors.setdefault("status", []).append(f"Must be one of: {', '.join(sorted(_STATUSES))}.")
+    order_date = _date(data.get("order_date"), errors)
+    version = _version(data.get("version"), errors)
+    lines = _lines(data.get("lines"), errors)
+    if "amount" not in errors and lines and not any(k.startswith("lines") for k in errors):
+        total = sum((line.amount for line in lines), Decimal(0))
+        if total != amount:
+            errors.setdefault("amount", []).append(
+                f"Order amount {amount} does not equal the sum of its lines ({total})."
+            )
+    enterprise_code = data.get("enterprise_code")
+    if enterprise_code is not None and not isinstance(enterprise_code, str):
+        errors.setdefault("enterprise_code", []).append("Must be a string.")
+    if errors:
+        raise OrderInvalid(errors)
+    return OrderInput(
+        external_id=external_id,
+        agent_code=agent_code,
+        amount=amount,
+        currency=str(currency),
+        status=str(status),
+        order_date=order_date,
+        version=version,
+        lines=lines,
+        raw=data,
+        enterprise_code=enterprise_code,
+    )

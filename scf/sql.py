@@ -1,0 +1,65 @@
+"""Set-based writes that work on PostgreSQL and SQLite alike: multi-row INSERT in chunks.
+
+Django's ``bulk_create`` cannot express ``ON CONFLICT ... DO UPDATE ... WHERE``, which is how the
+order feed applies a newer version and leaves an older one alone in a single statement.
+"""
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.db import connection
+
+POSTGRES_ROWS_PER_STATEMENT = 2000
+
+
+def rows_per_statement(columns: int) -> int:
+    max_params = connection.features.max_query_params
+    if max_params:
+        return max(1, max_params // columns)
+    return POSTGRES_ROWS_PER_STATEMENT
+
+
+def chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def insert_rows(
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    suffix: str = "",
+) -> list[tuple[Any, ...]]:
+    """INSERT ``rows`` into ``table`` in as few statements as the backend allows.
+
+    ``suffix`` is appended to every statement (``ON CONFLICT ...``, ``RETURNING ...``); when it
+    contains ``RETURNING`` the returned rows of all chunks are collected and returned.
+    """
+    if not rows:
+        return []
+    qn = connection.ops.quote_name
+    column_sql = ", ".join(qn(c) for c in columns)
+    placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    returned: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for chunk in chunks(rows, rows_per_statement(len(columns))):
+            sql = (
+                f"INSERT INTO {qn(table)} ({column_sql}) VALUES "  # noqa: S608 - names from code
+                + ", ".join([placeholder] * len(chunk))
+                + (" " + suffix if suffix else "")
+            )
+            params = [value for row in chunk for value in row]
+            cursor.execute(sql, params)
+            if "RETURNING" in suffix.upper():
+                returned.extend(cursor.fetchall())
+    return returned
+
+
+def delete_in(table: str, column: str, values: Sequence[Any]) -> None:
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for chunk in chunks(values, rows_per_statement(1)):
+            marks = ", ".join(["%s"] * len(chunk))
+            sql = f"DELETE FROM {qn(table)} WHERE {qn(column)} IN ({marks})"  # noqa: S608
+            cursor.execute(sql, list(chunk))
