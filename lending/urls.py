@@ -1,1 +1,14 @@
-urlpatterns: list = []
+from django.urls import path
+
+from .apis import finance, loans
+
+urlpatterns = [
+    path("orders/", loans.OrderListApi.as_view(), name="orders-list"),
+    path("orders/<int:order_id>/quote/", finance.OrderQuoteApi.as_view(), name="orders-quote"),
+    path(
+        "orders/<int:order_id>/finance/", finance.OrderFinanceApi.as_view(), name="orders-finance"
+    ),
+    path("loans/", loans.LoanListApi.as_view(), name="loans-list"),
+    path("loans/<int:loan_id>/", loans.LoanDetailApi.as_view(), name="loans-detail"),
+    path("loans/<int:loan_id>/ledger/", loans.LoanLedgerApi.as_view(), name="loans-ledger"),
+]

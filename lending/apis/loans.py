@@ -1,0 +1,118 @@
+"""Loans for the people who may see them; orders with a financeable filter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders.models import OrderStatus
+from orders.serializers import OrderOutput
+from scf.api import Pagination
+from scf.errors import NotFound, ValidationFailed
+
+from ..models import JournalLine, LoanStatus
+from ..selectors import loan_get, loan_journal_lines, loan_list, order_list_for_lending
+from ..serializers import DecisionOutput, LoanOutput
+
+
+def _page(request: Request, view: APIView, queryset: Any, serializer: Any) -> Response:
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+def _choice(request: Request, name: str, choices: list[str]) -> str | None:
+    value = request.query_params.get(name)
+    if value and value not in choices:
+        raise ValidationFailed(f"Unknown {name}.", fields={name: ["Unknown value."]})
+    return value or None
+
+
+class OrderListApi(APIView):
+    @extend_schema(
+        operation_id="orders_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=OrderStatus.values),
+            OpenApiParameter("financeable", bool),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses={200: OrderOutput(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        status = _choice(request, "status", OrderStatus.values)
+        financeable = _choice(request, "financeable", ["true", "false"])
+        orders = order_list_for_lending(
+            user=request.user, status=status, financeable=financeable == "true"
+        )
+        return _page(request, self, orders, OrderOutput)
+
+
+class LoanListApi(APIView):
+    @extend_schema(
+        operation_id="loans_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=LoanStatus.values),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses={200: LoanOutput(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        loans = loan_list(user=request.user, status=_choice(request, "status", LoanStatus.values))
+        return _page(request, self, loans, LoanOutput)
+
+
+class LoanDetailOutput(LoanOutput):
+    decision = DecisionOutput(read_only=True)
+
+    class Meta(LoanOutput.Meta):
+        fields = [*LoanOutput.Meta.fields, "decision"]
+
+
+class LoanDetailApi(APIView):
+    @extend_schema(operation_id="loans_retrieve", responses={200: LoanDetailOutput})
+    def get(self, request: Request, loan_id: int) -> Response:
+        loan = loan_get(user=request.user, loan_id=loan_id)
+        if loan is None:
+            raise NotFound("No such loan.")
+        return Response(LoanDetailOutput(loan).data)
+
+
+class JournalLineOutput(serializers.ModelSerializer):
+    entry_id = serializers.IntegerField(source="entry.id")
+    kind = serializers.CharField(source="entry.kind")
+    business_date = serializers.DateField(source="entry.business_date")
+    posted_at = serializers.DateTimeField(source="entry.posted_at")
+
+    class Meta:
+        model = JournalLine
+        fields = [
+            "id",
+            "entry_id",
+            "kind",
+            "business_date",
+            "posted_at",
+            "account",
+            "currency",
+            "debit",
+            "credit",
+        ]
+
+
+class LoanLedgerApi(APIView):
+    @extend_schema(
+        operation_id="loans_ledger",
+        parameters=[OpenApiParameter("page", int)],
+        responses={200: JournalLineOutput(many=True)},
+    )
+    def get(self, request: Request, loan_id: int) -> Response:
+        loan = loan_get(user=request.user, loan_id=loan_id)
+        if loan is None:
+            raise NotFound("No such loan.")
+        return _page(request, self, loan_journal_lines(loan=loan), JournalLineOutput)

@@ -1,0 +1,65 @@
+"""Loan arithmetic: principal, due date, interest. Decimal only, rounding named at each step."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+
+from scf.clock import roll_forward
+from scf.money import CENT
+
+from ..models import DayCount, Program
+
+DAY_COUNT_BASIS = {DayCount.ACT_360: Decimal(360), DayCount.ACT_365F: Decimal(365)}
+
+
+def principal_for(order_amount: Decimal, advance_rate: Decimal) -> Decimal:
+    """Order amount x advance rate, rounded down to the cent."""
+    return (order_amount * advance_rate).quantize(CENT, rounding=ROUND_DOWN)
+
+
+def interest_for(principal: Decimal, annual_rate: Decimal, days: int, day_count: str) -> Decimal:
+    """Simple interest over ``days`` actual days, rounded half-even to the cent."""
+    raw = principal * annual_rate * Decimal(days) / DAY_COUNT_BASIS[DayCount(day_count)]
+    return raw.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def due_date_for(value_date: dt.date, tenor_days: int, holiday_country: str) -> dt.date:
+    """Value date + tenor, rolled forward to the next business day."""
+    return roll_forward(value_date + dt.timedelta(days=tenor_days), holiday_country)
+
+
+@dataclass(frozen=True)
+class Terms:
+    principal: Decimal
+    currency: str
+    advance_rate: Decimal
+    annual_rate: Decimal
+    day_count: str
+    tenor_days: int
+    value_date: dt.date
+    due_date: dt.date
+    interest_to_maturity: Decimal
+
+    @property
+    def total_repayable(self) -> Decimal:
+        return self.principal + self.interest_to_maturity
+
+
+def terms_for(program: Program, order_amount: Decimal, value_date: dt.date) -> Terms:
+    principal = principal_for(order_amount, program.advance_rate)
+    due = due_date_for(value_date, program.tenor_days, program.holiday_country)
+    return Terms(
+        principal=principal,
+        currency=program.currency,
+        advance_rate=program.advance_rate,
+        annual_rate=program.annual_rate,
+        day_count=program.day_count,
+        tenor_days=program.tenor_days,
+        value_date=value_date,
+        due_date=due,
+        interest_to_maturity=interest_for(
+            principal, program.annual_rate, (due - value_date).days, program.day_count
+        ),
+    )
