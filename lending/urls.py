@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .apis import finance, loans
+from .apis import finance, loans, programs, reviews
 
 urlpatterns = [
     path("orders/", loans.OrderListApi.as_view(), name="orders-list"),
@@ -11,4 +11,6 @@ urlpatterns = [
     path("loans/", loans.LoanListApi.as_view(), name="loans-list"),
     path("loans/<int:loan_id>/", loans.LoanDetailApi.as_view(), name="loans-detail"),
     path("loans/<int:loan_id>/ledger/", loans.LoanLedgerApi.as_view(), name="loans-ledger"),
+    *reviews.urlpatterns,
+    *programs.urlpatterns,
 ]
