@@ -5,8 +5,8 @@ Design:
   ``agent_create``, ``orders_ingest`` on the bulk channel), so the demo runs the production code
   paths and cannot hold rows those services would refuse.
 - Deterministic for a seed: each part draws from its own ``random.Random(f"{seed}:{part}")``, so
-  a part added later (programs, credit lines: write ``_programs_create(data, rng)``, call it in
-  ``demo_build`` and fill ``DemoEnterprise.program_ids``) leaves the data of the others unchanged.
+  a part added later leaves the data of the others unchanged. Programs, credit lines and the first
+  loans are built in ``demo_lending``.
   Order dates count back from ``today``, a parameter.
 - Integration credentials exist in plaintext only when issued, so the credentials file is written
   from the ``DemoData`` in hand. When the demo already exists, ``demo_refresh`` rotates them and
@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Count
 from rest_framework.authtoken.models import Token
 
-from lending.models import Bank
+from lending.models import Bank, Program
 from orders.models import Agent, CoreEnterprise, FeedChannel, Role, SalesOrder, User
 from orders.services.ingest import orders_ingest
 from orders.services.parties import (
@@ -40,6 +40,8 @@ from orders.services.parties import (
     uscc_complete,
 )
 from scf.money import CENT
+
+from .demo_lending import demo_lines_create, demo_loans_create, demo_programs_create
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEMO_EMAIL_DOMAIN = "demo.scf.example"
@@ -194,7 +196,10 @@ def demo_build(*, seed: int, orders: int, agents: int, today: dt.date) -> DemoDa
         agents=_agents_create(_rng(seed, "agents"), enterprises, agents),
     )
     _orders_create(_rng(seed, "orders"), data, orders, today)
+    demo_programs_create(bank, data)
+    demo_lines_create(_rng(seed, "lines"), data, today)
     data.logins = _logins_create(data)
+    demo_loans_create(_rng(seed, "loans"))
     return data
 
 
@@ -212,7 +217,14 @@ def demo_refresh() -> DemoData:
     return DemoData(
         bank=bank,
         enterprises=[
-            DemoEnterprise(e, enterprise_credentials_rotate(enterprise=e)) for e in enterprises
+            DemoEnterprise(
+                e,
+                enterprise_credentials_rotate(enterprise=e),
+                list(
+                    Program.objects.filter(enterprise=e).order_by("pk").values_list("pk", flat=True)
+                ),
+            )
+            for e in enterprises
         ],
         agents=_agents_of(enterprises),
         logins=[_login_reset(user, hashes) for user in users],

@@ -21,7 +21,16 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from stdnum.cn import uscc
 
-from lending.models import Bank
+from lending.models import (
+    AuditLog,
+    Bank,
+    CreditLine,
+    Decision,
+    IdempotencyRecord,
+    Loan,
+    Program,
+    Review,
+)
 from orders.models import (
     Agent,
     AgentRelationship,
@@ -99,7 +108,11 @@ def test_seed_creates_bank_enterprises_agents_orders_and_users(demo, demo_file):
     assert stat.S_IMODE(demo_file.stat().st_mode) == 0o600
     for entry in demo["enterprises"]:
         enterprise = CoreEnterprise.objects.get(pk=entry["id"], code=entry["code"])
-        assert entry["name"] == enterprise.name and entry["program_ids"] == []
+        assert entry["name"] == enterprise.name
+        assert entry["program_ids"] == list(
+            Program.objects.filter(enterprise=enterprise).values_list("pk", flat=True)
+        )
+        assert len(entry["program_ids"]) == 1
         assert uscc.is_valid(enterprise.uscc)
         assert enterprise.settlement_account_no and enterprise.settlement_bank
     enterprise_codes = [e["code"] for e in demo["enterprises"]]
@@ -275,7 +288,17 @@ def snapshot() -> dict[str, list[tuple[Any, ...]]]:
 
 
 def wipe() -> None:
-    for model in (Token, User, SalesOrder, FeedEvent, AgentRelationship, Agent, CoreEnterprise):
+    lending = (AuditLog, Review, Decision, IdempotencyRecord, Loan, CreditLine, Program)
+    for model in (
+        *lending,
+        Token,
+        User,
+        SalesOrder,
+        FeedEvent,
+        AgentRelationship,
+        Agent,
+        CoreEnterprise,
+    ):
         model.objects.all().delete()
     Bank.objects.all().delete()
 
