@@ -30,3 +30,123 @@ class OrderFeedSource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.enterprise.code} <- {self.url}"
+
+
+class SandboxTransferStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    SETTLED = "settled", "Settled"
+    REJECTED = "rejected", "Rejected"
+
+
+class SandboxTransfer(models.Model):
+    """A credit transfer as the sandbox bank holds it: one row per end-to-end id, ever."""
+
+    end_to_end_id = models.CharField(max_length=35, unique=True)
+    bank_reference = models.CharField(max_length=64, unique=True)
+    amount = models.DecimalField(max_digits=18, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    debtor_account = models.CharField(max_length=40)
+    creditor_name = models.CharField(max_length=200)
+    creditor_account = models.CharField(max_length=40)
+    status = models.CharField(max_length=16, choices=SandboxTransferStatus)
+    reason_code = models.CharField(max_length=16, blank=True)
+    received_at = models.DateTimeField()
+    settle_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+    requests_received = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.end_to_end_id} {self.amount} {self.status}"
+
+
+class SandboxIncomingCredit(models.Model):
+    """Money the sandbox bank received into the lender's account (what a statement lists)."""
+
+    bank_reference = models.CharField(max_length=64, unique=True)
+    amount = models.DecimalField(max_digits=18, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    value_date = models.DateField()
+    booked_at = models.DateTimeField()
+    debtor_name = models.CharField(max_length=200, blank=True)
+    debtor_account = models.CharField(max_length=40, blank=True)
+    remittance_info = models.CharField(max_length=140, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.bank_reference} {self.amount} {self.remittance_info}"
+
+
+class StatementCursor(models.Model):
+    """How far incoming credits have been imported from the bank adapter."""
+
+    name = models.CharField(max_length=64, unique=True)
+    imported_through = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.imported_through}"
+
+
+class Notification(models.Model):
+    """A message to an agent (reminder, overdue notice), recorded whether or not it was sent."""
+
+    dedup_key = models.CharField(max_length=128, unique=True)
+    kind = models.CharField(max_length=32)
+    agent = models.ForeignKey(
+        "orders.Agent", on_delete=models.PROTECT, related_name="notifications"
+    )
+    loan_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    channel = models.CharField(max_length=16, default="email")
+    recipient = models.CharField(max_length=254)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} -> {self.recipient}"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a core enterprise wants loan events delivered, and the secret to sign them."""
+
+    enterprise = models.OneToOneField(
+        CoreEnterprise, on_delete=models.CASCADE, related_name="webhook_endpoint"
+    )
+    url = models.URLField(max_length=500)
+    secret_encrypted = models.TextField()
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.enterprise.code} -> {self.url}"
+
+
+class OutboundEventStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (retries exhausted)"
+
+
+class OutboundEvent(models.Model):
+    """A signed event to a core enterprise (loan status changes); its ``event_id`` de-duplicates."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    enterprise = models.ForeignKey(
+        CoreEnterprise, on_delete=models.CASCADE, related_name="outbound_events"
+    )
+    type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=16, choices=OutboundEventStatus, default=OutboundEventStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbound_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id} ({self.status})"

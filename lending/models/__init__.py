@@ -28,6 +28,15 @@ from .ledger import (
     JournalEntry,
     JournalLine,
 )
+from .movement import (
+    Accrual,
+    AccrualKind,
+    CobRun,
+    Disbursement,
+    DisbursementStatus,
+    Repayment,
+    RepaymentSource,
+)
 
 __all__ = [
     "ACCOUNT_KINDS",
@@ -37,12 +46,17 @@ __all__ = [
     "REVIEW_OPEN",
     "AccountCode",
     "AccountKind",
+    "Accrual",
+    "AccrualKind",
     "AuditLog",
     "Bank",
+    "CobRun",
     "CreditLine",
     "DayCount",
     "Decision",
     "DecisionOutcome",
+    "Disbursement",
+    "DisbursementStatus",
     "EntryKind",
     "Grade",
     "IdempotencyRecord",
@@ -52,6 +66,8 @@ __all__ = [
     "LoanStatus",
     "Program",
     "ProgramStatus",
+    "Repayment",
+    "RepaymentSource",
     "Review",
     "ReviewKind",
     "ReviewStatus",

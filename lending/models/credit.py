@@ -231,6 +231,13 @@ class Loan(models.Model):
     accrued_interest = money(default=Decimal("0.00"))
     accrued_penalty = money(default=Decimal("0.00"))
     days_past_due = models.PositiveIntegerField(default=0)
+    # Cumulative-rounding state of the daily accrual (see lending.models.movement.Accrual).
+    interest_raw_cumulative = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    interest_posted_cumulative = money(default=Decimal("0.00"))
+    penalty_raw_cumulative = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    penalty_posted_cumulative = money(default=Decimal("0.00"))
+    accrued_through = models.DateField(null=True, blank=True)
+    accelerated_at = models.DateTimeField(null=True, blank=True)
     value_date = models.DateField(null=True, blank=True)
     due_date = models.DateField()
     reference = models.CharField(max_length=32, unique=True)
