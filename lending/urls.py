@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .apis import finance, loans, programs, reviews
+from .apis import finance, loans, programs, repayments, reviews
 
 urlpatterns = [
     path("orders/", loans.OrderListApi.as_view(), name="orders-list"),
@@ -13,4 +13,5 @@ urlpatterns = [
     path("loans/<int:loan_id>/ledger/", loans.LoanLedgerApi.as_view(), name="loans-ledger"),
     *reviews.urlpatterns,
     *programs.urlpatterns,
+    *repayments.urlpatterns,
 ]
