@@ -1,5 +1,372 @@
-"""Placeholder: filled in by the reviews work."""
+"""The review queue for bank risk staff: list and read cases, claim, approve, decline.
 
-from django.urls import URLPattern
+Risk reviewers and risk approvers act; operations admins may only look. Each case comes with what
+a reviewer needs to decide it: the loan, the engine's inputs, reasons and rule outcomes, the
+agent's history and its credit line. The history is computed for a whole page at once with two
+grouped aggregates, so a page costs the same number of queries whatever its size.
+"""
 
-urlpatterns: list[URLPattern] = []
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any, cast
+
+from django.db.models import Count, Max, QuerySet, Sum
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders.models import Role, SalesOrder, User
+from orders.permissions import role_permission
+from scf.api import Pagination
+from scf.errors import NotFound, ValidationFailed
+
+from ..models import OPEN, REVIEW_OPEN, Decision, Loan, Review, ReviewKind, ReviewStatus
+from ..serializers import LoanOutput
+from ..services.reviews import (
+    DECLINE_REASONS,
+    NOTE_MAX_LENGTH,
+    review_approve,
+    review_claim,
+    review_decline,
+)
+
+StaffOnly = role_permission(Role.RISK_REVIEWER, Role.RISK_APPROVER, Role.OPS_ADMIN)
+RiskOnly = role_permission(Role.RISK_REVIEWER, Role.RISK_APPROVER)
+ZERO = Decimal("0.00")
+REVIEW_RELATED = (
+    "loan__order",
+    "loan__agent",
+    "loan__program",
+    "loan__credit_line",
+    "loan__decision",
+    "claimed_by",
+    "first_approver",
+    "second_approver",
+    "decided_by",
+)
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+def review_queue(*, kind: str | None = None, status: str | None = None) -> QuerySet[Review]:
+    """Cases oldest first: the open ones by default, or those in ``status``."""
+    reviews = Review.objects.select_related(*REVIEW_RELATED)
+    reviews = reviews.filter(status=status) if status else reviews.filter(status__in=REVIEW_OPEN)
+    if kind:
+        reviews = reviews.filter(kind=kind)
+    return reviews.order_by("created_at", "id")
+
+
+def review_get(*, review_id: int) -> Review | None:
+    return Review.objects.select_related(*REVIEW_RELATED).filter(pk=review_id).first()
+
+
+def _empty_history(currency: str) -> dict[str, Any]:
+    return {
+        "currency": currency,
+        "orders_count": 0,
+        "orders_amount": ZERO,
+        "loans_count": 0,
+        "loans_by_status": {},
+        "principal_by_status": {},
+        "outstanding_principal": ZERO,
+        # Repayments are not recorded yet in this stage of the platform.
+        "repayments_count": 0,
+        "repayments_amount": ZERO,
+        "max_days_past_due": 0,
+        "current_days_past_due": 0,
+    }
+
+
+def agent_histories(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dict[str, Any]]:
+    """Per (agent, currency): orders, loans by status, DPD. Two grouped queries for any page.
+
+    Amounts and counts are in that currency; days past due span all the agent's loans.
+    """
+    histories = {key: _empty_history(key[1]) for key in keys}
+    agent_ids = {agent_id for agent_id, _ in keys}
+    orders = (
+        SalesOrder.objects.filter(agent_id__in=agent_ids)
+        .values("agent_id", "currency")
+        .annotate(n=Count("id"), amount=Sum("amount"))
+        .order_by()
+    )
+    for row in orders:
+        if (history := histories.get((row["agent_id"], row["currency"]))) is not None:
+            history["orders_count"], history["orders_amount"] = row["n"], row["amount"] or ZERO
+    loans = (
+        Loan.objects.filter(agent_id__in=agent_ids)
+        .values("agent_id", "currency", "status")
+        .annotate(
+            n=Count("id"),
+            principal=Sum("principal"),
+            outstanding=Sum("outstanding_principal"),
+            dpd=Max("days_past_due"),
+        )
+        .order_by()
+    )
+    max_dpd: dict[int, int] = defaultdict(int)
+    current_dpd: dict[int, int] = defaultdict(int)
+    for row in loans:
+        agent_id, dpd = row["agent_id"], row["dpd"] or 0
+        max_dpd[agent_id] = max(max_dpd[agent_id], dpd)
+        if row["status"] in OPEN:
+            current_dpd[agent_id] = max(current_dpd[agent_id], dpd)
+        if (history := histories.get((agent_id, row["currency"]))) is not None:
+            _add_loan_group(history, row)
+    for (agent_id, _), history in histories.items():
+        history["max_days_past_due"] = max_dpd[agent_id]
+        history["current_days_past_due"] = current_dpd[agent_id]
+    return histories
+
+
+def _add_loan_group(history: dict[str, Any], row: dict[str, Any]) -> None:
+    history["loans_count"] += row["n"]
+    history["loans_by_status"][row["status"]] = row["n"]
+    history["principal_by_status"][row["status"]] = row["principal"] or ZERO
+    history["outstanding_principal"] += row["outstanding"] or ZERO
+
+
+def with_histories(reviews: list[Review]) -> list[Review]:
+    """Attach ``agent_history`` to each review of a page (no query per row)."""
+    histories = agent_histories({(r.loan.agent_id, r.loan.currency) for r in reviews})
+    for review in reviews:
+        review.agent_history = histories[(review.loan.agent_id, review.loan.currency)]  # type: ignore[attr-defined]
+    return reviews
+
+
+# --- shapes ------------------------------------------------------------------------------------
+
+
+# The error shape of API.md (a serializer cannot declare a field named "fields" as an attribute).
+ReviewErrorOutput = inline_serializer(
+    name="ReviewErrorOutput",
+    fields={
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    },
+)
+
+
+class ReviewDecisionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Decision
+        fields = ["outcome", "reasons", "rules", "inputs", "engine_version", "decided_at"]
+
+
+class ReviewCreditLineOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    limit = serializers.DecimalField(max_digits=18, decimal_places=2)
+    outstanding = serializers.DecimalField(
+        max_digits=18, decimal_places=2, source="outstanding_principal"
+    )
+    reserved = serializers.DecimalField(max_digits=18, decimal_places=2)
+    available = serializers.DecimalField(max_digits=18, decimal_places=2)
+    risk_grade = serializers.CharField()
+    frozen = serializers.BooleanField()
+    frozen_reason = serializers.CharField()
+
+
+class AgentHistoryOutput(serializers.Serializer):
+    currency = serializers.CharField()
+    orders_count = serializers.IntegerField()
+    orders_amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    loans_count = serializers.IntegerField()
+    loans_by_status = serializers.DictField(child=serializers.IntegerField())
+    principal_by_status = serializers.DictField(
+        child=serializers.DecimalField(max_digits=18, decimal_places=2)
+    )
+    outstanding_principal = serializers.DecimalField(max_digits=18, decimal_places=2)
+    repayments_count = serializers.IntegerField()
+    repayments_amount = serializers.DecimalField(max_digits=18, decimal_places=2)
+    max_days_past_due = serializers.IntegerField()
+    current_days_past_due = serializers.IntegerField()
+
+
+class ReviewNoteOutput(serializers.Serializer):
+    by = serializers.CharField()
+    at = serializers.DateTimeField()
+    action = serializers.CharField()
+    note = serializers.CharField(allow_blank=True)
+
+
+def _username(field: str) -> serializers.CharField:
+    return serializers.CharField(source=f"{field}.username", read_only=True, allow_null=True)
+
+
+class ReviewOutput(serializers.ModelSerializer):
+    claimed_by = _username("claimed_by")
+    first_approver = _username("first_approver")
+    second_approver = _username("second_approver")
+    decided_by = _username("decided_by")
+    notes = ReviewNoteOutput(many=True, read_only=True)
+    loan = LoanOutput(read_only=True)
+    decision = ReviewDecisionOutput(source="loan.decision", read_only=True, allow_null=True)
+    credit_line = ReviewCreditLineOutput(source="loan.credit_line", read_only=True)
+    agent_history = AgentHistoryOutput(read_only=True)
+
+    class Meta:
+        model = Review
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "requires_second_approval",
+            "claimed_by",
+            "claimed_at",
+            "first_approver",
+            "first_approved_at",
+            "second_approver",
+            "second_approved_at",
+            "decided_by",
+            "decline_reason",
+            "notes",
+            "created_at",
+            "expires_at",
+            "closed_at",
+            "loan",
+            "decision",
+            "credit_line",
+            "agent_history",
+        ]
+
+
+class ReviewPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ReviewOutput(many=True)
+
+
+class ReviewNoteInput(serializers.Serializer):
+    note = serializers.CharField(
+        required=False, allow_blank=True, max_length=NOTE_MAX_LENGTH, default=""
+    )
+
+
+class ReviewDeclineInput(ReviewNoteInput):
+    reason = serializers.ChoiceField(choices=list(DECLINE_REASONS.items()))
+
+
+# --- views -------------------------------------------------------------------------------------
+
+ERRORS = {code: ReviewErrorOutput for code in (403, 404, 409, 422)}
+
+
+def _choice(request: Request, name: str, choices: list[str]) -> str | None:
+    value = request.query_params.get(name)
+    if value and value not in choices:
+        raise ValidationFailed(f"Unknown {name}.", fields={name: ["Unknown value."]})
+    return value or None
+
+
+def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    """Validate the body or raise 422 with field errors (nothing has been written yet)."""
+    serializer = serializer_class(data=request.data)
+    if not serializer.is_valid():
+        fields = {name: [str(e) for e in errors] for name, errors in serializer.errors.items()}
+        raise ValidationFailed("The request has invalid fields.", fields=fields)
+    return dict(serializer.validated_data)
+
+
+def _user(request: Request) -> User:
+    # The permission classes let only authenticated staff through.
+    return cast(User, request.user)
+
+
+def _case_reply(review_id: int) -> Response:
+    review = review_get(review_id=review_id)
+    if review is None:
+        raise NotFound("No such review.")
+    return Response(ReviewOutput(with_histories([review])[0]).data)
+
+
+class ReviewListApi(APIView):
+    permission_classes = [StaffOnly]
+
+    @extend_schema(
+        operation_id="reviews_list",
+        parameters=[
+            OpenApiParameter("kind", str, enum=ReviewKind.values),
+            OpenApiParameter("status", str, enum=ReviewStatus.values),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses={200: ReviewPageOutput, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        reviews = review_queue(
+            kind=_choice(request, "kind", ReviewKind.values),
+            status=_choice(request, "status", ReviewStatus.values),
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(reviews, request, view=self) or []
+        data = ReviewOutput(with_histories(list(page)), many=True).data
+        return paginator.get_paginated_response(data)
+
+
+class ReviewDetailApi(APIView):
+    permission_classes = [StaffOnly]
+
+    @extend_schema(operation_id="reviews_retrieve", responses={200: ReviewOutput, **ERRORS})
+    def get(self, request: Request, review_id: int) -> Response:
+        return _case_reply(review_id)
+
+
+class ReviewClaimApi(APIView):
+    permission_classes = [RiskOnly]
+
+    @extend_schema(
+        operation_id="reviews_claim",
+        request=ReviewNoteInput,
+        responses={200: ReviewOutput, **ERRORS},
+    )
+    def post(self, request: Request, review_id: int) -> Response:
+        data = _valid(ReviewNoteInput, request)
+        review_claim(user=_user(request), review_id=review_id, note=data["note"])
+        return _case_reply(review_id)
+
+
+class ReviewApproveApi(APIView):
+    permission_classes = [RiskOnly]
+
+    @extend_schema(
+        operation_id="reviews_approve",
+        request=ReviewNoteInput,
+        responses={200: ReviewOutput, **ERRORS},
+    )
+    def post(self, request: Request, review_id: int) -> Response:
+        data = _valid(ReviewNoteInput, request)
+        review_approve(user=_user(request), review_id=review_id, note=data["note"])
+        return _case_reply(review_id)
+
+
+class ReviewDeclineApi(APIView):
+    permission_classes = [RiskOnly]
+
+    @extend_schema(
+        operation_id="reviews_decline",
+        request=ReviewDeclineInput,
+        responses={200: ReviewOutput, **ERRORS},
+    )
+    def post(self, request: Request, review_id: int) -> Response:
+        data = _valid(ReviewDeclineInput, request)
+        review_decline(
+            user=_user(request), review_id=review_id, reason=data["reason"], note=data["note"]
+        )
+        return _case_reply(review_id)
+
+
+urlpatterns = [
+    path("reviews/", ReviewListApi.as_view(), name="reviews-list"),
+    path("reviews/<int:review_id>/", ReviewDetailApi.as_view(), name="reviews-detail"),
+    path("reviews/<int:review_id>/claim/", ReviewClaimApi.as_view(), name="reviews-claim"),
+    path("reviews/<int:review_id>/approve/", ReviewApproveApi.as_view(), name="reviews-approve"),
+    path("reviews/<int:review_id>/decline/", ReviewDeclineApi.as_view(), name="reviews-decline"),
+]

@@ -12,10 +12,18 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db.models import F
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Round
 
 from scf.errors import Conflict
 
 from ..models import CreditLine, Program
+
+
+def _cents(expression: CombinedExpression) -> Round:
+    """Round column arithmetic to the cent: SQLite evaluates NUMERIC in binary floating point,
+    where 13000.80 - 8000.00 - 5000.80 is not zero. On PostgreSQL it changes nothing."""
+    return Round(expression, 2)
 
 
 class ProgramExhausted(Conflict):
@@ -25,8 +33,8 @@ class ProgramExhausted(Conflict):
 def program_reserve(*, program_id: int, amount: Decimal) -> None:
     """Reserve ``amount`` in the program if it fits, else ``ProgramExhausted``. Atomic on its own."""
     updated = Program.objects.filter(
-        pk=program_id, limit__gte=F("outstanding_principal") + F("reserved") + amount
-    ).update(reserved=F("reserved") + amount)
+        pk=program_id, limit__gte=_cents(F("outstanding_principal") + F("reserved") + amount)
+    ).update(reserved=_cents(F("reserved") + amount))
     if not updated:
         raise ProgramExhausted("Not enough room left in the program.")
 
@@ -34,8 +42,8 @@ def program_reserve(*, program_id: int, amount: Decimal) -> None:
 def line_reserve(*, line_id: int, amount: Decimal) -> None:
     """Reserve on a line the caller has locked (and checked)."""
     updated = CreditLine.objects.filter(
-        pk=line_id, limit__gte=F("outstanding_principal") + F("reserved") + amount
-    ).update(reserved=F("reserved") + amount)
+        pk=line_id, limit__gte=_cents(F("outstanding_principal") + F("reserved") + amount)
+    ).update(reserved=_cents(F("reserved") + amount))
     if not updated:
         raise Conflict("Not enough credit left on the line.", code="insufficient_credit_line")
 
@@ -44,19 +52,19 @@ def credit_release(*, line_id: int, program_id: int, amount: Decimal) -> None:
     """Give back a reservation (decline, expiry, failed disbursement). Line first, then program."""
     if amount <= 0:
         return
-    CreditLine.objects.filter(pk=line_id).update(reserved=F("reserved") - amount)
-    Program.objects.filter(pk=program_id).update(reserved=F("reserved") - amount)
+    CreditLine.objects.filter(pk=line_id).update(reserved=_cents(F("reserved") - amount))
+    Program.objects.filter(pk=program_id).update(reserved=_cents(F("reserved") - amount))
 
 
 def credit_consume(*, line_id: int, program_id: int, reserved: Decimal, principal: Decimal) -> None:
     """A disbursement settled: the reservation becomes outstanding principal."""
     CreditLine.objects.filter(pk=line_id).update(
-        reserved=F("reserved") - reserved,
-        outstanding_principal=F("outstanding_principal") + principal,
+        reserved=_cents(F("reserved") - reserved),
+        outstanding_principal=_cents(F("outstanding_principal") + principal),
     )
     Program.objects.filter(pk=program_id).update(
-        reserved=F("reserved") - reserved,
-        outstanding_principal=F("outstanding_principal") + principal,
+        reserved=_cents(F("reserved") - reserved),
+        outstanding_principal=_cents(F("outstanding_principal") + principal),
     )
 
 
@@ -65,8 +73,8 @@ def credit_repaid(*, line_id: int, program_id: int, principal: Decimal) -> None:
     if principal <= 0:
         return
     CreditLine.objects.filter(pk=line_id).update(
-        outstanding_principal=F("outstanding_principal") - principal
+        outstanding_principal=_cents(F("outstanding_principal") - principal)
     )
     Program.objects.filter(pk=program_id).update(
-        outstanding_principal=F("outstanding_principal") - principal
+        outstanding_principal=_cents(F("outstanding_principal") - principal)
     )

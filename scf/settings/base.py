@@ -163,6 +163,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "integrations.pull_order_feeds",
         "schedule": env.float("ORDER_PULL_INTERVAL_SECONDS", default=60.0),
     },
+    "lending-expire-reviews": {
+        "task": "lending.expire_reviews",
+        "schedule": env.float("REVIEW_EXPIRY_INTERVAL_SECONDS", default=300.0),
+    },
 }
 
 # --- Cache ----------------------------------------------------------------------------------
