@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal, DecimalException
 from typing import Any
 
 from scf.errors import ValidationFailed
@@ -29,7 +30,21 @@ MAX_BYTES = 20 * 1024 * 1024
 
 
 def _version(text: str) -> int | str:
-    return int(text) if text.strip().isdigit() else text
+    """An ASCII whole number becomes an int; anything else is passed on for validation to reject."""
+    return int(text) if re.fullmatch(r"[0-9]{1,10}", text.strip()) else text
+
+
+def _lines_total(lines: list[dict[str, str]]) -> str:
+    """The order amount implied by its lines, as a decimal string ("" if it cannot be computed:
+    validation then reports the bad line fields)."""
+    try:
+        total = sum(
+            (Decimal(line["quantity"]) * Decimal(line["unit_price"]) for line in lines), Decimal(0)
+        )
+        cents = total.quantize(Decimal("0.01"))
+    except DecimalException:
+        return ""
+    return str(cents) if cents == total else str(total)
 
 
 def csv_orders(data: bytes) -> list[dict[str, Any]]:

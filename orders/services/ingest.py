@@ -104,9 +104,13 @@ class BatchRejected(ValidationFailed):
 
 
 def orders_parse(
-    enterprise: CoreEnterprise, payloads: Sequence[object]
+    enterprise: CoreEnterprise, payloads: Sequence[object], *, atomic: bool = True
 ) -> tuple[list[tuple[int, OrderInput]], list[RowError]]:
-    """Validate a batch: field checks, the enterprise it is for, and that each agent buys from it."""
+    """Validate a batch: field checks, the enterprise it is for, and that each agent buys from it.
+
+    A row for another enterprise is refused outright (403) in an all-or-nothing batch; in a
+    partial one (the pull feed) it is one more rejected row.
+    """
     valid: list[tuple[int, OrderInput]] = []
     errors: list[RowError] = []
     for row, payload in enumerate(payloads):
@@ -117,11 +121,15 @@ def orders_parse(
             errors.append(RowError(row, str(external_id or ""), exc.fields))
             continue
         if order.enterprise_code is not None and order.enterprise_code != enterprise.code:
-            raise EnterpriseMismatch(
-                f"Row {row} is for enterprise {order.enterprise_code!r}; this key belongs to "
-                f"{enterprise.code!r}.",
-                fields={"enterprise_code": ["Orders can only be sent for your own enterprise."]},
-            )
+            mismatch = {"enterprise_code": ["Orders can only be sent for your own enterprise."]}
+            if atomic:
+                raise EnterpriseMismatch(
+                    f"Row {row} is for enterprise {order.enterprise_code!r}; this key belongs to "
+                    f"{enterprise.code!r}.",
+                    fields=mismatch,
+                )
+            errors.append(RowError(row, order.external_id, mismatch))
+            continue
         valid.append((row, order))
     agent_ids = _agent_ids(enterprise, {order.agent_code for _, order in valid})
     known: list[tuple[int, OrderInput]] = []
@@ -175,7 +183,7 @@ def orders_ingest(
     batch with ``BatchRejected`` and nothing is written but the feed log entry. ``atomic=False``
     (the pull feed): valid rows are applied, invalid ones are reported in the result.
     """
-    orders, errors = orders_parse(enterprise, payloads)
+    orders, errors = orders_parse(enterprise, payloads, atomic=atomic)
     if errors and atomic:
         _log_batch(
             enterprise,

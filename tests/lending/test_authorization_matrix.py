@@ -1,0 +1,155 @@
+"""Authorization matrix: every lending endpoint x every role x own / other party's object.
+
+Another party's object is always a 404 (never a 403 that would confirm it exists); a role that
+may not use an endpoint at all gets 403; anonymous callers get 401.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from lending.services.finance import loan_finance
+from tests.conftest import client_for
+from tests.lending.factories import CreditLineFactory, ProgramFactory
+from tests.orders.factories import AgentFactory, EnterpriseFactory, OrderFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(db: Any) -> dict[str, Any]:
+    """Two enterprises, each with a program, an agent with a line, orders and a referred loan."""
+    data: dict[str, Any] = {}
+    for side in ("a", "b"):
+        enterprise = EnterpriseFactory()
+        program = ProgramFactory(enterprise=enterprise, auto_approve_limit="1000.00")
+        agent = AgentFactory(enterprises=[enterprise])
+        CreditLineFactory(agent=agent, program=program)
+        user = UserFactory(role="agent", agent=agent)
+        order = OrderFactory(agent=agent, enterprise=enterprise)
+        spare = OrderFactory(agent=agent, enterprise=enterprise)
+        loan = loan_finance(user=user, order_id=order.pk)  # referred: above auto-approve
+        data[side] = {
+            "enterprise": enterprise,
+            "program": program,
+            "agent": agent,
+            "user": user,
+            "order": order,
+            "spare": spare,
+            "loan": loan,
+            "review": loan.reviews.get(),
+            "admin": UserFactory(role="enterprise_admin", enterprise=enterprise),
+        }
+    data["reviewer"] = UserFactory(role="risk_reviewer")
+    data["approver"] = UserFactory(role="risk_approver")
+    data["ops"] = UserFactory(role="ops_admin")
+    return data
+
+
+# (method, path template, body) -- {x} placeholders are filled from side "a" (the object owner).
+ENDPOINTS = {
+    "order_detail": ("get", "/api/v1/orders/{order}/", None),
+    "quote": ("post", "/api/v1/orders/{spare}/quote/", None),
+    "finance": ("post", "/api/v1/orders/{spare}/finance/", {}),
+    "loan_detail": ("get", "/api/v1/loans/{loan}/", None),
+    "loan_ledger": ("get", "/api/v1/loans/{loan}/ledger/", None),
+    "review_detail": ("get", "/api/v1/reviews/{review}/", None),
+    "review_claim": ("post", "/api/v1/reviews/{review}/claim/", {}),
+    "program_detail": ("get", "/api/v1/programs/{program}/", None),
+    "dashboard": ("get", "/api/v1/programs/{program}/dashboard/", None),
+    "credit_line": ("get", "/api/v1/agents/{agent}/credit-line/", None),
+    "freeze": ("post", "/api/v1/agents/{agent}/credit-line/freeze/", {"reason": "matrix test"}),
+}
+
+# Expected status per caller for each endpoint on side A's objects.
+# Callers: agent_a (owner), agent_b, admin_a (owner's enterprise), admin_b, reviewer, approver, ops.
+EXPECTED = {
+    "order_detail": dict(
+        agent_a=200, agent_b=404, admin_a=200, admin_b=404, reviewer=200, approver=200, ops=200
+    ),
+    "quote": dict(
+        agent_a=200, agent_b=404, admin_a=403, admin_b=403, reviewer=403, approver=403, ops=403
+    ),
+    "finance": dict(
+        agent_a=201, agent_b=404, admin_a=403, admin_b=403, reviewer=403, approver=403, ops=403
+    ),
+    "loan_detail": dict(
+        agent_a=200, agent_b=404, admin_a=200, admin_b=404, reviewer=200, approver=200, ops=200
+    ),
+    "loan_ledger": dict(
+        agent_a=200, agent_b=404, admin_a=200, admin_b=404, reviewer=200, approver=200, ops=200
+    ),
+    "review_detail": dict(
+        agent_a=403, agent_b=403, admin_a=403, admin_b=403, reviewer=200, approver=200, ops=200
+    ),
+    "review_claim": dict(
+        agent_a=403, agent_b=403, admin_a=403, admin_b=403, reviewer=200, approver=200, ops=403
+    ),
+    "program_detail": dict(
+        agent_a=200, agent_b=404, admin_a=200, admin_b=404, reviewer=200, approver=200, ops=200
+    ),
+    "dashboard": dict(
+        agent_a=404, agent_b=404, admin_a=200, admin_b=404, reviewer=200, approver=200, ops=200
+    ),
+    "credit_line": dict(
+        agent_a=200, agent_b=404, admin_a=200, admin_b=404, reviewer=200, approver=200, ops=200
+    ),
+    "freeze": dict(
+        agent_a=403, agent_b=403, admin_a=403, admin_b=403, reviewer=200, approver=200, ops=200
+    ),
+}
+
+
+def _caller(world: dict[str, Any], name: str) -> Any:
+    if name.startswith(("agent_", "admin_")):
+        kind, side = name.split("_")
+        return world[side]["user" if kind == "agent" else "admin"]
+    return world[name]
+
+
+def _call(client: APIClient, world: dict[str, Any], endpoint: str) -> Any:
+    method, template, body = ENDPOINTS[endpoint]
+    a = world["a"]
+    path = template.format(**{k: getattr(v, "pk", v) for k, v in a.items()})
+    kwargs: dict[str, Any] = {"format": "json"}
+    if endpoint == "finance":
+        kwargs["HTTP_IDEMPOTENCY_KEY"] = "matrix"
+    return (
+        getattr(client, method)(path, body, **kwargs)
+        if body is not None
+        else getattr(client, method)(path, **kwargs)
+    )
+
+
+@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+@pytest.mark.parametrize(
+    "caller", ["agent_a", "agent_b", "admin_a", "admin_b", "reviewer", "approver", "ops"]
+)
+def test_matrix(world, endpoint, caller):
+    response = _call(client_for(_caller(world, caller)), world, endpoint)
+    assert response.status_code == EXPECTED[endpoint][caller], response.content[:300]
+
+
+@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+def test_anonymous_is_401(world, endpoint):
+    assert _call(APIClient(), world, endpoint).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("caller", "path", "own_key"),
+    [
+        ("agent_b", "/api/v1/orders/", "order"),
+        ("agent_b", "/api/v1/loans/", "loan"),
+        ("admin_b", "/api/v1/orders/", "order"),
+        ("admin_b", "/api/v1/loans/", "loan"),
+        ("admin_b", "/api/v1/programs/", "program"),
+        ("agent_b", "/api/v1/programs/", "program"),
+    ],
+)
+def test_lists_never_include_the_other_sides_rows(world, caller, path, own_key):
+    ids = {row["id"] for row in client_for(_caller(world, caller)).get(path).json()["results"]}
+    assert world["a"][own_key].pk not in ids
+    assert world["b"][own_key].pk in ids
