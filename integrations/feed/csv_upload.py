@@ -101,15 +101,5 @@ def csv_orders(data: bytes) -> list[dict[str, Any]]:
         )
     for order in orders.values():
         if "amount" not in order:
-            try:
-                total = sum(
-                    (
-                        Decimal(line["quantity"]) * Decimal(line["unit_price"])
-                        for line in order["lines"]
-                    ),
-                    Decimal(0),
-                )
-                order["amount"] = str(total)
-            except InvalidOperation:
-                order["amount"] = ""
+            order["amount"] = _lines_total(order["lines"])
     return list(orders.values())

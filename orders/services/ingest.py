@@ -222,17 +222,23 @@ def _log_batch(
     )
 
 
+def _inserted_sql() -> str:
+    """SQL telling, in an upsert's RETURNING, whether the row was inserted (not updated).
+
+    PostgreSQL: a freshly inserted tuple has ``xmax = 0``. SQLite serialises writers, so there the
+    question cannot race and "was it there before" is asked of the statement's own snapshot.
+    """
+    if connection.vendor == "postgresql":
+        return "(xmax = 0)"
+    return "(created_at = updated_at)"
+
+
 def _write_orders(enterprise: CoreEnterprise, parsed: list[tuple[int, OrderInput]]) -> IngestResult:
     orders, stale_in_batch = _latest_per_external_id(parsed)
     result = IngestResult(stale=stale_in_batch)
     if not orders:
         return result
     agent_ids = _agent_ids(enterprise, {o.agent_code for o in orders})
-    existing = set(
-        SalesOrder.objects.filter(
-            enterprise=enterprise, external_id__in=[o.external_id for o in orders]
-        ).values_list("external_id", flat=True)
-    )
     ops = connection.ops
     now = ops.adapt_datetimefield_value(timezone.now())
     rows = [
@@ -253,6 +259,7 @@ def _write_orders(enterprise: CoreEnterprise, parsed: list[tuple[int, OrderInput
     ]
     table = SalesOrder._meta.db_table
     qn = ops.quote_name
+    inserted_sql = _inserted_sql()
     update_sql = ", ".join(f"{qn(c)} = excluded.{qn(c)}" for c in _UPDATED)
     returned = insert_rows(
         table,
@@ -261,16 +268,19 @@ def _write_orders(enterprise: CoreEnterprise, parsed: list[tuple[int, OrderInput
         suffix=(
             f"ON CONFLICT ({qn('enterprise_id')}, {qn('external_id')}) DO UPDATE SET {update_sql} "
             f"WHERE {qn(table)}.{qn('version')} < excluded.{qn('version')} "
-            f"RETURNING {qn('id')}, {qn('external_id')}"
+            f"RETURNING {qn('id')}, {qn('external_id')}, {inserted_sql}"
         ),
     )
-    ids = {external_id: pk for pk, external_id in returned}
+    ids = {external_id: pk for pk, external_id, _ in returned}
+    # Orders that existed before this statement had lines: those are replaced. Decided by the
+    # upsert itself (not a lookup before it), so a concurrent first insert cannot be missed.
+    replaced = [pk for pk, _, inserted in returned if not inserted]
     by_external = {o.external_id: o for o in orders}
-    result.created = sum(1 for e in ids if e not in existing)
-    result.updated = len(ids) - result.created
+    result.updated = len(replaced)
+    result.created = len(ids) - result.updated
     result.stale += len(orders) - len(ids)
     result.applied = [(pk, by_external[e].status) for e, pk in ids.items()]
-    _replace_lines(ids, by_external, replaced=[pk for e, pk in ids.items() if e in existing])
+    _replace_lines(ids, by_external, replaced=replaced)
     return result
 
 

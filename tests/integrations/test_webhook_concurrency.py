@@ -51,6 +51,7 @@ def _run_concurrently(bodies: list[dict[str, Any]], enterprise: Any) -> list[tup
         t.start()
     for t in threads:
         t.join()
+    assert len(results) == len(bodies), "a request crashed in its thread"
     return results
 
 
