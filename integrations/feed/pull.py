@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from orders.models import FeedChannel
 from orders.services.ingest import orders_ingest
 from scf import crypto
+from scf.errors import ApplicationError
 
 from ..models import OrderFeedSource
 
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(minutes=5)
 HTTP_TIMEOUT_SECONDS = 10
+MAX_CURSOR_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -60,58 +62,76 @@ def _fetch(source: OrderFeedSource, cursor: str) -> FeedPage:
     if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
         raise ValueError('The feed did not return {"orders": [...]}.')
     next_cursor = body.get("next_cursor")
-    if next_cursor is not None and not isinstance(next_cursor, str):
-        raise ValueError("next_cursor must be a string or null.")
+    if next_cursor is not None and (
+        not isinstance(next_cursor, str) or len(next_cursor) > MAX_CURSOR_LENGTH
+    ):
+        raise ValueError(
+            f"next_cursor must be a string (at most {MAX_CURSOR_LENGTH} chars) or null."
+        )
     return FeedPage(body["orders"], next_cursor)
 
 
-def _take_lease(source_id: int) -> bool:
+def _take_lease(source_id: int) -> dt.datetime | None:
+    """Lease the source for one poll (a conditional UPDATE); the lease's expiry, or None."""
     now = timezone.now()
-    return bool(
+    until = now + LEASE
+    taken = (
         OrderFeedSource.objects.filter(pk=source_id, enabled=True)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + LEASE)
+        .update(lease_until=until)
     )
+    return until if taken else None
+
+
+def _poll_pages(source_id: int, max_pages: int, totals: dict[str, int]) -> None:
+    for _ in range(max_pages):
+        source = OrderFeedSource.objects.select_related("enterprise").get(pk=source_id)
+        page = _fetch(source, source.cursor)
+        with transaction.atomic():
+            if page.orders:
+                result = orders_ingest(
+                    enterprise=source.enterprise,
+                    payloads=page.orders,
+                    channel=FeedChannel.PULL,
+                    atomic=False,
+                    event_id=source.cursor or "start",
+                )
+                for key, value in result.counts().items():
+                    totals[key] += value
+            done = not page.next_cursor or page.next_cursor == source.cursor
+            if page.next_cursor:
+                source.cursor = page.next_cursor
+            source.last_polled_at = timezone.now()
+            source.last_error = ""
+            source.save(update_fields=["cursor", "last_polled_at", "last_error"])
+        totals["pages"] += 1
+        if done:
+            return
 
 
 def feed_source_poll(*, source_id: int, max_pages: int = 100) -> PollResult:
-    """Poll one source until it is caught up (or ``max_pages``); apply each page exactly once."""
-    if not _take_lease(source_id):
-        return PollResult(error="busy")
+    """Poll one source until it is caught up (or ``max_pages``); apply each page exactly once.
+
+    The cursor moves in the same transaction as the page's orders. A failure records
+    ``last_error`` and leaves the cursor where it was, so the next poll retries that page.
+    """
+    lease = _take_lease(source_id)
+    if lease is None:
+        enabled = OrderFeedSource.objects.filter(pk=source_id, enabled=True).exists()
+        return PollResult(error="busy" if enabled else "disabled")
     totals = {"pages": 0, "created": 0, "updated": 0, "stale": 0, "rejected": 0}
     error = ""
     try:
-        for _ in range(max_pages):
-            source = OrderFeedSource.objects.select_related("enterprise").get(pk=source_id)
-            page = _fetch(source, source.cursor)
-            with transaction.atomic():
-                if page.orders:
-                    result = orders_ingest(
-                        enterprise=source.enterprise,
-                        payloads=page.orders,
-                        channel=FeedChannel.PULL,
-                        atomic=False,
-                        event_id=source.cursor or "start",
-                    )
-                    for key, value in result.counts().items():
-                        totals[key] += value
-                done = not page.next_cursor or page.next_cursor == source.cursor
-                if page.next_cursor:
-                    source.cursor = page.next_cursor
-                source.last_polled_at = timezone.now()
-                source.last_error = ""
-                source.save(update_fields=["cursor", "last_polled_at", "last_error"])
-            totals["pages"] += 1
-            if done:
-                break
-    except (requests.RequestException, ValueError) as exc:
+        _poll_pages(source_id, max_pages, totals)
+    except (requests.RequestException, ValueError, ApplicationError, DatabaseError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         logger.warning("order feed poll failed", extra={"source_id": source_id, "error": error})
         OrderFeedSource.objects.filter(pk=source_id).update(
             last_error=error, last_polled_at=timezone.now()
         )
     finally:
-        OrderFeedSource.objects.filter(pk=source_id).update(lease_until=None)
+        # Release only our own lease: after an overrun another poll may hold a newer one.
+        OrderFeedSource.objects.filter(pk=source_id, lease_until=lease).update(lease_until=None)
     return PollResult(error=error, **totals)
 
 
