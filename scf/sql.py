@@ -4,7 +4,9 @@ Django's ``bulk_create`` cannot express ``ON CONFLICT ... DO UPDATE ... WHERE``,
 order feed applies a newer version and leaves an older one alone in a single statement.
 """
 
-from collections.abc import Iterator, Sequence
+import datetime as dt
+import io
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import connection
@@ -63,3 +65,31 @@ def delete_in(table: str, column: str, values: Sequence[Any]) -> None:
             marks = ", ".join(["%s"] * len(chunk))
             sql = f"DELETE FROM {qn(table)} WHERE {qn(column)} IN ({marks})"  # noqa: S608
             cursor.execute(sql, list(chunk))
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL only: load rows with ``COPY ... FROM STDIN`` (text format), the fastest path.
+
+    Values go as text: Decimals and ints via ``str``, dates ISO 8601, ``None`` as NULL; tabs,
+    newlines and backslashes are escaped.
+    """
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write("\t".join(_copy_text(v) for v in row))
+        buffer.write("\n")
+    buffer.seek(0)
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        sql = f"COPY {qn(table)} ({', '.join(qn(c) for c in columns)}) FROM STDIN"
+        cursor.cursor.copy_expert(sql, buffer)

@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from scf.errors import ApplicationError, ValidationFailed
-from scf.sql import delete_in, insert_rows
+from scf.sql import copy_rows, delete_in, insert_rows
 
 from ..models import (
     AgentRelationship,
@@ -222,15 +222,7 @@ def _log_batch(
     )
 
 
-def _inserted_sql() -> str:
-    """SQL telling, in an upsert's RETURNING, whether the row was inserted (not updated).
-
-    PostgreSQL: a freshly inserted tuple has ``xmax = 0``. SQLite serialises writers, so there the
-    question cannot race and "was it there before" is asked of the statement's own snapshot.
-    """
-    if connection.vendor == "postgresql":
-        return "(xmax = 0)"
-    return "(created_at = updated_at)"
+COPY_THRESHOLD = 200  # rows; below this a multi-row INSERT is as fast and simpler
 
 
 def _write_orders(enterprise: CoreEnterprise, parsed: list[tuple[int, OrderInput]]) -> IngestResult:
@@ -239,9 +231,28 @@ def _write_orders(enterprise: CoreEnterprise, parsed: list[tuple[int, OrderInput
     if not orders:
         return result
     agent_ids = _agent_ids(enterprise, {o.agent_code for o in orders})
+    rows = _order_rows(enterprise, orders, agent_ids)
+    bulk = connection.vendor == "postgresql" and len(rows) >= COPY_THRESHOLD
+    returned = _upsert_copy(rows) if bulk else _upsert_values(rows)
+    ids = {external_id: pk for pk, external_id, _ in returned}
+    # Orders that existed before this statement had lines: those are replaced. Decided by the
+    # upsert itself (not a lookup before it), so a concurrent first insert cannot be missed.
+    replaced = [pk for pk, _, inserted in returned if not inserted]
+    by_external = {o.external_id: o for o in orders}
+    result.updated = len(replaced)
+    result.created = len(ids) - result.updated
+    result.stale += len(orders) - len(ids)
+    result.applied = [(pk, by_external[e].status) for e, pk in ids.items()]
+    _replace_lines(ids, by_external, replaced=replaced, bulk=bulk)
+    return result
+
+
+def _order_rows(
+    enterprise: CoreEnterprise, orders: list[OrderInput], agent_ids: dict[str, int]
+) -> list[tuple[Any, ...]]:
     ops = connection.ops
     now = ops.adapt_datetimefield_value(timezone.now())
-    rows = [
+    return [
         (
             enterprise.pk,
             agent_ids[o.agent_code],
@@ -257,35 +268,51 @@ def _write_orders(enterprise: CoreEnterprise, parsed: list[tuple[int, OrderInput
         )
         for o in orders
     ]
-    table = SalesOrder._meta.db_table
-    qn = ops.quote_name
-    inserted_sql = _inserted_sql()
+
+
+def _upsert_suffix(table: str) -> str:
+    """``ON CONFLICT ... DO UPDATE ... WHERE newer RETURNING id, external_id, inserted?``.
+
+    "Inserted" on PostgreSQL: a freshly inserted tuple has ``xmax = 0``. SQLite serialises
+    writers, so there it cannot race and is read off the row's own timestamps.
+    """
+    qn = connection.ops.quote_name
     update_sql = ", ".join(f"{qn(c)} = excluded.{qn(c)}" for c in _UPDATED)
-    returned = insert_rows(
-        table,
-        ORDER_COLUMNS,
-        rows,
-        suffix=(
-            f"ON CONFLICT ({qn('enterprise_id')}, {qn('external_id')}) DO UPDATE SET {update_sql} "
-            f"WHERE {qn(table)}.{qn('version')} < excluded.{qn('version')} "
-            f"RETURNING {qn('id')}, {qn('external_id')}, {inserted_sql}"
-        ),
+    inserted = "(xmax = 0)" if connection.vendor == "postgresql" else "(created_at = updated_at)"
+    return (
+        f"ON CONFLICT ({qn('enterprise_id')}, {qn('external_id')}) DO UPDATE SET {update_sql} "
+        f"WHERE {qn(table)}.{qn('version')} < excluded.{qn('version')} "
+        f"RETURNING {qn('id')}, {qn('external_id')}, {inserted}"
     )
-    ids = {external_id: pk for pk, external_id, _ in returned}
-    # Orders that existed before this statement had lines: those are replaced. Decided by the
-    # upsert itself (not a lookup before it), so a concurrent first insert cannot be missed.
-    replaced = [pk for pk, _, inserted in returned if not inserted]
-    by_external = {o.external_id: o for o in orders}
-    result.updated = len(replaced)
-    result.created = len(ids) - result.updated
-    result.stale += len(orders) - len(ids)
-    result.applied = [(pk, by_external[e].status) for e, pk in ids.items()]
-    _replace_lines(ids, by_external, replaced=replaced)
-    return result
+
+
+def _upsert_values(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    table = SalesOrder._meta.db_table
+    return insert_rows(table, ORDER_COLUMNS, rows, suffix=_upsert_suffix(table))
+
+
+def _upsert_copy(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """PostgreSQL, large batches: COPY into a session temp table, then one upsert from it."""
+    table = SalesOrder._meta.db_table
+    columns = ", ".join(ORDER_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS scf_ingest_orders ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT {columns} FROM {table} WITH NO DATA"
+        )
+    copy_rows("scf_ingest_orders", ORDER_COLUMNS, rows)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM scf_ingest_orders "  # noqa: S608
+            + _upsert_suffix(table)
+        )
+        returned = cursor.fetchall()
+        cursor.execute("TRUNCATE scf_ingest_orders")
+    return returned
 
 
 def _replace_lines(
-    ids: dict[str, int], orders: dict[str, OrderInput], *, replaced: list[int]
+    ids: dict[str, int], orders: dict[str, OrderInput], *, replaced: list[int], bulk: bool
 ) -> None:
     ops = connection.ops
     delete_in(SalesOrderLine._meta.db_table, "order_id", replaced)
@@ -301,7 +328,10 @@ def _replace_lines(
         for external_id, pk in ids.items()
         for line_no, line in enumerate(orders[external_id].lines, start=1)
     ]
-    insert_rows(SalesOrderLine._meta.db_table, LINE_COLUMNS, rows)
+    if bulk:
+        copy_rows(SalesOrderLine._meta.db_table, LINE_COLUMNS, rows)
+    else:
+        insert_rows(SalesOrderLine._meta.db_table, LINE_COLUMNS, rows)
 
 
 # --- single events (webhook) ----------------------------------------------------------------

@@ -122,3 +122,23 @@ def test_too_many_or_no_orders_is_422(client, enterprise, agent, settings):
 def test_malformed_json_and_nan_are_400(client, enterprise):
     assert post_bulk(client, enterprise.plain_api_key, b"{not json").status_code == 400
     assert post_bulk(client, enterprise.plain_api_key, b'{"orders": [NaN]}').status_code == 400
+
+
+def test_large_batch_creates_then_updates_with_lines_and_raw_payload(client, enterprise, agent):
+    """Big enough for the PostgreSQL COPY path; odd characters must survive it."""
+    orders = [order_payload(agent.code, external_id=f"BIG-{i}\\x", version=1) for i in range(300)]
+    orders[0]["lines"][0]["sku"] = "tab\there\nnewline\\slash 中文"
+    body = post_bulk(client, enterprise.plain_api_key, {"orders": orders}).json()
+    assert (body["created"], body["updated"]) == (300, 0)
+    first = SalesOrder.objects.get(external_id="BIG-0\\x")
+    assert first.raw_payload == orders[0]
+    assert first.lines.get(line_no=1).sku == "tab\there\nnewline\\slash 中文"
+    newer = [
+        order_payload(agent.code, external_id=f"BIG-{i}\\x", version=2, amount="5.00")
+        for i in range(250)
+    ]
+    body = post_bulk(client, enterprise.plain_api_key, {"orders": newer}).json()
+    assert (body["created"], body["updated"], body["stale"]) == (0, 250, 0)
+    assert SalesOrder.objects.filter(amount=5).count() == 250
+    assert SalesOrderLine.objects.count() == 600
+    assert sum(line.amount for line in SalesOrderLine.objects.filter(order=first)) == 5
