@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+from typing import Any
 
+from celery import Task, shared_task
+from django.conf import settings
+
+from lending.services.disbursement import DisbursementStateError, disbursements_due
+
+from .bank.disbursement import (
+    DisbursementRetry,
+    disbursement_execute,
+    disbursement_give_up,
+    disbursement_status_report,
+)
+from .bank.interface import TransferStatus
 from .feed.pull import due_feed_sources, feed_source_poll
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="integrations.pull_order_feed")
@@ -19,3 +34,56 @@ def pull_order_feeds() -> int:
     for source_id in due:
         pull_order_feed.delay(source_id)
     return len(due)
+
+
+# --- Disbursement: paying approved loans out through the bank adapter -------------------------
+
+
+def _disbursement_setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+@shared_task(bind=True, name="integrations.disburse_loan", acks_late=True)
+def disburse_loan(self: Task, disbursement_id: int) -> str:
+    """Pay one disbursement out. Safe to run twice or concurrently (lease, state checks, the
+    bank's idempotency on the end-to-end id). Transient bank errors are retried with exponential
+    backoff and jitter, up to ``DISBURSEMENT_MAX_RETRIES``; then ``disbursement_give_up``. An
+    accepted transfer is asked about again later (the sweeper covers a lost follow-up).
+    """
+    try:
+        execution = disbursement_execute(disbursement_id)
+    except DisbursementRetry as exc:
+        max_retries = _disbursement_setting("DISBURSEMENT_MAX_RETRIES", 8)
+        if self.request.retries >= max_retries:
+            return disbursement_give_up(disbursement_id, detail=str(exc)).value
+        raise self.retry(exc=exc, countdown=exc.retry_in, max_retries=max_retries) from exc
+    if execution.poll_in is not None and not self.request.is_eager:
+        self.apply_async(args=[disbursement_id], countdown=execution.poll_in)
+    return execution.outcome.value
+
+
+@shared_task(name="integrations.disbursement_sweeper")
+def disbursement_sweeper(min_age_seconds: float | None = None) -> int:
+    """Beat: re-dispatch every disbursement not settled or failed whose lease is free and whose
+    retry time has come (a lost message, a flushed broker, a killed worker). Duplicates of a
+    message still in flight are harmless."""
+    if min_age_seconds is None:
+        min_age_seconds = float(getattr(settings, "DISBURSEMENT_SWEEP_MIN_AGE_SECONDS", 60))
+    due = disbursements_due(
+        min_age_seconds=min_age_seconds,
+        limit=_disbursement_setting("DISBURSEMENT_SWEEP_BATCH", 500),
+    )
+    for disbursement_id in due:
+        disburse_loan.delay(disbursement_id)
+    return len(due)
+
+
+@shared_task(name="integrations.bank_status_report", acks_late=True)
+def bank_status_report(report: dict[str, Any]) -> str:
+    """A status report pushed by the bank (possibly a duplicate): apply it idempotently."""
+    status = TransferStatus.from_json(report)
+    try:
+        return disbursement_status_report(status).value
+    except DisbursementStateError:
+        logger.exception("bank status report contradicts our books: %s", report)
+        return "conflict"

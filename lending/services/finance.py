@@ -7,7 +7,9 @@
    conditional UPDATE, on the program (the shared row is locked last and briefly). If the program
    ran out in the meantime, that savepoint is rolled back and the request is decided again, now
    declined with ``insufficient_program_limit``;
-4. write the loan, its decision, its review case (when referred) and an audit row.
+4. write the loan, its decision, its review case (when referred) and an audit row;
+5. an approved loan goes on to ``disbursing``: its ``Disbursement`` row is the durable record,
+   and the payment task is dispatched after commit.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..models import (
 )
 from .audit import audit_record
 from .credit import ProgramExhausted, line_reserve, program_reserve
+from .disbursement import disbursement_request
 from .terms import Terms, terms_for
 
 
@@ -224,4 +227,7 @@ def _record(
         obj=loan,
         after={"principal": str(loan.principal), "reasons": decision.reasons},
     )
+    if decision.outcome == LoanStatus.APPROVED:
+        # Inside the savepoint: a program-limit rollback also drops the queued payment.
+        disbursement_request(loan=loan, actor=user)
     return loan

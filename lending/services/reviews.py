@@ -44,6 +44,7 @@ from ..models import (
 )
 from .audit import SYSTEM, actor_label, audit_record
 from .credit import credit_release
+from .disbursement import disbursement_request
 
 # Stable codes a reviewer picks from when declining (add more as needed, never rename).
 DECLINE_REASONS: dict[str, str] = {
@@ -299,6 +300,9 @@ def review_approve(*, user: User, review_id: int, note: str = "") -> Review:
         review_fields=["status", *fields],
         loan_fields=loan_fields,
     )
+    if loan.status == LoanStatus.APPROVED:
+        # Fully approved: the payment is recorded in this transaction, sent after commit.
+        disbursement_request(loan=loan, actor=user)
     return review
 
 

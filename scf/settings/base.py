@@ -113,6 +113,9 @@ STORAGES = {
 }
 
 LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+CSRF_FAILURE_VIEW = "orders.views.csrf_failure"
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -168,6 +171,41 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": env.float("REVIEW_EXPIRY_INTERVAL_SECONDS", default=300.0),
     },
 }
+
+# A worker keeps its database connection across tasks (Celery closes it after every task
+# otherwise: a new PostgreSQL connection per task halves disbursement throughput).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+CELERY_BEAT_SCHEDULE["disbursement-sweeper"] = {
+    "task": "integrations.disbursement_sweeper",
+    "schedule": env.float("DISBURSEMENT_SWEEP_INTERVAL_SECONDS", default=30.0),
+}
+
+# --- Bank and disbursement --------------------------------------------------------------------
+BANK_ADAPTER = env.str("BANK_ADAPTER", default="integrations.bank.sandbox.SandboxBank")
+SANDBOX_BANK = env.json(
+    "SANDBOX_BANK",
+    default={
+        "settle_delay_seconds": 0,
+        "timeout_after_accept_rate": 0.0,
+        "unavailable_rate": 0.0,
+        "reject_rate": 0.0,
+        "late_reject_rate": 0.0,
+        "duplicate_reply_rate": 0.0,
+        "latency_ms": 0,
+        "seed": None,
+    },
+)
+LENDER_SETTLEMENT_ACCOUNT = env.str("LENDER_SETTLEMENT_ACCOUNT", default="SCF-LENDER-0001")
+DISBURSEMENT_LEASE_SECONDS = env.float("DISBURSEMENT_LEASE_SECONDS", default=60.0)
+DISBURSEMENT_MAX_RETRIES = env.int("DISBURSEMENT_MAX_RETRIES", default=8)
+DISBURSEMENT_RETRY_BACKOFF_SECONDS = env.float("DISBURSEMENT_RETRY_BACKOFF_SECONDS", default=2.0)
+DISBURSEMENT_RETRY_BACKOFF_MAX_SECONDS = env.float(
+    "DISBURSEMENT_RETRY_BACKOFF_MAX_SECONDS", default=300.0
+)
+DISBURSEMENT_POLL_SECONDS = env.float("DISBURSEMENT_POLL_SECONDS", default=5.0)
+DISBURSEMENT_POLL_MAX_SECONDS = env.float("DISBURSEMENT_POLL_MAX_SECONDS", default=300.0)
+DISBURSEMENT_SWEEP_MIN_AGE_SECONDS = env.float("DISBURSEMENT_SWEEP_MIN_AGE_SECONDS", default=60.0)
+DISBURSEMENT_SWEEP_BATCH = env.int("DISBURSEMENT_SWEEP_BATCH", default=500)
 
 # --- Cache ----------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

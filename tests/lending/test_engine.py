@@ -196,7 +196,7 @@ def test_agent_without_an_active_relationship_is_declined_inactive(world):
 def test_an_order_already_financed_is_refused_by_the_service_and_the_engine(world):
     order = world.order()
     first, _ = world.finance(order)
-    assert first.status == "approved"
+    assert first.status == "disbursing"  # approved, payment recorded
     with pytest.raises(Conflict) as error:
         world.finance(order)
     assert error.value.code == "order_already_financed"
@@ -273,7 +273,7 @@ def test_a_clean_request_is_approved_with_every_rule_passing(world):
     loan, decision = world.finance(world.order())
     assert decision.outcome == "approved" and decision.reasons == []
     assert [r["rule"] for r in decision.rules] == RULE_NAMES and _failing(decision) == []
-    assert loan.status == "approved" and loan.approved_at is not None
+    assert loan.status == "disbursing" and loan.approved_at is not None
     assert not Review.objects.filter(loan=loan).exists()
 
 

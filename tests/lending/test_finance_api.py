@@ -45,7 +45,7 @@ def test_finance_approves_and_reserves(agent_client, order, line, program):
     body = response.json()
     assert body["decision"] == {"outcome": "approved", "reasons": []}
     loan = body["loan"]
-    assert loan["status"] == "approved" and loan["principal"] == "8000.00"
+    assert loan["status"] == "disbursing" and loan["principal"] == "8000.00"
     for field in (
         "id",
         "order",

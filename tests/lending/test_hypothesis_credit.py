@@ -133,7 +133,7 @@ class CreditMachine(RuleBasedStateMachine):
             order_date=clock.business_date(self.program.time_zone),
         )
         loan = loan_finance(user=user, order_id=order.id)
-        assert loan.status in ("approved", "in_review", "declined")
+        assert loan.status in ("disbursing", "in_review", "declined")
 
     @rule(data=st.data())
     def finance_again(self, data: Any) -> None:

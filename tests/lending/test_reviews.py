@@ -154,7 +154,7 @@ def test_below_threshold_one_approval_approves_loan_and_keeps_credit(
     assert body["status"] == "approved" and body["decided_by"] == reviewer.username
     assert body["first_approver"] == reviewer.username and body["second_approver"] is None
     loan = Loan.objects.get(pk=case.loan_id)
-    assert loan.status == "approved" and loan.approved_at == now.at
+    assert loan.status == "disbursing" and loan.approved_at == now.at
     assert loan.reserved_amount == Decimal("8000.00")
     assert reserved(line, program) == before == (Decimal("8000.00"), Decimal("8000.00"))
 
@@ -174,7 +174,7 @@ def test_above_threshold_needs_a_second_different_approver(big_case, approver, a
         approver.username,
         approver2.username,
     )
-    assert Loan.objects.get(pk=big_case.loan_id).status == "approved"
+    assert Loan.objects.get(pk=big_case.loan_id).status == "disbursing"
     assert [n["action"] for n in body["notes"]] == ["claim", "first_approval", "second_approval"]
 
 
@@ -431,7 +431,7 @@ def test_queue_lists_open_cases_oldest_first_with_what_a_reviewer_needs(
     review_claim(user=reviewer, review_id=closed.pk)
     review_decline(user=reviewer, review_id=closed.pk, reason="agent_request")
     small = OrderFactory(agent=agent_user.agent, enterprise=enterprise, amount=Decimal("5000.00"))
-    assert loan_finance(user=agent_user, order_id=small.id).status == "approved"
+    assert loan_finance(user=agent_user, order_id=small.id).status == "disbursing"
 
     body = client_for(reviewer).get(REVIEWS).json()
     assert body["count"] == 2 and body["previous"] is None
@@ -446,7 +446,7 @@ def test_queue_lists_open_cases_oldest_first_with_what_a_reviewer_needs(
     assert item["decision"]["inputs"]["auto_approve_limit"] == "5000.00"
     history = item["agent_history"]
     assert history["orders_count"] == 4 and history["orders_amount"] == "45000.00"
-    assert history["loans_by_status"] == {"in_review": 2, "declined": 1, "approved": 1}
+    assert history["loans_by_status"] == {"in_review": 2, "declined": 1, "disbursing": 1}
     assert history["principal_by_status"]["in_review"] == "24000.00"
     assert history["repayments_count"] == 0 and history["repayments_amount"] == "0.00"
     assert history["max_days_past_due"] == 0 and history["current_days_past_due"] == 0

@@ -1,0 +1,356 @@
+"""Paying a loan out: the state transitions of a ``Disbursement``. No bank calls here.
+
+The disbursement row is the outbox: it is written in the transaction that approves the loan, and
+the task that talks to the bank (``integrations.disburse_loan``, dispatched by *name* after
+commit, since lending never imports integrations) only ever works from it. A lost task message is
+harmless: ``disbursements_due`` finds every row that is neither settled nor failed and whose
+lease is free, and the sweeper dispatches it again.
+
+Lifecycle (``DisbursementStatus``)::
+
+    pending --mark_sent--> sent --settle--> settled      (loan disbursing -> active)
+    pending | sent --fail--> failed                      (loan -> disbursement_failed)
+    pending --settle--> settled                          (the bank settled before we heard)
+
+Exactly once: the end-to-end id (``SCFD`` + loan id) makes the bank idempotent; the lease (a
+conditional UPDATE) keeps two workers from working one disbursement at once; every transition
+checks the state under row locks, so settling or failing twice does nothing the second time;
+the ledger entry's idempotency key (``disburse:<loan>``) makes a double post impossible anyway.
+
+Locking, always in this order: loan -> disbursement -> credit line -> program. The line and
+program are only touched by ``credit_consume``/``credit_release`` (conditional UPDATEs, line
+first), as the last statements of the transaction, so the shared program row is held briefly.
+The finance service (order -> line -> program) and the review queue (review -> loan -> line ->
+program) take their locks in a compatible order, so none of them can deadlock with these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+from django.db.models import F, Q
+
+from scf import clock
+from scf.errors import Conflict
+
+from ..models import (
+    AccountCode,
+    Disbursement,
+    DisbursementStatus,
+    EntryKind,
+    Loan,
+    LoanStatus,
+    Review,
+    ReviewKind,
+)
+from .audit import audit_record
+from .credit import credit_consume, credit_release
+from .ledger import Posting, ledger_post
+from .terms import due_date_for
+
+DISBURSE_TASK = "integrations.disburse_loan"
+WORKING = (DisbursementStatus.PENDING, DisbursementStatus.SENT)
+ZERO = Decimal("0.00")
+
+
+class DisbursementStateError(Conflict):
+    """A transition the disbursement or its loan is not in a state for."""
+
+    code = "disbursement_state"
+
+
+def end_to_end_id_for(loan_id: int) -> str:
+    """The payment's ISO 20022 end-to-end id: deterministic, 16 characters (limit 35)."""
+    return f"SCFD{loan_id:012d}"
+
+
+def dispatch_task(name: str, args: list[Any]) -> None:
+    """Queue a Celery task by name, so the caller need not import the module that defines it.
+
+    ``send_task`` always goes to the broker, even in eager mode (the demo, most tests), where
+    nothing would consume it: there the registered task is applied in-process instead.
+    """
+    app = current_app
+    if not app.conf.task_always_eager:
+        app.send_task(name, args=args)
+        return
+    if name not in app.tasks:
+        app.loader.import_default_modules()  # autodiscovery, as a worker does at start
+    app.tasks[name].apply_async(args=args)
+
+
+def _creditor(loan: Loan) -> tuple[str, str, str]:
+    enterprise = loan.program.enterprise
+    name = enterprise.settlement_account_name or enterprise.name
+    return name[:200], enterprise.settlement_account_no, enterprise.settlement_bank[:200]
+
+
+@transaction.atomic
+def disbursement_request(*, loan: Loan, actor: Any = None) -> Disbursement:
+    """Record the payment of an approved loan and queue it: loan ``approved -> disbursing``.
+
+    Call it in the transaction that approves the loan. Locks the loan (``SELECT ... FOR
+    UPDATE``); ``DisbursementStateError`` unless it is ``approved``. The creditor is the core
+    enterprise's settlement account. The task is dispatched after commit (a failed dispatch is
+    logged, not raised: the sweeper sends it later). ``loan`` is updated in place.
+    """
+    locked = (
+        Loan.objects.select_for_update(of=("self",))
+        .select_related("program__enterprise")
+        .get(pk=loan.pk)
+    )
+    if locked.status != LoanStatus.APPROVED:
+        raise DisbursementStateError(f"Loan {loan.pk} is {locked.status}, not approved.")
+    name, account, bank = _creditor(locked)
+    disbursement = Disbursement.objects.create(
+        loan=locked,
+        end_to_end_id=end_to_end_id_for(locked.pk),
+        amount=locked.principal,
+        currency=locked.currency,
+        creditor_name=name,
+        creditor_account=account,
+        creditor_bank=bank,
+        created_at=clock.now(),
+    )
+    locked.status = loan.status = LoanStatus.DISBURSING
+    locked.save(update_fields=["status"])
+    audit_record(
+        actor=actor,
+        action="loan.disbursing",
+        obj=locked,
+        before={"status": LoanStatus.APPROVED},
+        after={"status": locked.status, "end_to_end_id": disbursement.end_to_end_id},
+    )
+    pk = disbursement.pk
+    transaction.on_commit(lambda: dispatch_task(DISBURSE_TASK, [pk]), robust=True)
+    return disbursement
+
+
+def disbursement_lease(*, disbursement_id: int, seconds: float) -> Disbursement | None:
+    """Take the right to work a disbursement for ``seconds``; None if final or leased elsewhere.
+
+    One conditional UPDATE (atomic on its own, no lock held after it): only a pending or sent
+    row whose lease is free or expired; ``attempts`` counts the leases taken. Run it outside a
+    transaction so other workers see the lease at once.
+    """
+    now = clock.now()
+    taken = (
+        Disbursement.objects.filter(pk=disbursement_id, status__in=WORKING)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .update(lease_until=now + dt.timedelta(seconds=seconds), attempts=F("attempts") + 1)
+    )
+    if not taken:
+        return None
+    return Disbursement.objects.select_related("loan__program__bank", "loan__order").get(
+        pk=disbursement_id
+    )
+
+
+def disbursement_release(
+    *,
+    disbursement_id: int,
+    lease_until: dt.datetime | None,
+    next_attempt_at: dt.datetime | None,
+    error: str = "",
+) -> bool:
+    """Give a lease back (only the holder's: ``lease_until`` fences it) and say when to retry.
+
+    One conditional UPDATE; False when the lease had already passed to someone else or the
+    disbursement became final.
+    """
+    changes: dict[str, Any] = {"lease_until": None, "next_attempt_at": next_attempt_at}
+    if error:
+        changes["last_error"] = error[:2000]
+    return bool(
+        Disbursement.objects.filter(
+            pk=disbursement_id, status__in=WORKING, lease_until=lease_until
+        ).update(**changes)
+    )
+
+
+@transaction.atomic
+def disbursement_mark_sent(*, disbursement_id: int, bank_reference: str = "") -> Disbursement:
+    """The bank has (or may have) the transfer: ``pending -> sent``. Idempotent.
+
+    Locks the disbursement row. A sent row only gains a missing bank reference; settled and
+    failed rows are left alone (a late or duplicate acceptance after the final state).
+    """
+    disbursement = Disbursement.objects.select_for_update().get(pk=disbursement_id)
+    fields: list[str] = []
+    if disbursement.status == DisbursementStatus.PENDING:
+        disbursement.status = DisbursementStatus.SENT
+        disbursement.sent_at = clock.now()
+        fields += ["status", "sent_at"]
+    if (
+        bank_reference
+        and disbursement.status == DisbursementStatus.SENT
+        and not disbursement.bank_reference
+    ):
+        disbursement.bank_reference = bank_reference
+        fields.append("bank_reference")
+    if fields:
+        disbursement.save(update_fields=fields)
+    return disbursement
+
+
+def _lock(disbursement_id: int) -> tuple[Loan, Disbursement]:
+    """Lock the loan, then its disbursement (caller's transaction); the loan comes with its
+    program (read, not locked)."""
+    loan = (
+        Loan.objects.select_for_update(of=("self",))
+        .select_related("program")
+        .get(disbursement__pk=disbursement_id)
+    )
+    disbursement = Disbursement.objects.select_for_update().get(pk=disbursement_id)
+    return loan, disbursement
+
+
+def _post_disbursement(loan: Loan, disbursement: Disbursement, value_date: dt.date) -> None:
+    ledger_post(
+        kind=EntryKind.DISBURSEMENT,
+        idempotency_key=f"disburse:{loan.pk}",
+        business_date=value_date,
+        currency=loan.currency,
+        postings=[
+            Posting.dr(AccountCode.PRINCIPAL_RECEIVABLE, loan.principal, loan=loan),
+            Posting.cr(AccountCode.SETTLEMENT, loan.principal),
+        ],
+        loan=loan,
+        program=loan.program,
+        description=f"disbursement {disbursement.end_to_end_id}",
+    )
+
+
+def _activate(loan: Loan, settled_at: dt.datetime) -> None:
+    """The loan's money went out: dates from the settlement, principal outstanding."""
+    program = loan.program
+    loan.value_date = clock.business_date(program.time_zone, settled_at)
+    loan.due_date = due_date_for(loan.value_date, loan.tenor_days, program.holiday_country)
+    loan.status = LoanStatus.ACTIVE
+    loan.disbursed_at = settled_at
+    loan.outstanding_principal = loan.principal
+    loan.reserved_amount = ZERO
+    loan.save(
+        update_fields=[
+            "status",
+            "value_date",
+            "due_date",
+            "disbursed_at",
+            "outstanding_principal",
+            "reserved_amount",
+        ]
+    )
+
+
+@transaction.atomic
+def disbursement_settle(
+    *, disbursement_id: int, bank_reference: str, settled_at: dt.datetime
+) -> Disbursement:
+    """The bank settled the transfer: loan ``disbursing -> active``, ledger, credit consumed.
+
+    Locks loan -> disbursement -> (by conditional UPDATEs, last) line -> program. Idempotent: a
+    settled disbursement is returned unchanged. ``DisbursementStateError`` if it had failed
+    (money out on a failed loan needs a person) or the loan is not disbursing. The value date is
+    the settlement's business date in the program's zone; the due date is recomputed from it.
+    """
+    loan, disbursement = _lock(disbursement_id)
+    if disbursement.status == DisbursementStatus.SETTLED:
+        return disbursement
+    if disbursement.status not in WORKING or loan.status != LoanStatus.DISBURSING:
+        raise DisbursementStateError(
+            f"Cannot settle {disbursement}: loan {loan.pk} is {loan.status}."
+        )
+    reserved = loan.reserved_amount
+    _activate(loan, settled_at)
+    _post_disbursement(loan, disbursement, loan.value_date or settled_at.date())
+    disbursement.status = DisbursementStatus.SETTLED
+    disbursement.settled_at = settled_at
+    disbursement.bank_reference = bank_reference or disbursement.bank_reference
+    disbursement.lease_until = disbursement.next_attempt_at = None
+    disbursement.save(
+        update_fields=["status", "settled_at", "bank_reference", "lease_until", "next_attempt_at"]
+    )
+    audit_record(
+        actor=None,
+        action="loan.disbursed",
+        obj=loan,
+        before={"status": LoanStatus.DISBURSING, "reserved_amount": str(reserved)},
+        after={
+            "status": loan.status,
+            "outstanding_principal": str(loan.outstanding_principal),
+            "value_date": str(loan.value_date),
+            "due_date": str(loan.due_date),
+            "bank_reference": disbursement.bank_reference,
+        },
+    )
+    credit_consume(
+        line_id=loan.credit_line_id,
+        program_id=loan.program_id,
+        reserved=reserved,
+        principal=loan.principal,
+    )
+    return disbursement
+
+
+@transaction.atomic
+def disbursement_fail(*, disbursement_id: int, reason_code: str, detail: str) -> Disbursement:
+    """The payment cannot be made: loan ``disbursing -> disbursement_failed``, credit released,
+    a ``disbursement_failed`` review case opened for the risk team.
+
+    Locks loan -> disbursement -> (by conditional UPDATEs, last) line -> program. Idempotent: a
+    failed disbursement is returned unchanged; ``DisbursementStateError`` if it had settled.
+    """
+    loan, disbursement = _lock(disbursement_id)
+    if disbursement.status == DisbursementStatus.FAILED:
+        return disbursement
+    if disbursement.status not in WORKING or loan.status != LoanStatus.DISBURSING:
+        raise DisbursementStateError(
+            f"Cannot fail {disbursement}: loan {loan.pk} is {loan.status}."
+        )
+    now = clock.now()
+    reserved = loan.reserved_amount
+    loan.status = LoanStatus.DISBURSEMENT_FAILED
+    loan.reserved_amount = ZERO
+    loan.save(update_fields=["status", "reserved_amount"])
+    disbursement.status = DisbursementStatus.FAILED
+    disbursement.bank_reason_code = reason_code[:16]
+    disbursement.last_error = detail[:2000]
+    disbursement.lease_until = disbursement.next_attempt_at = None
+    disbursement.save(
+        update_fields=["status", "bank_reason_code", "last_error", "lease_until", "next_attempt_at"]
+    )
+    Review.objects.create(loan=loan, kind=ReviewKind.DISBURSEMENT_FAILED, created_at=now)
+    audit_record(
+        actor=None,
+        action="loan.disbursement_failed",
+        obj=loan,
+        before={"status": LoanStatus.DISBURSING, "reserved_amount": str(reserved)},
+        after={"status": loan.status, "reason_code": reason_code},
+        note=detail[:2000],
+    )
+    credit_release(line_id=loan.credit_line_id, program_id=loan.program_id, amount=reserved)
+    return disbursement
+
+
+def disbursements_due(
+    *, min_age_seconds: float, limit: int = 500, now: dt.datetime | None = None
+) -> list[int]:
+    """Ids of disbursements to (re)dispatch: pending or sent, created at least
+    ``min_age_seconds`` ago (younger ones have a dispatch in flight), lease free or expired,
+    retry time reached. Oldest first. Reads only; no locks (the lease decides who works one).
+    """
+    now = now or clock.now()
+    due = (
+        Disbursement.objects.filter(
+            status__in=WORKING, created_at__lte=now - dt.timedelta(seconds=min_age_seconds)
+        )
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    return list(due[:limit])
