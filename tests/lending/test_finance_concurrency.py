@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from lending.models import CreditLine, Loan, Program
+from lending.models import CreditLine, Loan
 from tests.conftest import client_for
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.orders.factories import AgentFactory, OrderFactory, UserFactory
