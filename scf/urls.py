@@ -12,4 +12,10 @@ urlpatterns = [
     path("api/v1/", include("orders.urls")),
     path("api/v1/", include("lending.urls")),
     path("api/v1/integrations/", include("integrations.urls")),
+    # The web front ends: accounts, then the portal (/), dashboard (/dashboard/), reviews.
+    path("accounts/", include("orders.web_urls")),
+    path("", include("lending.web_urls")),
 ]
+
+handler403 = "orders.views.permission_denied"
+handler404 = "orders.views.page_not_found"

@@ -1,0 +1,86 @@
+"""Template filters that put the lending codes into words (see ``lending.views.words``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from django import template
+
+from ..views import words
+
+register = template.Library()
+
+
+@register.filter
+def loan_status(code: Any) -> str:
+    return words.word(words.LOAN_STATUS, str(code))
+
+
+@register.filter
+def review_status(code: Any) -> str:
+    return words.word(words.REVIEW_STATUS, str(code))
+
+
+@register.filter
+def review_kind(code: Any) -> str:
+    return words.word(words.REVIEW_KIND, str(code))
+
+
+@register.filter
+def disbursement_status(code: Any) -> str:
+    return words.word(words.DISBURSEMENT_STATUS, str(code))
+
+
+@register.filter
+def account(code: Any) -> str:
+    return words.word(words.ACCOUNT, str(code))
+
+
+@register.filter
+def entry_kind(code: Any) -> str:
+    return words.word(words.ENTRY_KIND, str(code))
+
+
+@register.filter
+def reason(code: Any, fallback: str = "") -> str:
+    return words.word(words.REASONS, str(code), fallback)
+
+
+@register.filter
+def decline_reason(code: Any) -> str:
+    return words.word(words.DECLINE_REASONS, str(code))
+
+
+@register.filter
+def rule_outcome(code: Any) -> str:
+    return words.word(words.RULE_OUTCOME, str(code))
+
+
+@register.filter
+def percent_of(part: Any, whole: Any) -> str:
+    """``part`` as a percentage of ``whole`` for a CSS width (``"37.5"``), clamped to 0-100."""
+    try:
+        total, share = Decimal(str(whole)), Decimal(str(part))
+    except InvalidOperation:
+        return "0"
+    if not total.is_finite() or not share.is_finite() or total <= 0:
+        return "0"
+    ratio = min(max(share * 100 / total, Decimal(0)), Decimal(100))
+    return str(ratio.quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN))
+
+
+@register.filter
+def get_item(mapping: Any, key: Any) -> Any:
+    """``mapping[key]`` or ``None`` (for dicts a view computed per row, such as offers)."""
+    return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def iso_datetime(value: Any) -> dt.datetime | None:
+    """An ISO 8601 timestamp stored as text (review notes) as a datetime, for ``|date``."""
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None

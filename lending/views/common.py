@@ -1,0 +1,46 @@
+"""Small helpers shared by the web pages: the signed-in user, filters, pages, safe redirects."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.core.paginator import Page, Paginator
+from django.http import HttpRequest
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from orders.models import User
+
+PAGE_SIZE = 25
+
+
+def web_user(request: HttpRequest) -> User:
+    """The caller; every page here is behind ``role_required`` (a signed-in platform user)."""
+    return cast(User, request.user)
+
+
+def choice(request: HttpRequest, name: str, choices: list[str]) -> str | None:
+    """A query parameter that must be one of ``choices``; anything else is ignored."""
+    value = request.GET.get(name, "")
+    return value if value in choices else None
+
+
+def page_of(request: HttpRequest, rows: Any, per_page: int = PAGE_SIZE) -> Page:
+    """One page of ``rows`` (a queryset or list): a count and a slice, whatever the total."""
+    return Paginator(rows, per_page).get_page(request.GET.get("page"))
+
+
+def query_without_page(request: HttpRequest) -> str:
+    """The current filters as a query string, for pagination links."""
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+def safe_next(request: HttpRequest, fallback: str) -> str:
+    """Where a form asked to go back to, if it is on this site; else ``fallback``."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback

@@ -1,0 +1,237 @@
+"""The risk review queue: cases oldest first, a case page, its actions, line freezes, audit trail.
+
+Reads are the API's (``review_queue``, ``review_get``, ``with_histories``); every action calls the
+service behind the matching endpoint (``review_claim`` / ``review_approve`` / ``review_decline``,
+``credit_line_freeze`` / ``credit_line_unfreeze``), which enforces roles, maker-checker and the
+state machine. A refusal comes back as a message on the case page, never a 500. Risk reviewers
+and approvers act; operations admins may look.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from orders.views import BANK_STAFF, RISK_STAFF, role_required
+from scf import clock
+from scf.errors import ApplicationError
+
+from ..apis.reviews import review_get, review_queue, with_histories
+from ..models import REVIEW_OPEN, AuditLog, Loan, Repayment, Review, ReviewKind, ReviewStatus
+from ..program_selectors import credit_line_for_agent
+from ..services.lines import credit_line_freeze, credit_line_unfreeze
+from ..services.reviews import DECLINE_REASONS, review_approve, review_claim, review_decline
+from .common import choice, page_of, query_without_page, safe_next, web_user
+from .words import error_words, reason_words
+
+# Cases with no deadline of their own (failed payments, accelerated loans) are due within a day.
+DEFAULT_SLA = dt.timedelta(hours=24)
+WARN_AT = 0.75  # share of the time to deadline after which a case shows amber
+HISTORY_ROWS = 10
+AUDIT_PAGE = 50
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    review: Review
+    age: dt.timedelta
+    deadline: dt.datetime
+    sla: str  # ok | warn | late
+
+
+def queue_row(review: Review, now: dt.datetime) -> QueueRow:
+    """A case with its age and SLA colour: green, amber past 75% of its time, red when late."""
+    deadline = review.expires_at or review.created_at + DEFAULT_SLA
+    total = (deadline - review.created_at).total_seconds()
+    elapsed = (now - review.created_at).total_seconds()
+    if now >= deadline:
+        sla = "late"
+    elif total > 0 and elapsed >= total * WARN_AT:
+        sla = "warn"
+    else:
+        sla = "ok"
+    return QueueRow(review, now - review.created_at, deadline, sla)
+
+
+@require_GET
+@role_required(*BANK_STAFF)
+def queue(request: HttpRequest) -> HttpResponse:
+    kind = choice(request, "kind", ReviewKind.values)
+    status = choice(request, "status", ReviewStatus.values)
+    page = page_of(request, review_queue(kind=kind, status=status))
+    now = clock.now()
+    context = {
+        "page": page,
+        "rows": [queue_row(review, now) for review in page.object_list],
+        "kind": kind or "",
+        "status": status or "",
+        "kinds": ReviewKind.values,
+        "statuses": ReviewStatus.values,
+        "query": query_without_page(request),
+    }
+    return render(request, "lending/reviews.html", context)
+
+
+def _agent_recent(loan: Loan) -> dict[str, Any]:
+    """The agent's latest loans and repayments (two queries) for the case page."""
+    loans = (
+        Loan.objects.filter(agent_id=loan.agent_id)
+        .select_related("order")
+        .order_by("-requested_at", "-id")[:HISTORY_ROWS]
+    )
+    repayments = (
+        Repayment.objects.filter(loan__agent_id=loan.agent_id)
+        .select_related("loan")
+        .order_by("-value_date", "-id")[:HISTORY_ROWS]
+    )
+    return {"recent_loans": list(loans), "recent_repayments": list(repayments)}
+
+
+@require_GET
+@role_required(*BANK_STAFF)
+def case(request: HttpRequest, review_id: int) -> HttpResponse:
+    """Everything a reviewer needs to decide: inputs, rules, the agent's history and line."""
+    review = review_get(review_id=review_id)
+    if review is None:
+        raise Http404
+    review = with_histories([review])[0]
+    loan = review.loan
+    decision = getattr(loan, "decision", None)
+    user = web_user(request)
+    context = {
+        "review": review,
+        "row": queue_row(review, clock.now()),
+        "loan": loan,
+        "line": loan.credit_line,
+        "decision": decision,
+        "reasons": reason_words(decision.reasons if decision else []),
+        "history": review.agent_history,  # type: ignore[attr-defined]
+        "decline_reasons": list(DECLINE_REASONS),
+        "can_act": user.role in RISK_STAFF and review.status in REVIEW_OPEN,
+        "is_referral": review.kind == ReviewKind.REFERRAL,
+        "awaiting_second": review.status == ReviewStatus.AWAITING_SECOND_APPROVAL,
+        **_agent_recent(loan),
+    }
+    return render(request, "lending/review_case.html", context)
+
+
+def _refusal(request: HttpRequest, exc: ApplicationError) -> None:
+    text = error_words(exc.code, exc.detail)
+    details = [message for errors in exc.fields.values() for message in errors]
+    messages.error(request, " ".join([text, *details]))
+
+
+def _act(request: HttpRequest, review_id: int, action: str) -> HttpResponse:
+    """Run one review action and go back to the case with its outcome as a message."""
+    user, note = web_user(request), request.POST.get("note", "")
+    try:
+        if action == "claim":
+            review = review_claim(user=user, review_id=review_id, note=note)
+        elif action == "approve":
+            review = review_approve(user=user, review_id=review_id, note=note)
+        else:
+            reason = request.POST.get("reason", "")
+            review = review_decline(user=user, review_id=review_id, reason=reason, note=note)
+    except ApplicationError as exc:
+        if exc.status_code == 404:
+            raise Http404 from None
+        _refusal(request, exc)
+    else:
+        done = {
+            ReviewStatus.CLAIMED: _("You have claimed this case."),
+            ReviewStatus.AWAITING_SECOND_APPROVAL: _(
+                "First approval recorded. A risk approver other than you must approve it too."
+            ),
+            ReviewStatus.APPROVED: _("Approved. The loan will be paid out."),
+            ReviewStatus.DECLINED: _("Declined. The reserved credit has been released."),
+        }
+        messages.success(request, done.get(ReviewStatus(review.status), _("Saved.")))
+    return redirect("web:review-case", review_id=review_id)
+
+
+@require_POST
+@role_required(*RISK_STAFF)
+def claim(request: HttpRequest, review_id: int) -> HttpResponse:
+    return _act(request, review_id, "claim")
+
+
+@require_POST
+@role_required(*RISK_STAFF)
+def approve(request: HttpRequest, review_id: int) -> HttpResponse:
+    return _act(request, review_id, "approve")
+
+
+@require_POST
+@role_required(*RISK_STAFF)
+def decline(request: HttpRequest, review_id: int) -> HttpResponse:
+    return _act(request, review_id, "decline")
+
+
+def _line_action(
+    request: HttpRequest, agent_id: int, program_id: int, freeze: bool
+) -> HttpResponse:
+    user = web_user(request)
+    line = credit_line_for_agent(user=user, agent_id=agent_id, program_id=program_id)
+    if line is None:
+        raise Http404
+    reason = request.POST.get("reason", "")
+    try:
+        if freeze:
+            credit_line_freeze(actor=user, line=line, reason=reason)
+        else:
+            credit_line_unfreeze(actor=user, line=line, reason=reason)
+    except ApplicationError as exc:
+        _refusal(request, exc)
+    else:
+        messages.success(
+            request, _("The line is frozen.") if freeze else _("The line is unfrozen.")
+        )
+    return redirect(safe_next(request, reverse("web:reviews")))
+
+
+@require_POST
+@role_required(*BANK_STAFF)
+def line_freeze(request: HttpRequest, agent_id: int, program_id: int) -> HttpResponse:
+    return _line_action(request, agent_id, program_id, freeze=True)
+
+
+@require_POST
+@role_required(*BANK_STAFF)
+def line_unfreeze(request: HttpRequest, agent_id: int, program_id: int) -> HttpResponse:
+    return _line_action(request, agent_id, program_id, freeze=False)
+
+
+@require_GET
+@role_required(*BANK_STAFF)
+def audit_trail(request: HttpRequest) -> HttpResponse:
+    """Who changed what, newest first; filter by action, object and actor."""
+    filters = {
+        "action": request.GET.get("action", "").strip()[:64],
+        "object_type": request.GET.get("object_type", "").strip()[:64],
+        "object_id": request.GET.get("object_id", "").strip()[:64],
+        "actor": request.GET.get("actor", "").strip()[:100],
+    }
+    rows = AuditLog.objects.order_by("-created_at", "-id")
+    if filters["action"]:
+        rows = rows.filter(action__startswith=filters["action"])
+    if filters["object_type"]:
+        rows = rows.filter(object_type=filters["object_type"])
+    if filters["object_id"]:
+        rows = rows.filter(object_id=filters["object_id"])
+    if filters["actor"]:
+        rows = rows.filter(actor_label__icontains=filters["actor"])
+    context = {
+        "page": page_of(request, rows, AUDIT_PAGE),
+        "filters": filters,
+        "object_types": ["lending.loan", "lending.review", "lending.creditline", "lending.program"],
+        "query": query_without_page(request),
+    }
+    return render(request, "lending/audit.html", context)

@@ -1,0 +1,40 @@
+"""The three front ends: the agent portal at ``/``, ``/dashboard/`` and ``/reviews/``."""
+
+from django.urls import path
+
+from .views import dashboard, portal, reviews
+
+app_name = "web"
+
+urlpatterns = [
+    path("", portal.home, name="home"),
+    path("orders/", portal.order_list, name="orders"),
+    path("orders/<int:order_id>/quote/", portal.order_quote, name="order-quote"),
+    path("orders/<int:order_id>/finance/", portal.order_finance, name="order-finance"),
+    path("loans/", portal.loans, name="loans"),
+    path("loans/<int:loan_id>/", portal.loan_detail, name="loan"),
+    path("dashboard/", dashboard.dashboard_home, name="dashboard"),
+    path(
+        "dashboard/<int:program_id>/",
+        dashboard.program_dashboard_page,
+        name="program-dashboard",
+    ),
+    path("dashboard/<int:program_id>/orders.csv", dashboard.export_orders, name="export-orders"),
+    path("dashboard/<int:program_id>/loans.csv", dashboard.export_loans, name="export-loans"),
+    path("reviews/", reviews.queue, name="reviews"),
+    path("reviews/audit/", reviews.audit_trail, name="audit"),
+    path("reviews/<int:review_id>/", reviews.case, name="review-case"),
+    path("reviews/<int:review_id>/claim/", reviews.claim, name="review-claim"),
+    path("reviews/<int:review_id>/approve/", reviews.approve, name="review-approve"),
+    path("reviews/<int:review_id>/decline/", reviews.decline, name="review-decline"),
+    path(
+        "reviews/lines/<int:agent_id>/<int:program_id>/freeze/",
+        reviews.line_freeze,
+        name="line-freeze",
+    ),
+    path(
+        "reviews/lines/<int:agent_id>/<int:program_id>/unfreeze/",
+        reviews.line_unfreeze,
+        name="line-unfreeze",
+    ),
+]

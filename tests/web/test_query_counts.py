@@ -1,0 +1,86 @@
+"""No N+1: every list page and the dashboard run the same, bounded number of queries whatever
+the number of rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from lending.models import AuditLog, Review
+from lending.services.audit import audit_record
+from orders.models import FeedEvent
+from scf import clock
+from tests.lending.factories import CreditLineFactory
+from tests.orders.factories import AgentFactory
+from tests.web.conftest import World, login, make_loan
+
+pytestmark = pytest.mark.django_db
+
+
+def grow(world: World, n: int) -> None:
+    """``n`` more of everything the list pages show, spread over the world's parties."""
+    for i in range(n):
+        world.order(status="confirmed" if i % 2 else "shipped")
+        make_loan(world.line, "active", "1000.00", outstanding="1000.00")
+        make_loan(world.other_line, "overdue", "2000.00", outstanding="2000.00", dpd=i + 1)
+        loan = make_loan(world.line, "in_review", "3000.00", reserved="0.00")
+        Review.objects.create(loan=loan, created_at=clock.now())
+        agent = AgentFactory(enterprises=[world.enterprise])
+        CreditLineFactory(agent=agent, program=world.program)
+        FeedEvent.objects.create(
+            enterprise=world.enterprise, channel="webhook", event_id=f"evt-q-{AuditLog.objects.count()}-{i}",
+            outcome="rejected", error_code="invalid_order",
+        )  # fmt: skip
+        audit_record(actor=world.ops, action="test.row", obj=loan)
+
+
+def count(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+        if getattr(response, "streaming", False):
+            b"".join(response.streaming_content)
+    assert response.status_code == 200, url
+    return len(queries)
+
+
+# (role, address, name, most queries allowed: what the page runs today plus two of slack)
+PAGES: list[tuple[str, Callable[[World], str], str, int]] = [
+    ("agent", lambda w: "/", "portal", 9),
+    ("agent", lambda w: "/orders/", "orders (agent)", 8),
+    ("enterprise_admin", lambda w: "/orders/?financeable=1", "orders (enterprise)", 8),
+    ("agent", lambda w: "/loans/", "loans (agent)", 6),
+    ("ops_admin", lambda w: "/loans/", "loans (bank)", 6),
+    ("ops_admin", lambda w: "/dashboard/", "program list", 5),
+    ("enterprise_admin", lambda w: f"/dashboard/{w.program.pk}/", "dashboard", 12),
+    ("risk_reviewer", lambda w: "/reviews/", "review queue", 6),
+    ("risk_reviewer", lambda w: f"/reviews/{Review.objects.first().pk}/", "case", 9),
+    ("ops_admin", lambda w: "/reviews/audit/", "audit trail", 6),
+    ("enterprise_admin", lambda w: f"/dashboard/{w.program.pk}/loans.csv", "loans csv", 6),
+    ("enterprise_admin", lambda w: f"/dashboard/{w.program.pk}/orders.csv", "orders csv", 6),
+]
+
+
+@pytest.mark.parametrize(("role", "url", "name", "bound"), PAGES, ids=[p[2] for p in PAGES])
+def test_page_queries_do_not_grow_with_rows(
+    world: World,
+    django_assert_max_num_queries: Any,
+    role: str,
+    url: Callable[[World], str],
+    name: str,
+    bound: int,
+) -> None:
+    client = login(world.user(role))
+    grow(world, 2)
+    few = count(client, url(world))
+    grow(world, 20)
+    with django_assert_max_num_queries(bound):
+        response = client.get(url(world))
+        if getattr(response, "streaming", False):
+            b"".join(response.streaming_content)
+    many = count(client, url(world))
+    assert many == few, f"{name}: {few} queries with few rows, {many} with many"

@@ -1,0 +1,204 @@
+"""The risk review queue: order and SLA, the case page, claim / approve / decline with
+maker-checker, line freeze and unfreeze, failed payments in the queue, the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from lending.models import AuditLog, CreditLine, Loan, Review
+from lending.services.finance import loan_finance
+from scf import clock
+from tests.web.conftest import APPROVED_OR_LATER, World, login, make_loan
+
+pytestmark = pytest.mark.django_db
+
+
+def refer(world: World, amount: str = "10000.00") -> Review:
+    loan = loan_finance(user=world.agent_user, order_id=world.order(amount).pk)
+    assert loan.status == "in_review"
+    return Review.objects.get(loan=loan)
+
+
+def test_queue_lists_open_cases_oldest_first_with_age_and_sla_colour(world: World) -> None:
+    now = clock.now()
+    late, warn, fresh = refer(world), refer(world), refer(world)
+    for review, age in ((late, 50), (warn, 40), (fresh, 1)):
+        Review.objects.filter(pk=review.pk).update(
+            created_at=now - dt.timedelta(hours=age),
+            expires_at=now - dt.timedelta(hours=age) + dt.timedelta(hours=48),
+        )
+    body = login(world.reviewer).get("/reviews/").content.decode()
+    order = [int(part.split('"', 1)[0]) for part in body.split('data-review="')[1:]]
+    assert order == [late.pk, warn.pk, fresh.pk]
+    assert f'data-review="{late.pk}" data-sla="late"' in body
+    assert f'data-review="{warn.pk}" data-sla="warn"' in body
+    assert f'data-review="{fresh.pk}" data-sla="ok"' in body
+    assert "2\xa0days" in body  # age of the oldest case
+
+
+def test_failed_payments_appear_in_the_queue_and_can_be_filtered(world: World) -> None:
+    referral = refer(world)
+    failed_loan = make_loan(world.line, "disbursement_failed", "4000.00")
+    failed = Review.objects.create(
+        loan=failed_loan, kind="disbursement_failed", created_at=clock.now()
+    )
+    client = login(world.approver)
+    body = client.get("/reviews/").content.decode()
+    assert "Failed payment" in body and "Referred request" in body
+    only = client.get("/reviews/?kind=disbursement_failed").content.decode()
+    assert f'data-review="{failed.pk}"' in only
+    assert f'data-review="{referral.pk}"' not in only
+    case = client.get(f"/reviews/{failed.pk}/").content.decode()
+    assert 'id="approve"' not in case  # follow-up cases are claimed, not approved
+
+
+def test_case_page_shows_inputs_rules_history_and_line(world: World) -> None:
+    make_loan(world.line, "repaid", "1000.00")
+    review = refer(world)
+    body = login(world.reviewer).get(f"/reviews/{review.pk}/").content.decode()
+    assert 'data-reason="above_auto_approve_limit"' in body
+    assert "<code>line_available</code>" in body  # a decision input
+    assert "<code>principal</code>" in body
+    assert 'id="agent-history"' in body and 'id="credit-line"' in body
+    assert "CN¥1,000,000.00" in body  # the line's limit
+    assert 'id="claim"' in body
+    assert not review.requires_second_approval
+    assert "One approval is enough for this amount." in body
+
+
+def _post(client: Any, review: Review, action: str, **data: str) -> str:
+    response = client.post(f"/reviews/{review.pk}/{action}/", data, follow=True)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_claim_then_approve_below_the_threshold_approves_the_loan(world: World) -> None:
+    review = refer(world, "10000.00")  # principal 8,000: one approval
+    client = login(world.reviewer)
+    assert "You have claimed this case." in _post(client, review, "claim", note="looking")
+    body = _post(client, review, "approve", note="documents fine")
+    assert "Approved. The loan will be paid out." in body
+    review.refresh_from_db()
+    assert review.status == "approved"
+    assert Loan.objects.get(pk=review.loan_id).status in APPROVED_OR_LATER
+    assert review.notes[-1]["note"] == "documents fine"
+
+
+def test_above_the_threshold_a_second_person_must_approve(world: World) -> None:
+    review = refer(world, "30000.00")  # principal 24,000 > 20,000
+    assert review.requires_second_approval
+    maker, checker = login(world.reviewer), login(world.approver)
+    _post(maker, review, "claim")
+    body = _post(maker, review, "approve")
+    assert "A risk approver other than you must approve it too." in body
+    again = _post(maker, review, "approve")
+    assert "The second approval must come from another person." in again
+    assert 'id="waiting-for-checker"' in again and 'id="approve"' not in again
+    review.refresh_from_db()
+    assert review.status == "awaiting_second_approval"
+    checker_page = checker.get(f"/reviews/{review.pk}/").content.decode()
+    assert 'id="approve">Second approval<' in checker_page
+    _post(checker, review, "approve", note="checked")
+    review.refresh_from_db()
+    assert review.status == "approved"
+    assert (review.first_approver_id, review.second_approver_id) == (
+        world.reviewer.pk,
+        world.approver.pk,
+    )
+
+
+def test_approving_an_unclaimed_case_is_refused_with_a_message(world: World) -> None:
+    review = refer(world)
+    body = _post(login(world.reviewer), review, "approve")
+    assert "Claim the case before deciding it." in body
+    review.refresh_from_db()
+    assert review.status == "open"
+
+
+def test_another_reviewers_claim_is_respected(world: World) -> None:
+    review = refer(world)
+    _post(login(world.reviewer), review, "claim")
+    body = _post(login(world.approver), review, "claim")
+    assert "Another reviewer has claimed this case." in body
+
+
+def test_decline_needs_a_reason_and_releases_the_credit(world: World) -> None:
+    review = refer(world)
+    client = login(world.reviewer)
+    _post(client, review, "claim")
+    body = _post(client, review, "decline", reason="", note="")
+    assert "Choose one of" in body
+    line = CreditLine.objects.get(pk=world.line.pk)
+    assert line.reserved == review.loan.principal
+    body = _post(client, review, "decline", reason="credit_risk", note="too much exposure")
+    assert "The reserved credit has been released." in body
+    review.refresh_from_db()
+    assert (review.status, review.decline_reason) == ("declined", "credit_risk")
+    assert CreditLine.objects.get(pk=world.line.pk).reserved == 0
+
+
+def test_unknown_review_is_a_404(world: World) -> None:
+    client = login(world.reviewer)
+    assert client.get("/reviews/999999/").status_code == 404
+    assert client.post("/reviews/999999/claim/").status_code == 404
+
+
+def test_freeze_and_unfreeze_a_line_with_a_reason(world: World) -> None:
+    review = refer(world)
+    client = login(world.reviewer)
+    freeze = f"/reviews/lines/{world.agent.pk}/{world.program.pk}/freeze/"
+    unfreeze = f"/reviews/lines/{world.agent.pk}/{world.program.pk}/unfreeze/"
+    back = f"/reviews/{review.pk}/"
+    refused = client.post(freeze, {"reason": " ", "next": back}, follow=True).content.decode()
+    assert "Give a reason." in refused
+    assert not CreditLine.objects.get(pk=world.line.pk).frozen
+    response = client.post(freeze, {"reason": "court order", "next": back})
+    assert response.status_code == 302 and response["Location"] == back
+    line = CreditLine.objects.get(pk=world.line.pk)
+    assert (line.frozen, line.frozen_reason) == (True, "court order")
+    page = client.get(back).content.decode()
+    assert "court order" in page and 'id="unfreeze"' in page
+    client.post(unfreeze, {"reason": "lifted", "next": back})
+    assert not CreditLine.objects.get(pk=world.line.pk).frozen
+    actions = list(
+        AuditLog.objects.filter(object_type="lending.creditline", object_id=str(world.line.pk))
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["credit_line.freeze", "credit_line.unfreeze"]
+
+
+def test_freeze_redirects_only_to_this_site(world: World) -> None:
+    response = login(world.ops).post(
+        f"/reviews/lines/{world.agent.pk}/{world.program.pk}/freeze/",
+        {"reason": "check", "next": "https://elsewhere.example/"},
+    )
+    assert response["Location"] == "/reviews/"
+
+
+def test_agents_cannot_freeze_lines(world: World) -> None:
+    response = login(world.agent_user).post(
+        f"/reviews/lines/{world.agent.pk}/{world.program.pk}/freeze/", {"reason": "x"}
+    )
+    assert response.status_code == 403
+    assert not CreditLine.objects.get(pk=world.line.pk).frozen
+
+
+def test_audit_trail_lists_and_filters_who_did_what(world: World) -> None:
+    review = refer(world)
+    _post(login(world.reviewer), review, "claim", note="mine")
+    client = login(world.ops)
+    body = client.get("/reviews/audit/").content.decode()
+    assert 'data-action="review.claim"' in body
+    assert 'data-action="loan.in_review"' in body
+    only = client.get("/reviews/audit/", {"action": "review.", "actor": "risk.reviewer"})
+    text = only.content.decode()
+    assert 'data-action="review.claim"' in text
+    assert 'data-action="loan.in_review"' not in text
+    by_object = client.get(
+        "/reviews/audit/", {"object_type": "lending.review", "object_id": str(review.pk)}
+    ).content.decode()
+    assert by_object.count("<tr data-action=") == 1
