@@ -87,3 +87,6 @@ def bank_status_report(report: dict[str, Any]) -> str:
     except DisbursementStateError:
         logger.exception("bank status report contradicts our books: %s", report)
         return "conflict"
+
+
+from . import tasks_events  # noqa: E402, F401 - registers event, reminder and cancellation tasks

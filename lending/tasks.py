@@ -14,3 +14,6 @@ def expire_reviews() -> int:
     Idempotent and safe to overlap with itself (the service skips rows another run holds).
     """
     return reviews_expire()
+
+
+from . import tasks_money  # noqa: E402, F401 - registers the close-of-business task

@@ -28,6 +28,7 @@ from scf.api import Pagination
 from scf.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
 
 from .auth import ApiKeyAuthentication, IntegrationPrincipal
+from .cancellations import feed_cancellations_apply
 from .csv_upload import csv_orders
 from .signing import webhook_authenticate
 
@@ -103,6 +104,8 @@ class OrderWebhookApi(APIView):
         result = order_event_ingest(
             enterprise=enterprise, channel=FeedChannel.WEBHOOK, event=_json(body)
         )
+        if result.order_id is not None and result.order_status:
+            feed_cancellations_apply(applied=[(result.order_id, result.order_status)])
         return Response({"status": result.status})
 
 
@@ -167,6 +170,7 @@ class OrderBulkApi(APIView):
             channel=FeedChannel.BULK,
             atomic=atomic,
         )
+        feed_cancellations_apply(applied=result.applied)
         return _batch_response(result)
 
 
@@ -211,6 +215,7 @@ class OrderCsvApi(APIView):
             raise ValidationFailed("Attach a CSV file.", fields={"file": ["A file is required."]})
         payloads = csv_orders(upload.read())
         result = orders_ingest(enterprise=enterprise, payloads=payloads, channel=FeedChannel.CSV)
+        feed_cancellations_apply(applied=result.applied)
         return _batch_response(result)
 
 

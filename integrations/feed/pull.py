@@ -23,6 +23,7 @@ from scf import crypto
 from scf.errors import ApplicationError
 
 from ..models import OrderFeedSource
+from .cancellations import feed_cancellations_apply
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def _poll_pages(source_id: int, max_pages: int, totals: dict[str, int]) -> None:
                 )
                 for key, value in result.counts().items():
                     totals[key] += value
+                feed_cancellations_apply(applied=result.applied)
             done = not page.next_cursor or page.next_cursor == source.cursor
             if page.next_cursor:
                 source.cursor = page.next_cursor

@@ -7,8 +7,16 @@ its memory grows with the number of differences, not with the book:
 1. every entry balances (debits = credits) and has at least two lines, and every line is in its
    entry's currency;
 2. total debits equal total credits in each currency;
-3. each loan's ``outstanding_principal`` / ``accrued_interest`` / ``accrued_penalty`` equals its
-   principal / interest / penalty receivable in the ledger, and no receivable line lacks a loan;
+3. each loan's ``outstanding_principal`` equals its principal receivable in the ledger, and its
+   ``accrued_interest`` / ``accrued_penalty`` equal its *active* ``Accrual`` rows of that kind
+   plus its own receivable lines (repayments, write-offs and their reversals, which name the
+   loan): daily accruals are posted to the general ledger as one total per program, date and
+   kind, so the per-loan detail of accrued interest is the accrual sub-ledger;
+3a. per currency, the interest (penalty) receivable lines that name no loan (the accrual
+   entries: COB totals, catch-up, reversal and replay) add up to the active accrual rows of that
+   kind, so the general ledger agrees with the sub-ledger in total; every accrual entry's
+   receivable amount equals the rows that point at it; a principal receivable line, and an
+   interest or penalty line outside an accrual entry, must name its loan;
 4. each credit line's and program's ``reserved`` equals the ``reserved_amount`` of its loans
    that hold a reservation (``RESERVES_CREDIT``), and its ``outstanding_principal`` equals the
    sum of its loans' outstanding principal (reservations are not money, so this is not posted);
@@ -27,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import (
@@ -37,6 +46,7 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
 )
 from django.db.models.functions import Coalesce, Round
@@ -44,7 +54,10 @@ from django.db.models.functions import Coalesce, Round
 from ..models import (
     RESERVES_CREDIT,
     AccountCode,
+    Accrual,
+    AccrualKind,
     CreditLine,
+    EntryKind,
     JournalEntry,
     JournalLine,
     Loan,
@@ -165,37 +178,125 @@ def _currency_differences() -> Iterator[Difference]:
 
 
 LOAN_COLUMNS = (
-    ("loan_principal", "outstanding_principal", AccountCode.PRINCIPAL_RECEIVABLE),
-    ("loan_interest", "accrued_interest", AccountCode.INTEREST_RECEIVABLE),
-    ("loan_penalty", "accrued_penalty", AccountCode.PENALTY_RECEIVABLE),
+    ("loan_principal", "outstanding_principal", AccountCode.PRINCIPAL_RECEIVABLE, None),
+    ("loan_interest", "accrued_interest", AccountCode.INTEREST_RECEIVABLE, AccrualKind.INTEREST),
+    ("loan_penalty", "accrued_penalty", AccountCode.PENALTY_RECEIVABLE, AccrualKind.PENALTY),
 )
+ACCRUAL_ACCOUNTS = {
+    AccrualKind.INTEREST: AccountCode.INTEREST_RECEIVABLE,
+    AccrualKind.PENALTY: AccountCode.PENALTY_RECEIVABLE,
+}
+# Entries whose interest and penalty lines carry program totals and so name no loan.
+ACCRUAL_ENTRY_KINDS = (EntryKind.INTEREST_ACCRUAL, EntryKind.PENALTY_ACCRUAL, EntryKind.REVERSAL)
+
+
+def _active_accruals(kind: AccrualKind) -> Coalesce:
+    """Per loan (correlated on ``pk``), the sum of its active accrual rows of ``kind``."""
+    rows = (
+        Accrual.objects.filter(loan=OuterRef("pk"), kind=kind, reversed_at__isnull=True)
+        .order_by()
+        .values("loan")
+        .annotate(total=money_sum("amount"))
+        .values("total")
+    )
+    return Coalesce(Subquery(rows, output_field=MONEY), Value(ZERO), output_field=MONEY)
 
 
 def _loan_differences() -> Iterator[Difference]:
-    """Loans whose balance columns disagree with their receivable lines (one grouped query)."""
+    """Loans whose balance columns disagree with their ledger lines and accruals (one query)."""
     receivable = FilteredRelation(
         "journal_lines", condition=Q(journal_lines__account__in=LOAN_ACCOUNTS)
     )
     loans = Loan.objects.order_by().annotate(receivable=receivable)
     mismatch = Q()
-    for check, column, account in LOAN_COLUMNS:
-        ledger = Coalesce(net_of(account, "receivable__"), Value(ZERO), output_field=MONEY)
-        loans = loans.annotate(**{f"{check}_ledger": ledger})
+    for check, column, account, kind in LOAN_COLUMNS:
+        source: Any = Coalesce(net_of(account, "receivable__"), Value(ZERO), output_field=MONEY)
+        if kind is not None:
+            source = source + _active_accruals(kind)
+        loans = loans.annotate(**{f"{check}_ledger": source})
         loans = loans.annotate(**{f"{check}_diff": Round(F(column) - F(f"{check}_ledger"), 2)})
         mismatch |= ~Q(**{f"{check}_diff": 0})
-    fields = [name for check, column, _ in LOAN_COLUMNS for name in (column, f"{check}_ledger")]
+    fields = [name for check, column, *_ in LOAN_COLUMNS for name in (column, f"{check}_ledger")]
     rows = loans.filter(mismatch).order_by("pk").values_list("pk", "reference", *fields)
     for pk, reference, *raw in rows.iterator():
         values = [cents(value) for value in raw]
-        for index, (check, _, _) in enumerate(LOAN_COLUMNS):
+        for index, (check, *_) in enumerate(LOAN_COLUMNS):
             actual, expected = values[2 * index], values[2 * index + 1]
             if actual != expected:
                 yield Difference(check, f"loan {pk} ({reference})", expected, actual)
-    stray = JournalLine.objects.filter(account__in=LOAN_ACCOUNTS, loan__isnull=True)
+    yield from _unassigned_lines()
+
+
+def _unassigned_lines() -> Iterator[Difference]:
+    """Receivable lines without a loan where one is required."""
+    stray = JournalLine.objects.filter(
+        Q(account=AccountCode.PRINCIPAL_RECEIVABLE)
+        | (Q(account__in=LOAN_ACCOUNTS) & ~Q(entry__kind__in=ACCRUAL_ENTRY_KINDS)),
+        loan__isnull=True,
+    )
     for pk, entry_id in stray.order_by("pk").values_list("pk", "entry_id").iterator():
         yield Difference(
             "receivable_without_loan", f"line {pk} of entry {entry_id}", "a loan", "none"
         )
+
+
+def _accrual_differences() -> Iterator[Difference]:
+    """The accrual entries (lines naming no loan) against the accrual sub-ledger."""
+    for kind, account in ACCRUAL_ACCOUNTS.items():
+        ledger = dict(
+            JournalLine.objects.filter(account=account, loan__isnull=True)
+            .order_by()
+            .values("currency")
+            .annotate(net=net_of(account))
+            .values_list("currency", "net")
+        )
+        rows = dict(
+            Accrual.objects.filter(kind=kind, reversed_at__isnull=True)
+            .order_by()
+            .values("loan__currency")
+            .annotate(total=money_sum("amount"))
+            .values_list("loan__currency", "total")
+        )
+        for currency in sorted(set(ledger) | set(rows)):
+            in_ledger, in_rows = (
+                cents(ledger.get(currency) or ZERO),
+                cents(rows.get(currency) or ZERO),
+            )
+            if in_ledger != in_rows:
+                yield Difference(f"{kind}_accruals_total", currency, in_rows, in_ledger)
+    yield from _accrual_entry_differences()
+
+
+def _accrual_entry_differences() -> Iterator[Difference]:
+    """Accrual entries whose receivable amount is not the sum of the rows that point at them."""
+    receivable = Q(lines__account__in=list(ACCRUAL_ACCOUNTS.values()))
+    entries = (
+        JournalEntry.objects.filter(
+            kind__in=[EntryKind.INTEREST_ACCRUAL, EntryKind.PENALTY_ACCRUAL]
+        )
+        .order_by()
+        .annotate(posted=money_sum("lines__debit", filter=receivable))
+        .annotate(
+            rows=Coalesce(
+                Subquery(
+                    Accrual.objects.filter(journal_entry=OuterRef("pk"))
+                    .order_by()
+                    .values("journal_entry")
+                    .annotate(total=money_sum("amount"))
+                    .values("total"),
+                    output_field=MONEY,
+                ),
+                Value(ZERO),
+                output_field=MONEY,
+            )
+        )
+        .annotate(diff=Round(F("posted") - F("rows"), 2))
+        .filter(~Q(diff=0))
+        .order_by("pk")
+        .values_list("pk", "idempotency_key", "rows", "posted")
+    )
+    for pk, key, rows, posted in entries.iterator():
+        yield Difference("accrual_entry_rows", f"entry {pk} ({key})", cents(rows), cents(posted))
 
 
 def _headroom_differences(
@@ -247,6 +348,7 @@ def _all_differences() -> list[Difference]:
         *_entry_differences(),
         *_currency_differences(),
         *_loan_differences(),
+        *_accrual_differences(),
         *_headroom_differences(CreditLine.objects.all(), "credit_line"),
         *_headroom_differences(Program.objects.all(), "program"),
         *_orphan_differences(),

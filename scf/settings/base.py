@@ -7,6 +7,7 @@ tasks in-process (eager). Set both and the same code runs on PostgreSQL and Redi
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -179,6 +180,32 @@ CELERY_BEAT_SCHEDULE["disbursement-sweeper"] = {
     "task": "integrations.disbursement_sweeper",
     "schedule": env.float("DISBURSEMENT_SWEEP_INTERVAL_SECONDS", default=30.0),
 }
+
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Hourly: each program is closed once a day, after its own local midnight.
+        "lending-cob-run-due": {"task": "lending.cob_run_due", "schedule": 3600.0},
+        "integrations-sweep-loan-events": {
+            "task": "integrations.sweep_loan_events",
+            "schedule": env.float("LOAN_EVENT_SWEEP_INTERVAL_SECONDS", default=60.0),
+        },
+        "integrations-dispatch-due-events": {
+            "task": "integrations.dispatch_due_events",
+            "schedule": env.float("OUTBOUND_EVENT_DISPATCH_INTERVAL_SECONDS", default=30.0),
+        },
+        "integrations-sweep-cancelled-orders": {
+            "task": "integrations.sweep_cancelled_orders",
+            "schedule": env.float("CANCELLED_ORDER_SWEEP_INTERVAL_SECONDS", default=300.0),
+        },
+        "integrations-send-reminders": {
+            "task": "integrations.send_reminders",
+            "schedule": crontab(hour=9, minute=0),
+        },
+    }
+)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scf-no-reply@localhost")
+REMINDER_DAYS_BEFORE_DUE = env.int("REMINDER_DAYS_BEFORE_DUE", default=3)
 
 # --- Bank and disbursement --------------------------------------------------------------------
 BANK_ADAPTER = env.str("BANK_ADAPTER", default="integrations.bank.sandbox.SandboxBank")

@@ -1,0 +1,468 @@
+"""Close-of-business benchmark: one night's accrual for 1,000,000 open loans on PostgreSQL.
+
+What it does, in one run against its own database (``scf_bench_cob``, dropped and recreated
+unless ``--reuse``; no other database is touched):
+
+1. seeds, set-based (``INSERT ... SELECT generate_series``): one program of ``--loans`` open
+   loans (orders, loans in the disbursement service's shape with their ``disburse:<id>`` ledger
+   entries, line and program outstanding), a mix of ACT/360 and ACT/365F, rates, principals and
+   due dates so that some loans are past due and in penalty; plus a second program of
+   ``--sample`` loans for the naive baseline. Both are accrued through the day before;
+2. times ``cob_run`` (the service, set-based statement and all) for ``--days`` consecutive
+   dates, then re-runs the first date (it must post nothing);
+3. times the naive baseline: a per-loan ORM loop (load, ``accrue_day``, ``Accrual`` create,
+   ``loan.save``) over the sample program for the same date, scaled to ``--loans``;
+4. checks the result: one accrual row per loan and kind due, the ledger entries equal the rows,
+   and a random sample of loans equals the Python reference (``accrue_day``) to the digit;
+   ``--check`` also runs the whole book check.
+
+Prints both timings, loans per second, the ratio and the target (``--loans`` in under 60 s).
+``--max-seconds`` bounds the run (SIGALRM). Usage::
+
+    .venv/bin/python bench/cob.py [--loans 1000000] [--sample 10000] [--days 2] [--reuse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import signal
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_cob"
+BENCH_DATABASE = "scf_bench_cob"
+TARGET_SECONDS = 60.0
+FIRST_DAY = dt.date(2026, 3, 2)  # the first night timed; loans are accrued through the day before
+AGENTS = 1000
+SERIALS = {"main": 1, "naive": 2}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--loans", type=int, default=1_000_000)
+    parser.add_argument("--sample", type=int, default=10_000, help="loans in the naive baseline")
+    parser.add_argument("--days", type=int, default=2, help="consecutive nights to time")
+    parser.add_argument("--reuse", action="store_true", help="reuse a seeded database")
+    parser.add_argument("--check", action="store_true", help="run ledger_check at the end")
+    parser.add_argument(
+        "--tuned",
+        action="store_true",
+        help="apply the recommended storage changes first (loan fillfactor, fewer accrual indexes)",
+    )
+    parser.add_argument("--verify", type=int, default=500, help="loans checked against Python")
+    parser.add_argument("--max-seconds", type=float, default=1800.0)
+    return parser.parse_args(argv)
+
+
+# --- the database -------------------------------------------------------------------------------
+
+
+def admin_connection(url: str) -> Any:
+    import psycopg2
+
+    parts = urlsplit(url)
+    name = unquote(parts.path.lstrip("/"))
+    if name != BENCH_DATABASE:
+        raise SystemExit(f"this benchmark only uses its own database {BENCH_DATABASE!r}")
+    if (parts.hostname or "127.0.0.1") not in {"127.0.0.1", "localhost", "::1"}:
+        raise SystemExit("the benchmark runs on loopback only")
+    conn = psycopg2.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password) if parts.password else None,
+        dbname="postgres",
+    )
+    conn.autocommit = True
+    return conn
+
+
+def prepare_database(url: str, reuse: bool) -> bool:
+    """Create (or recreate) the bench database; True when an existing one is reused."""
+    conn = admin_connection(url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE])
+        exists = cur.fetchone() is not None
+        if exists and reuse:
+            return True
+        if exists:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [BENCH_DATABASE],
+            )
+            cur.execute(f"DROP DATABASE {BENCH_DATABASE}")
+        cur.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+    conn.close()
+    return False
+
+
+def django_setup(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scf.settings.base")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+# --- seeding ------------------------------------------------------------------------------------
+
+
+def seed_parties(tag: str) -> tuple[int, int]:
+    """A program with ``AGENTS`` agents and lines; (program id, enterprise id)."""
+    from lending.models import Bank, CreditLine, Program
+    from orders.models import Agent, AgentRelationship, CoreEnterprise
+    from orders.services.parties import uscc_complete
+
+    def make_uscc(n: int) -> str:
+        return uscc_complete("9131" + f"{n:013d}"[-13:])
+
+    serial = SERIALS[tag]
+    bank, _ = Bank.objects.get_or_create(code="BENCH", defaults={"name": "Bench bank"})
+    enterprise = CoreEnterprise.objects.create(
+        code=f"BENCH-CE-{tag}", name=f"Bench enterprise {tag}", uscc=make_uscc(900 + serial)
+    )
+    program = Program.objects.create(
+        bank=bank,
+        enterprise=enterprise,
+        code=f"BENCH-{tag}",
+        name=f"Bench {tag}",
+        advance_rate=Decimal("1"),
+        limit=Decimal("9000000000000000.00"),
+        max_principal=Decimal("10000000.00"),
+        annual_rate=Decimal("0.054"),
+        penalty_rate=Decimal("0.081"),
+        auto_approve_limit=Decimal("10000000.00"),
+        maker_checker_threshold=Decimal("10000000.00"),
+    )
+    agents = Agent.objects.bulk_create(
+        Agent(
+            code=f"B{serial}-{n:05d}", name=f"Bench agent {n}", uscc=make_uscc(serial * 10**7 + n)
+        )
+        for n in range(AGENTS)
+    )
+    AgentRelationship.objects.bulk_create(
+        AgentRelationship(agent=a, enterprise=enterprise) for a in agents
+    )
+    CreditLine.objects.bulk_create(
+        CreditLine(agent=a, program=program, limit=Decimal("9000000000000.00")) for a in agents
+    )
+    return program.pk, enterprise.pk
+
+
+SEED_ORDERS = """
+INSERT INTO orders_salesorder (enterprise_id, agent_id, external_id, amount, currency, status,
+                               order_date, version, raw_payload, created_at, updated_at)
+SELECT %(enterprise)s, a.ids[1 + g %% array_length(a.ids, 1)], %(tag)s || '-' || g,
+       1000 + (g::bigint * 7919) %% 900000 + (g %% 100) / 100.0, 'CNY', 'confirmed',
+       %(first)s::date - 200, 1, '{}'::jsonb, now(), now()
+FROM generate_series(1, %(count)s) g,
+     (SELECT array_agg(id ORDER BY id) AS ids FROM orders_agent WHERE code LIKE %(agents)s) a
+"""
+
+# Value dates up to 150 days back, tenors of 30 to 120 days: about a third are past due and
+# some are past grace (in penalty). Accrued through the day before the first timed night.
+SEED_LOANS = """
+INSERT INTO lending_loan (program_id, credit_line_id, agent_id, order_id, status, currency,
+    order_amount, principal, advance_rate, annual_rate, penalty_rate, day_count, tenor_days,
+    grace_days, reserved_amount, outstanding_principal, accrued_interest, accrued_penalty,
+    days_past_due, interest_raw_cumulative, interest_posted_cumulative, penalty_raw_cumulative,
+    penalty_posted_cumulative, accrued_through, value_date, due_date, reference, requested_at,
+    decided_at, approved_at, disbursed_at)
+SELECT %(program)s, cl.id, o.agent_id, o.id, 'active', 'CNY', o.amount, o.amount, 1,
+       0.035 + (o.id %% 40) / 2000.0, 0.07 + (o.id %% 20) / 1000.0,
+       CASE WHEN o.id %% 3 = 0 THEN 'ACT/365F' ELSE 'ACT/360' END,
+       30 + (o.id %% 4) * 30, o.id %% 5, 0, o.amount, 0, 0, 0, 0, 0, 0, 0,
+       %(first)s::date - 1, v.value_date, v.value_date + (30 + (o.id %% 4) * 30)::int,
+       %(tag)s || o.id, now(), now(), now(), now()
+FROM orders_salesorder o
+JOIN lending_creditline cl ON cl.agent_id = o.agent_id AND cl.program_id = %(program)s
+CROSS JOIN LATERAL (SELECT %(first)s::date - 1 - (o.id %% 150)::int AS value_date) v
+WHERE o.enterprise_id = %(enterprise)s
+"""
+
+SEED_ENTRIES = """
+INSERT INTO lending_journalentry (kind, idempotency_key, business_date, currency, loan_id,
+                                  program_id, description, posted_at)
+SELECT 'disbursement', 'disburse:' || l.id, l.value_date, 'CNY', l.id, l.program_id,
+       'disbursement settled', now()
+FROM lending_loan l WHERE l.program_id = %(program)s
+"""
+
+SEED_LINES = """
+INSERT INTO lending_journalline (entry_id, account, loan_id, currency, debit, credit)
+SELECT e.id, x.account, e.loan_id, 'CNY', x.debit * l.principal, x.credit * l.principal
+FROM lending_journalentry e
+JOIN lending_loan l ON l.id = e.loan_id
+CROSS JOIN (VALUES ('principal_receivable', 1, 0), ('settlement', 0, 1)) x(account, debit, credit)
+WHERE e.program_id = %(program)s AND e.kind = 'disbursement'
+"""
+
+SEED_HEADROOM = """
+UPDATE lending_creditline cl SET outstanding_principal = s.total
+FROM (SELECT credit_line_id, sum(outstanding_principal) AS total FROM lending_loan
+      WHERE program_id = %(program)s GROUP BY credit_line_id) s
+WHERE cl.id = s.credit_line_id;
+UPDATE lending_program SET outstanding_principal =
+    (SELECT sum(outstanding_principal) FROM lending_loan WHERE program_id = %(program)s)
+WHERE id = %(program)s;
+INSERT INTO lending_cobrun (program_id, business_date, started_at, finished_at, loans_accrued,
+                            interest_total, penalty_total)
+VALUES (%(program)s, %(first)s::date - 1, now(), now(), 0, 0, 0);
+"""
+
+
+# The schema changes recommended for COB at scale (bench database only; see docs/performance.md):
+# room on each loan page for its nightly new version (HOT updates: no index entries), and one
+# loan-keyed index on the accrual sub-ledger instead of three.
+TUNING = (
+    "ALTER TABLE lending_loan SET (fillfactor = 45)",
+    "DROP INDEX IF EXISTS accrual_loan_idx",
+    "DO $$ DECLARE name text; BEGIN "
+    "SELECT indexname INTO name FROM pg_indexes WHERE tablename = 'lending_accrual' "
+    "AND indexdef LIKE '%(loan_id)'; "
+    "IF name IS NOT NULL THEN EXECUTE 'DROP INDEX ' || quote_ident(name); END IF; END $$",
+)
+
+
+def tune() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        for statement in TUNING:
+            cur.execute(statement)
+
+
+def seed_program(tag: str, count: int) -> int:
+    """Seed a program of ``count`` open loans, set-based; returns its id."""
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        program, enterprise = seed_parties(tag)
+        params = {
+            "program": program,
+            "enterprise": enterprise,
+            "count": count,
+            "tag": tag.upper()[:1],
+            "first": FIRST_DAY,
+            "agents": f"B{SERIALS[tag]}-%",
+        }
+        with connection.cursor() as cur:
+            # Bench seeding only: skip the per-row triggers (the journal balance check would run
+            # 2 million times); the entries written here balance by construction.
+            cur.execute("SET LOCAL session_replication_role = replica")
+            for statement in (SEED_ORDERS, SEED_LOANS, SEED_ENTRIES, SEED_LINES, SEED_HEADROOM):
+                cur.execute(statement, params)
+    return program
+
+
+def vacuum() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        for table in (
+            "lending_loan",
+            "lending_accrual",
+            "lending_journalentry",
+            "lending_journalline",
+            "orders_salesorder",
+        ):
+            cur.execute(f"VACUUM ANALYZE {table}")
+
+
+def seeded_programs() -> dict[str, int]:
+    from lending.models import Program
+
+    return dict(Program.objects.filter(code__startswith="BENCH-").values_list("code", "pk"))
+
+
+# --- the runs -----------------------------------------------------------------------------------
+
+
+def backend_cpu_seconds() -> float:
+    """CPU time (user + system) used so far by this connection's PostgreSQL backend process.
+
+    Wall time on a shared machine depends on what else runs; the backend's CPU time does not.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_cob(program_id: int, day: dt.date) -> tuple[dt.date, float, float, Any]:
+    """(date, wall seconds, backend CPU seconds, result) of one ``cob_run``."""
+    from lending.services.cob import cob_run
+
+    cpu = backend_cpu_seconds()
+    started = time.perf_counter()
+    result = cob_run(program_id=program_id, business_date=day, today=day + dt.timedelta(days=30))
+    wall = time.perf_counter() - started
+    return day, wall, backend_cpu_seconds() - cpu, result
+
+
+def naive_loop(program_id: int, day: dt.date) -> tuple[float, int]:
+    """The baseline: one loan at a time through the ORM (load, compute, insert, save)."""
+    from django.db import transaction
+
+    from lending.models import Accrual, Loan
+    from lending.services.accrual import ACCRUAL_FIELDS, AccrualTerms, LoanState, accrue_day
+
+    started = time.perf_counter()
+    count = 0
+    with transaction.atomic():  # rolled back afterwards: the baseline only has to be timed
+        for loan in Loan.objects.filter(program_id=program_id, status__in=["active", "overdue"]):
+            state, rows = accrue_day(LoanState.of(loan), AccrualTerms.of(loan), day)
+            for row in rows:
+                Accrual.objects.create(
+                    loan=loan,
+                    business_date=row.business_date,
+                    kind=row.kind,
+                    base=row.base,
+                    annual_rate=row.annual_rate,
+                    raw_cumulative=row.raw_cumulative,
+                    amount=row.amount,
+                )
+            state.apply_to(loan)
+            loan.save(update_fields=ACCRUAL_FIELDS)
+            count += 1
+        elapsed = time.perf_counter() - started
+        transaction.set_rollback(True)
+    return elapsed, count
+
+
+def snapshot_sample(program_id: int, size: int) -> dict[int, Any]:
+    """The state of ``size`` random loans before the first night, to replay in Python."""
+    from lending.models import Loan
+    from lending.services.accrual import AccrualTerms, LoanState
+
+    ids = list(Loan.objects.filter(program_id=program_id).values_list("pk", flat=True)[: 10**7])
+    chosen = random.Random(11).sample(ids, min(size, len(ids)))
+    return {
+        loan.pk: (LoanState.of(loan), AccrualTerms.of(loan))
+        for loan in Loan.objects.filter(pk__in=chosen)
+    }
+
+
+def verify(program_id: int, before: dict[int, Any], days: list[dt.date]) -> list[str]:
+    """Problems found: sampled loans against Python, rows against the ledger entries."""
+    from django.db.models import Sum
+
+    from lending.models import Accrual, JournalLine, Loan
+    from lending.services.accrual import LoanState, accrue_day
+
+    problems = []
+    for loan in Loan.objects.filter(pk__in=before):
+        state, terms = before[loan.pk]
+        for day in days:
+            state, _ = accrue_day(state, terms, day)
+        if LoanState.of(loan) != state:
+            problems.append(f"loan {loan.pk}: {LoanState.of(loan)} != {state}")
+    for day in days:
+        rows = Accrual.objects.filter(loan__program_id=program_id, business_date=day)
+        for kind, account in (
+            ("interest", "interest_receivable"),
+            ("penalty", "penalty_receivable"),
+        ):
+            total = rows.filter(kind=kind).aggregate(t=Sum("amount"))["t"] or Decimal(0)
+            posted = JournalLine.objects.filter(
+                entry__idempotency_key=f"cob:{program_id}:{day}:{kind}", account=account
+            ).aggregate(t=Sum("debit"))["t"] or Decimal(0)
+            if total != posted:
+                problems.append(f"{day} {kind}: rows {total} != ledger {posted}")
+    return problems
+
+
+def report(
+    args: argparse.Namespace,
+    runs: list[tuple[dt.date, float, float, Any]],
+    naive: tuple[float, int],
+) -> None:
+    mode = "tuned storage (--tuned)" if args.tuned else "schema as migrated"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n== close of business: {mode}; {os.cpu_count()} CPUs, load average now {load} ==")
+    for day, seconds, cpu, result in runs:
+        print(
+            f"{day}: {result.loans_accrued:,} loans in {seconds:.1f} s wall, {cpu:.1f} s "
+            f"PostgreSQL CPU ({result.loans_accrued / seconds:,.0f} loans/s); interest "
+            f"{result.interest_total:,}, penalty {result.penalty_total:,}; ran={result.ran}"
+        )
+    best = min(seconds for _, seconds, _, result in runs if result.ran)
+    naive_seconds, naive_count = naive
+    scaled = naive_seconds * args.loans / max(naive_count, 1)
+    print(
+        f"naive per-loan ORM loop: {naive_count:,} loans in {naive_seconds:.1f} s "
+        f"({naive_count / naive_seconds:,.0f} loans/s) -> {scaled:,.0f} s for {args.loans:,}"
+    )
+    print(f"set-based is {scaled / best:.0f}x faster than the naive loop")
+    verdict = "MET" if best < TARGET_SECONDS else "MISSED"
+    print(f"target: {args.loans:,} loans in under {TARGET_SECONDS:.0f} s: {verdict} ({best:.1f} s)")
+
+
+def out_of_time(signum: int, frame: Any) -> None:
+    raise SystemExit("bench/cob.py: --max-seconds reached, stopping")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm(int(args.max_seconds))
+    reused = prepare_database(args.database_url, args.reuse)
+    django_setup(args.database_url)
+    started = time.perf_counter()
+    programs = seeded_programs()
+    if not reused or set(programs) != {"BENCH-main", "BENCH-naive"}:
+        if args.tuned:
+            tune()
+        main_id = seed_program("main", args.loans)
+        naive_id = seed_program("naive", args.sample)
+        vacuum()
+        print(
+            f"seeded {args.loans:,} + {args.sample:,} loans in {time.perf_counter() - started:.0f} s"
+        )
+    else:
+        main_id, naive_id = programs["BENCH-main"], programs["BENCH-naive"]
+        vacuum()
+    from lending.models import Program
+    from lending.services.cob import cob_next_date
+
+    first = cob_next_date(Program.objects.get(pk=main_id))
+    assert first is not None
+    days = [first + dt.timedelta(days=n) for n in range(args.days)]
+    before = snapshot_sample(main_id, args.verify)
+    runs = []
+    for day in days:
+        runs.append(timed_cob(main_id, day))
+        vacuum()
+    runs.append(timed_cob(main_id, days[0]))  # again: must post nothing
+    naive = naive_loop(naive_id, first)
+    report(args, runs, naive)
+    problems = verify(main_id, before, days)
+    print("verification:", "OK" if not problems else f"{len(problems)} problem(s)")
+    for problem in problems[:20]:
+        print("  ", problem)
+    if args.check:
+        from django.core.management import call_command
+
+        call_command("ledger_check")
+    return 1 if problems or runs[-1][3].ran else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,423 @@
+"""Daily interest and penalty accrual: the arithmetic, one loan's day, and the accrual sub-ledger.
+
+Design
+------
+* **Which days accrue.** Close of business (COB) for business date D accrues the night of D, on
+  the principal outstanding at the end of D (payments value-dated D count first). A loan
+  disbursed on V and repaid in full on R therefore accrues the R - V days V .. R-1. Every
+  calendar day accrues (ACT/360, ACT/365F): a business date is a calendar date in the program's
+  zone; only *due dates* roll over weekends and holidays, and they were rolled when the loan was
+  made.
+* **Interest** for day D = outstanding principal x annual_rate / basis (360 or 365) while
+  principal is outstanding. **Penalty** for day D = outstanding (overdue) principal x
+  penalty_rate / basis on every day D > due_date + grace_days. Interest keeps running after the
+  due date; penalty comes on top.
+* **Cumulative rounding.** Each day's raw amount is computed *exactly* with integers and rounded
+  half-even to 12 places (the precision of ``raw_cumulative``); the running sum is kept at that
+  precision, and the amount posted for D is ``round_half_even(raw_cumulative_D, cents) -
+  posted_cumulative_before``. The posted amounts therefore always add up to the rounded total:
+  no penny drift, whatever the number of days. The PostgreSQL COB statement
+  (``lending.services.cob``) does the very same integer arithmetic in SQL, so both backends and
+  this module agree to the last digit (tests compare them).
+* **Days past due and status.** After D's accrual, ``days_past_due = D - due_date`` while
+  anything is owed and D > due_date, else 0; an open loan becomes ``overdue`` then and stays
+  overdue until it is repaid. DPD buckets ``1-30``, ``31-60``, ``61-90``, ``90+`` are computed
+  (``dpd_bucket``, ``dpd_bucket_expression``), not stored.
+* **Sub-ledger and general ledger.** Each loan-day-kind is one ``Accrual`` row (one *active* row
+  per loan, date and kind, enforced by a partial unique index). The general ledger carries only
+  totals: one entry per (program, date, kind) from COB, Dr interest_receivable / Cr
+  interest_income (penalty alike), and per-loan entries for catch-up, reversal and replay. Those
+  accrual lines name no loan: the per-loan detail is the sub-ledger, and the book check proves
+  per loan ``accrued_interest = active accruals - interest repaid`` and in total ``GL receivable
+  = sum of the loans' balances``. Because ``ledger_post`` insists that receivable lines name a
+  loan, accrual entries are written here (``accrual_entry_post``), balanced and keyed the same way.
+* ``loan_accrue_through`` accrues one loan day by day in Python: for a loan that fell behind the
+  COB (disbursed with a past value date), for a repayment whose value date is ahead of the
+  loan's last accrual, and, in ``lending.services.cob``, as the SQLite (demo) COB path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+
+from django.db.models import Case, CharField, Q, Value, When
+
+from scf.money import CENT
+
+from ..models import (
+    AccountCode,
+    Accrual,
+    AccrualKind,
+    DayCount,
+    EntryKind,
+    JournalEntry,
+    JournalLine,
+    Loan,
+    LoanStatus,
+    Program,
+)
+
+ZERO = Decimal("0.00")
+RAW_PLACES = 12
+RAW_SCALE = 10**RAW_PLACES
+BASIS = {DayCount.ACT_360.value: 360, DayCount.ACT_365F.value: 365}
+DPD_BUCKETS = (("1-30", 1, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
+ACCOUNTS = {
+    AccrualKind.INTEREST: (AccountCode.INTEREST_RECEIVABLE, AccountCode.INTEREST_INCOME),
+    AccrualKind.PENALTY: (AccountCode.PENALTY_RECEIVABLE, AccountCode.PENALTY_INCOME),
+}
+ENTRY_KINDS = {
+    AccrualKind.INTEREST: EntryKind.INTEREST_ACCRUAL,
+    AccrualKind.PENALTY: EntryKind.PENALTY_ACCRUAL,
+}
+# The loan columns the accrual moves (saved with ``update_fields``).
+ACCRUAL_FIELDS = [
+    "outstanding_principal",
+    "accrued_interest",
+    "accrued_penalty",
+    "interest_raw_cumulative",
+    "interest_posted_cumulative",
+    "penalty_raw_cumulative",
+    "penalty_posted_cumulative",
+    "days_past_due",
+    "status",
+    "accrued_through",
+]
+
+
+# --- arithmetic ---------------------------------------------------------------------------------
+
+
+def basis_for(day_count: str) -> int:
+    return BASIS[DayCount(day_count).value]
+
+
+def daily_raw(base: Decimal, annual_rate: Decimal, basis: int) -> Decimal:
+    """``base x annual_rate / basis`` rounded half-even to 12 places, computed exactly.
+
+    ``base`` has two places and the rate six, so ``base x rate x 10^12`` is a whole number; the
+    division by the basis is done on integers, so no intermediate rounding can creep in.
+    """
+    with localcontext() as ctx:
+        ctx.prec = 80
+        scaled = (base * annual_rate).scaleb(RAW_PLACES)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"base {base} and rate {annual_rate} have too many decimal places")
+    quotient, remainder = divmod(int(scaled), basis)
+    if 2 * remainder > basis or (2 * remainder == basis and quotient % 2 == 1):
+        quotient += 1
+    return Decimal(quotient).scaleb(-RAW_PLACES)
+
+
+def round_cents(raw: Decimal) -> Decimal:
+    """A full-precision cumulative amount rounded half-even to the cent."""
+    return raw.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def dpd_bucket(days_past_due: int) -> str | None:
+    """``1-30``, ``31-60``, ``61-90`` or ``90+``; None when not past due."""
+    for label, low, high in DPD_BUCKETS:
+        if days_past_due >= low and (high is None or days_past_due <= high):
+            return label
+    return None
+
+
+def dpd_bucket_expression(field: str = "days_past_due") -> Case:
+    """The DPD bucket as a database expression, for grouping in selectors and dashboards."""
+    whens = [
+        When(Q(**{f"{field}__gte": low}) & Q(**{f"{field}__lte": high}), then=Value(label))
+        for label, low, high in DPD_BUCKETS
+        if high is not None
+    ]
+    last_label, last_low, _ = DPD_BUCKETS[-1]
+    whens.append(When(Q(**{f"{field}__gte": last_low}), then=Value(last_label)))
+    return Case(*whens, default=Value(None), output_field=CharField())
+
+
+def days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
+    """Every date from ``start`` through ``end`` inclusive."""
+    day = start
+    while day <= end:
+        yield day
+        day += dt.timedelta(days=1)
+
+
+# --- one loan's day -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccrualTerms:
+    """What a loan's accrual depends on that does not change from day to day."""
+
+    value_date: dt.date
+    due_date: dt.date
+    grace_days: int
+    annual_rate: Decimal
+    penalty_rate: Decimal
+    basis: int
+
+    @classmethod
+    def of(cls, loan: Loan) -> AccrualTerms:
+        if loan.value_date is None:
+            raise ValueError(f"loan {loan.pk} has no value date: it was never disbursed")
+        return cls(
+            value_date=loan.value_date,
+            due_date=loan.due_date,
+            grace_days=loan.grace_days,
+            annual_rate=loan.annual_rate,
+            penalty_rate=loan.penalty_rate,
+            basis=basis_for(loan.day_count),
+        )
+
+    def penalty_applies(self, day: dt.date) -> bool:
+        return day > self.due_date + dt.timedelta(days=self.grace_days)
+
+
+@dataclass(frozen=True, slots=True)
+class LoanState:
+    """A loan's balances and accrual state at the end of a day (a value, changed by replace)."""
+
+    outstanding: Decimal
+    interest: Decimal
+    penalty: Decimal
+    interest_raw: Decimal
+    interest_posted: Decimal
+    penalty_raw: Decimal
+    penalty_posted: Decimal
+    days_past_due: int
+    status: str
+    accrued_through: dt.date | None
+
+    @property
+    def owed(self) -> Decimal:
+        return self.outstanding + self.interest + self.penalty
+
+    @classmethod
+    def of(cls, loan: Loan) -> LoanState:
+        return cls(
+            outstanding=loan.outstanding_principal,
+            interest=loan.accrued_interest,
+            penalty=loan.accrued_penalty,
+            interest_raw=Decimal(loan.interest_raw_cumulative),
+            interest_posted=loan.interest_posted_cumulative,
+            penalty_raw=Decimal(loan.penalty_raw_cumulative),
+            penalty_posted=loan.penalty_posted_cumulative,
+            days_past_due=loan.days_past_due,
+            status=loan.status,
+            accrued_through=loan.accrued_through,
+        )
+
+    def apply_to(self, loan: Loan) -> None:
+        """Copy onto the loan the columns in ``ACCRUAL_FIELDS``."""
+        loan.outstanding_principal = self.outstanding
+        loan.accrued_interest = self.interest
+        loan.accrued_penalty = self.penalty
+        loan.interest_raw_cumulative = self.interest_raw
+        loan.interest_posted_cumulative = self.interest_posted
+        loan.penalty_raw_cumulative = self.penalty_raw
+        loan.penalty_posted_cumulative = self.penalty_posted
+        loan.days_past_due = self.days_past_due
+        loan.status = self.status
+        loan.accrued_through = self.accrued_through
+
+
+@dataclass(frozen=True, slots=True)
+class DayAccrual:
+    """One sub-ledger row in the making."""
+
+    kind: AccrualKind
+    business_date: dt.date
+    base: Decimal
+    annual_rate: Decimal
+    raw_cumulative: Decimal
+    amount: Decimal
+
+
+def _accrue_kind(
+    state: LoanState, kind: AccrualKind, rate: Decimal, basis: int, day: dt.date
+) -> tuple[LoanState, DayAccrual]:
+    interest = kind == AccrualKind.INTEREST
+    raw_before = state.interest_raw if interest else state.penalty_raw
+    posted_before = state.interest_posted if interest else state.penalty_posted
+    raw = raw_before + daily_raw(state.outstanding, rate, basis)
+    posted = round_cents(raw)
+    amount = posted - posted_before
+    row = DayAccrual(kind, day, state.outstanding, rate, raw, amount)
+    if interest:
+        state = replace(
+            state, interest_raw=raw, interest_posted=posted, interest=state.interest + amount
+        )
+    else:
+        state = replace(
+            state, penalty_raw=raw, penalty_posted=posted, penalty=state.penalty + amount
+        )
+    return state, row
+
+
+def accrue_day(
+    state: LoanState, terms: AccrualTerms, day: dt.date
+) -> tuple[LoanState, list[DayAccrual]]:
+    """The night of ``day`` for one loan: its accrual rows and its state afterwards.
+
+    The reference implementation of the COB statement (see the module docstring).
+    """
+    rows: list[DayAccrual] = []
+    if state.outstanding > 0:
+        state, row = _accrue_kind(state, AccrualKind.INTEREST, terms.annual_rate, terms.basis, day)
+        rows.append(row)
+        if terms.penalty_applies(day):
+            state, row = _accrue_kind(
+                state, AccrualKind.PENALTY, terms.penalty_rate, terms.basis, day
+            )
+            rows.append(row)
+    past_due = day > terms.due_date and state.owed > 0
+    return (
+        replace(
+            state,
+            days_past_due=(day - terms.due_date).days if past_due else 0,
+            status=LoanStatus.OVERDUE.value if past_due else state.status,
+            accrued_through=day,
+        ),
+        rows,
+    )
+
+
+def accrue_days(
+    state: LoanState, terms: AccrualTerms, start: dt.date, end: dt.date
+) -> tuple[LoanState, list[DayAccrual]]:
+    rows: list[DayAccrual] = []
+    for day in days(start, end):
+        state, day_rows = accrue_day(state, terms, day)
+        rows.extend(day_rows)
+    return state, rows
+
+
+# --- the general ledger side --------------------------------------------------------------------
+
+
+def accrual_entry_post(
+    *,
+    program: Program,
+    kind: AccrualKind,
+    idempotency_key: str,
+    business_date: dt.date,
+    amount: Decimal,
+    loan: Loan | None = None,
+    reverse: bool = False,
+    entry_id: int | None = None,
+    description: str = "",
+) -> JournalEntry:
+    """One balanced two-line accrual entry (or its reversal) for ``amount`` > 0.
+
+    Dr receivable / Cr income, or the mirror with ``reverse``. The lines name no loan (see the
+    module docstring); the entry may (catch-up, reversal and replay belong to one loan).
+    ``entry_id`` lets COB use an id it reserved before inserting the rows that point at it. The
+    idempotency key is unique: posting a key twice is a bug and fails the transaction.
+    """
+    if amount <= 0 or amount != amount.quantize(CENT):
+        raise ValueError(f"accrual entry amount must be positive cents, not {amount}")
+    receivable, income = ACCOUNTS[kind]
+    entry = JournalEntry.objects.create(
+        id=entry_id,
+        kind=EntryKind.REVERSAL if reverse else ENTRY_KINDS[kind],
+        idempotency_key=idempotency_key,
+        business_date=business_date,
+        currency=program.currency,
+        loan=loan,
+        program=program,
+        description=description[:200],
+    )
+    debit, credit = (income, receivable) if reverse else (receivable, income)
+    JournalLine.objects.bulk_create(
+        [
+            JournalLine(entry=entry, account=debit, currency=program.currency, debit=amount),
+            JournalLine(entry=entry, account=credit, currency=program.currency, credit=amount),
+        ]
+    )
+    return entry
+
+
+def totals_by_kind(rows: Iterable[DayAccrual]) -> dict[AccrualKind, Decimal]:
+    totals: dict[AccrualKind, Decimal] = defaultdict(lambda: ZERO)
+    for row in rows:
+        totals[row.kind] += row.amount
+    return dict(totals)
+
+
+def accrual_rows_save(
+    *, rows: Iterable[tuple[int, DayAccrual]], entries: dict[AccrualKind, JournalEntry]
+) -> list[Accrual]:
+    """Write sub-ledger rows ``(loan id, row)``, each linked to its kind's entry (if posted)."""
+    return Accrual.objects.bulk_create(
+        (
+            Accrual(
+                loan_id=loan_id,
+                business_date=row.business_date,
+                kind=row.kind,
+                base=row.base,
+                annual_rate=row.annual_rate,
+                raw_cumulative=row.raw_cumulative,
+                amount=row.amount,
+                journal_entry=entries.get(row.kind),
+            )
+            for loan_id, row in rows
+        ),
+        batch_size=1000,
+    )
+
+
+def loan_accrual_post(
+    *,
+    loan: Loan,
+    rows: list[DayAccrual],
+    key: str,
+    business_date: dt.date,
+    description: str,
+) -> dict[AccrualKind, JournalEntry]:
+    """Post one entry per kind for a loan's accrual rows, and save the rows linked to them."""
+    entries = {
+        kind: accrual_entry_post(
+            program=loan.program,
+            kind=kind,
+            idempotency_key=f"{key}:{kind}",
+            business_date=business_date,
+            amount=total,
+            loan=loan,
+            description=description,
+        )
+        for kind, total in totals_by_kind(rows).items()
+        if total > 0
+    }
+    accrual_rows_save(rows=[(loan.pk, row) for row in rows], entries=entries)
+    return entries
+
+
+def loan_accrue_through(*, loan: Loan, through: dt.date, key: str) -> list[DayAccrual]:
+    """Accrue one locked, open loan day by day up to and including ``through``.
+
+    Starts the day after ``accrued_through`` (or on the value date); does nothing when the loan
+    is already there. Posts one entry per kind keyed ``<key>:<kind>`` and saves the loan's
+    accrual columns. The caller holds the loan's row lock.
+    """
+    terms = AccrualTerms.of(loan)
+    state = LoanState.of(loan)
+    start = terms.value_date if state.accrued_through is None else state.accrued_through
+    if state.accrued_through is not None:
+        start += dt.timedelta(days=1)
+    if start > through:
+        return []
+    state, rows = accrue_days(state, terms, start, through)
+    loan_accrual_post(
+        loan=loan,
+        rows=rows,
+        key=key,
+        business_date=through,
+        description=f"accrual {start} to {through}, loan {loan.reference}",
+    )
+    state.apply_to(loan)
+    loan.save(update_fields=ACCRUAL_FIELDS)
+    return rows

@@ -1,0 +1,275 @@
+"""Daily accrual against hand-computed schedules: ACT/360, ACT/365F, cumulative rounding, the due
+date rolled over a holiday, grace then penalty, days past due and their buckets.
+
+Schedules run through the real close of business (``cob_run``), so on PostgreSQL they check the
+set-based statement and on SQLite the per-loan demo path; the arithmetic is written out beside
+each figure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lending.models import Accrual, AccrualKind, Loan, LoanStatus
+from lending.services.accrual import (
+    AccrualTerms,
+    LoanState,
+    accrue_days,
+    daily_raw,
+    dpd_bucket,
+    dpd_bucket_expression,
+    round_cents,
+)
+from lending.services.cob import cob_run
+from lending.services.terms import due_date_for
+from tests.lending.active_loans import active_loan, books_balance, money_line
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+V = dt.date(2025, 1, 6)  # a Monday
+
+
+def day(n: int) -> dt.date:
+    """The n-th day after the value date V (day(0) == V)."""
+    return V + dt.timedelta(days=n)
+
+
+def close(program_id: int, start: dt.date, end: dt.date) -> None:
+    current = start
+    while current <= end:
+        assert cob_run(program_id=program_id, business_date=current, today=end).ran
+        current += dt.timedelta(days=1)
+
+
+def postings(loan: Loan, kind: str = AccrualKind.INTEREST) -> list[Decimal]:
+    rows = Accrual.objects.filter(loan=loan, kind=kind, reversed_at__isnull=True)
+    return list(rows.order_by("business_date").values_list("amount", flat=True))
+
+
+@pytest.fixture
+def line(agent: Any, enterprise: Any) -> Any:
+    return money_line(agent, enterprise)
+
+
+# --- the arithmetic -----------------------------------------------------------------------------
+
+
+def test_daily_raw_is_rounded_at_twelve_places_from_exact_integers() -> None:
+    # 0.01 x 0.000001 = 1E-8 -> 10,000 units of 1E-12; / 360 = 27.78 -> 28; / 365 = 27.40 -> 27
+    assert daily_raw(D("0.01"), D("0.000001"), 360) == D("2.8E-11")
+    assert daily_raw(D("0.01"), D("0.000001"), 365) == D("2.7E-11")
+    # 1,000,000 x 4.35% / 365 = 119.17808219178082... -> 12 places, next digits "82" -> up
+    assert daily_raw(D("1000000.00"), D("0.0435"), 365) == D("119.178082191781")
+    # 100,000 x 5.4% / 360 = 15 exactly
+    assert daily_raw(D("100000.00"), D("0.054"), 360) == D("15.000000000000")
+    # A day's units are cents x micro-rate x 10^4; 10^4 leaves remainders 280 (mod 360) and 145
+    # (mod 365), so a day never lands on a half unit: ties only happen when rounding to cents.
+
+
+def test_round_cents_is_half_even() -> None:
+    assert round_cents(D("0.125000000000")) == D("0.12")  # tie, 2 even
+    assert round_cents(D("0.135000000000")) == D("0.14")  # tie, 3 odd -> up
+    assert round_cents(D("0.125000000001")) == D("0.13")  # above the tie
+
+
+@given(
+    base=st.decimals(min_value=D("0.01"), max_value=D("99999999999.99"), places=2),
+    rate=st.decimals(min_value=D("0"), max_value=D("1"), places=6),
+    basis=st.sampled_from([360, 365]),
+)
+@settings(max_examples=300, deadline=None)
+def test_daily_raw_is_within_half_a_unit_of_the_exact_quotient(
+    base: Decimal, rate: Decimal, basis: int
+) -> None:
+    exact_units = base * rate * 10**12 / basis  # Decimal at 28 digits: plenty here
+    got_units = daily_raw(base, rate, basis).scaleb(12)
+    assert abs(got_units - exact_units) <= D("0.5")
+    assert got_units == exact_units.quantize(D(1), rounding=ROUND_HALF_EVEN)
+
+
+def test_cumulative_rule_has_no_penny_drift_over_365_days() -> None:
+    # 1,000,000.00 at 4.35% ACT/365F for 365 days: exactly 43,500.00 of interest.
+    terms = AccrualTerms(V, day(400), 3, D("0.0435"), D("0.0652"), 365)
+    start = LoanState(D("1000000.00"), D(0), D(0), D(0), D(0), D(0), D(0), 0, "active", None)
+    state, rows = accrue_days(start, terms, day(0), day(364))
+    posted = [row.amount for row in rows]
+    assert len(posted) == 365
+    # raw: 365 x 119.178082191781 = 43500.000000000065 -> 43,500.00
+    assert state.interest_raw == D("43500.000000000065")
+    assert sum(posted) == D("43500.00") == state.interest == round_cents(state.interest_raw)
+    # rounding each day instead: 119.18 x 365 = 43,500.70, 70 cents of drift
+    naive = D("119.178082191781").quantize(D("0.01"), rounding=ROUND_HALF_EVEN) * 365
+    assert naive == D("43500.70")
+    assert set(posted) == {D("119.18"), D("119.17")}
+
+
+def test_dpd_buckets() -> None:
+    assert [dpd_bucket(n) for n in (0, 1, 30, 31, 60, 61, 90, 91, 400)] == [
+        None,
+        "1-30",
+        "1-30",
+        "31-60",
+        "31-60",
+        "61-90",
+        "61-90",
+        "90+",
+        "90+",
+    ]
+
+
+def test_dpd_bucket_expression_groups_in_the_database(line: Any) -> None:
+    for dpd in (0, 5, 45, 75, 120):
+        loan = active_loan(line, principal="1000.00", value_date=V)
+        Loan.objects.filter(pk=loan.pk).update(days_past_due=dpd)
+    buckets = Loan.objects.annotate(bucket=dpd_bucket_expression()).order_by("days_past_due")
+    assert list(buckets.values_list("bucket", flat=True)) == [None, "1-30", "31-60", "61-90", "90+"]
+
+
+# --- schedules through close of business --------------------------------------------------------
+
+
+def test_act_360_posts_fifteen_a_day(line: Any) -> None:
+    # 100,000.00 x 5.4% / 360 = 15.00 a day; V .. V+29 is 30 nights = 450.00
+    loan = active_loan(line, principal="100000.00", value_date=V, annual_rate=D("0.054"))
+    close(line.program_id, day(0), day(29))
+    loan.refresh_from_db()
+    assert postings(loan) == [D("15.00")] * 30
+    assert loan.accrued_interest == D("450.00") == loan.interest_posted_cumulative
+    assert loan.interest_raw_cumulative == D("450.000000000000")
+    assert loan.accrued_through == day(29)
+    assert (loan.status, loan.days_past_due, loan.accrued_penalty) == ("active", 0, D("0.00"))
+    books_balance()
+
+
+def test_act_365f_alternates_cents_by_the_cumulative_rule(line: Any) -> None:
+    # 100,000.00 x 5.4% / 365 = 14.794520547945 a day (12 places)
+    # cumulative: 14.794520547945 -> 14.79; 29.589041095890 -> 29.59 (+14.80);
+    #             44.383561643835 -> 44.38 (+14.79); 59.178082191780 -> 59.18 (+14.80)
+    loan = active_loan(
+        line, principal="100000.00", value_date=V, annual_rate=D("0.054"), day_count="ACT/365F"
+    )
+    close(line.program_id, day(0), day(9))
+    loan.refresh_from_db()
+    assert postings(loan)[:4] == [D("14.79"), D("14.80"), D("14.79"), D("14.80")]
+    # 10 days: 147.94520547945 -> 147.95, and the postings add up to exactly that
+    assert loan.interest_raw_cumulative == D("147.945205479450")
+    assert sum(postings(loan)) == D("147.95") == loan.accrued_interest
+    books_balance()
+
+
+def test_small_principal_act_360_cumulative_cents(line: Any) -> None:
+    # 1,234.56 x 4.5% / 360 = 0.15432 a day; cumulative 0.15432, 0.30864, 0.46296, 0.61728,
+    # 0.7716 -> rounded 0.15, 0.31, 0.46, 0.62, 0.77 -> posted 0.15, 0.16, 0.15, 0.16, 0.15
+    loan = active_loan(line, principal="1234.56", value_date=V, annual_rate=D("0.045"))
+    close(line.program_id, day(0), day(9))
+    loan.refresh_from_db()
+    assert postings(loan)[:5] == [D("0.15"), D("0.16"), D("0.15"), D("0.16"), D("0.15")]
+    # 10 days: 1.5432 -> 1.54
+    assert loan.accrued_interest == D("1.54") == sum(postings(loan))
+    books_balance()
+
+
+def test_act_365f_penny_principal_accrues_zero_cents_until_the_cumulative_reaches_one(
+    line: Any,
+) -> None:
+    # 10.00 x 3.65% / 365 = 0.001 a day: the first 5 days round to 0.00 (0.005 is a tie, 0 even),
+    # the 6th reaches 0.006 -> 0.01
+    loan = active_loan(
+        line, principal="10.00", value_date=V, annual_rate=D("0.0365"), day_count="ACT/365F"
+    )
+    close(line.program_id, day(0), day(5))
+    loan.refresh_from_db()
+    assert postings(loan) == [D("0.00")] * 5 + [D("0.01")]
+    assert loan.interest_raw_cumulative == D("0.006000000000")
+    assert loan.accrued_interest == D("0.01")
+    books_balance()
+
+
+def test_due_date_on_a_holiday_rolls_and_overdue_starts_after_the_rolled_date(line: Any) -> None:
+    # 2025-07-03 + 90 days = 2025-10-01, National Day; the holiday runs to 10-08 -> due 10-09
+    value_date = dt.date(2025, 7, 3)
+    assert due_date_for(value_date, 90, "CN") == dt.date(2025, 10, 9)
+    loan = active_loan(line, principal="50000.00", value_date=value_date, grace_days=3)
+    assert loan.due_date == dt.date(2025, 10, 9)
+    close(line.program_id, value_date, dt.date(2025, 10, 9))
+    loan.refresh_from_db()
+    assert (loan.status, loan.days_past_due) == (LoanStatus.ACTIVE, 0)
+    close(line.program_id, dt.date(2025, 10, 10), dt.date(2025, 10, 10))
+    loan.refresh_from_db()
+    assert (loan.status, loan.days_past_due, dpd_bucket(loan.days_past_due)) == (
+        LoanStatus.OVERDUE,
+        1,
+        "1-30",
+    )
+    # nights 07-03 .. 10-10 = 98 + 2 = 100 at 50,000 x 5.4% / 360 = 7.50 a night: 750.00
+    assert loan.accrued_interest == D("750.00")
+    assert loan.accrued_penalty == D("0.00")  # still in grace
+    books_balance()
+
+
+def test_grace_then_penalty_on_top_of_interest(line: Any) -> None:
+    # 100,000.00, interest 5.4% / 360 = 15.00, penalty 8.1% / 360 = 22.50 a day; due V+30,
+    # grace 3: penalty from V+34 on.
+    loan = active_loan(
+        line,
+        principal="100000.00",
+        value_date=V,
+        due_date=day(30),
+        grace_days=3,
+        annual_rate=D("0.054"),
+        penalty_rate=D("0.081"),
+    )
+    close(line.program_id, day(0), day(33))
+    loan.refresh_from_db()
+    assert (loan.status, loan.days_past_due, loan.accrued_penalty) == ("overdue", 3, D("0.00"))
+    close(line.program_id, day(34), day(40))
+    loan.refresh_from_db()
+    # penalty nights V+34 .. V+40 = 7 x 22.50 = 157.50; interest 41 nights x 15.00 = 615.00
+    assert postings(loan, AccrualKind.PENALTY) == [D("22.50")] * 7
+    assert loan.accrued_penalty == D("157.50") == loan.penalty_posted_cumulative
+    assert loan.accrued_interest == D("615.00")
+    assert loan.days_past_due == 10
+    penalty_rows = Accrual.objects.filter(loan=loan, kind=AccrualKind.PENALTY)
+    assert penalty_rows.first().annual_rate == D("0.081000")
+    books_balance()
+
+
+def test_penalty_act_365f_and_dpd_into_the_next_bucket(line: Any) -> None:
+    # 36,500.00: interest 7.3% / 365 = 7.30 a day; penalty 10.95% / 365 = 10.95 a day.
+    # Due V+10, grace 0: penalty from V+11; by V+41 DPD is 31 ("31-60").
+    loan = active_loan(
+        line,
+        principal="36500.00",
+        value_date=V,
+        due_date=day(10),
+        grace_days=0,
+        annual_rate=D("0.073"),
+        penalty_rate=D("0.1095"),
+        day_count="ACT/365F",
+    )
+    close(line.program_id, day(0), day(41))
+    loan.refresh_from_db()
+    assert loan.days_past_due == 31 and dpd_bucket(loan.days_past_due) == "31-60"
+    assert loan.accrued_interest == D("7.30") * 42  # 306.60
+    assert loan.accrued_penalty == D("10.95") * 31  # 339.45
+    books_balance()
+
+
+def test_loan_not_yet_disbursed_on_a_date_does_not_accrue(line: Any) -> None:
+    # Two loans, the second disbursed 3 days later: it accrues from its own value date only.
+    first = active_loan(line, principal="36000.00", value_date=V, annual_rate=D("0.05"))
+    second = active_loan(line, principal="36000.00", value_date=day(3), annual_rate=D("0.05"))
+    close(line.program_id, day(0), day(4))
+    first.refresh_from_db()
+    second.refresh_from_db()
+    # 36,000 x 5% / 360 = 5.00 a night: 5 nights vs 2 nights
+    assert (first.accrued_interest, second.accrued_interest) == (D("25.00"), D("10.00"))
+    assert second.accrued_through == day(4)
+    books_balance()
