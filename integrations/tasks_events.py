@@ -12,6 +12,7 @@ from celery import Task, shared_task
 
 from lending.services.acceleration import cancelled_orders_sweep
 
+from .bank.statements import statement_import
 from .events import event_deliver, loan_events_sweep, outbound_events_due
 from .notifications import notifications_send_due
 
@@ -56,3 +57,9 @@ def sweep_cancelled_orders() -> int:
     if results:
         loan_events_sweep(loan_ids=[r.loan_id for r in results])
     return len(results)
+
+
+@shared_task(name="integrations.import_bank_statement")
+def import_bank_statement() -> dict[str, int]:
+    """Beat: turn the bank's incoming credits into repayments (idempotent by bank reference)."""
+    return statement_import().__dict__
