@@ -16,4 +16,5 @@ def expire_reviews() -> int:
     return reviews_expire()
 
 
-from . import tasks_money  # noqa: E402, F401 - registers the close-of-business task
+# Register the tasks kept in their own modules (Celery autodiscovers only ``tasks``).
+from . import tasks_credit, tasks_money  # noqa: E402, F401

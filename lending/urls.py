@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .apis import finance, loans, programs, repayments, reviews
+from .apis import credit, finance, loans, programs, repayments, reviews
 
 urlpatterns = [
     path("orders/", loans.OrderListApi.as_view(), name="orders-list"),
@@ -14,4 +14,5 @@ urlpatterns = [
     *reviews.urlpatterns,
     *programs.urlpatterns,
     *repayments.urlpatterns,
+    *credit.urlpatterns,
 ]

@@ -197,6 +197,10 @@ CELERY_BEAT_SCHEDULE.update(
             "task": "integrations.sweep_cancelled_orders",
             "schedule": env.float("CANCELLED_ORDER_SWEEP_INTERVAL_SECONDS", default=300.0),
         },
+        "lending-nightly-credit": {
+            "task": "lending.nightly_credit",
+            "schedule": crontab(hour=3, minute=30),
+        },
         "integrations-import-bank-statement": {
             "task": "integrations.import_bank_statement",
             "schedule": env.float("BANK_STATEMENT_IMPORT_INTERVAL_SECONDS", default=300.0),
