@@ -30,6 +30,7 @@ from django.db.models import Count
 from rest_framework.authtoken.models import Token
 
 from lending.models import Bank, Program
+from lending.scoring.generator import demo_credit_seed
 from orders.models import Agent, CoreEnterprise, FeedChannel, Role, SalesOrder, User
 from orders.services.ingest import orders_ingest
 from orders.services.parties import (
@@ -186,7 +187,9 @@ def demo_exists() -> bool:
 
 
 @transaction.atomic
-def demo_build(*, seed: int, orders: int, agents: int, today: dt.date) -> DemoData:
+def demo_build(
+    *, seed: int, orders: int, agents: int, today: dt.date, credit_history: bool = True
+) -> DemoData:
     """Create the whole demo data set in one transaction. The database must not hold it yet."""
     bank = Bank.objects.create(code=BANK_CODE, name=BANK_NAME)
     enterprises = _enterprises_create(_rng(seed, "enterprises"))
@@ -200,6 +203,13 @@ def demo_build(*, seed: int, orders: int, agents: int, today: dt.date) -> DemoDa
     demo_lines_create(_rng(seed, "lines"), data, today)
     data.logins = _logins_create(data)
     demo_loans_create(_rng(seed, "loans"))
+    if credit_history:
+        # Synthetic dealers with 18 months of history, so the scorecard has something to learn.
+        demo_credit_seed(
+            program=Program.objects.get(pk=data.enterprises[0].program_ids[0]),
+            today=today,
+            seed=seed,
+        )
     return data
 
 

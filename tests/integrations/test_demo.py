@@ -53,7 +53,7 @@ AGENTS = 7
 MODELS = (Bank, CoreEnterprise, Agent, AgentRelationship, SalesOrder, SalesOrderLine, User, Token)
 
 
-def seed(path: Path, *extra: str, seed: int = 7) -> dict[str, Any]:
+def seed(path: Path, *extra: str, seed: int = 7, credit: bool = False) -> dict[str, Any]:
     call_command(
         "seed_demo",
         "--out",
@@ -67,6 +67,7 @@ def seed(path: Path, *extra: str, seed: int = 7) -> dict[str, Any]:
         "--today",
         TODAY.isoformat(),
         *extra,
+        *(() if credit else ("--no-credit-history",)),
         stdout=StringIO(),
     )
     return json.loads(path.read_text(encoding="utf-8"))
@@ -331,3 +332,12 @@ def test_demo_logins_prints_every_login_and_the_urls(demo, demo_file):
 def test_demo_logins_without_a_file_says_to_seed_first(tmp_path):
     with pytest.raises(CommandError, match="seed_demo"):
         call_command("demo_logins", str(tmp_path / "missing.json"), stdout=StringIO())
+
+
+def test_demo_with_credit_history_trains_and_grades(demo_file):
+    from lending.models import AgentScore, CreditModel
+
+    seed(demo_file, credit=True)
+    model = CreditModel.objects.get()
+    assert model.promoted_at is not None
+    assert AgentScore.objects.exists()

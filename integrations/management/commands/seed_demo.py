@@ -65,6 +65,11 @@ class Command(BaseCommand):
             "--today", type=dt.date.fromisoformat, help="date orders count back from (YYYY-MM-DD)"
         )
         parser.add_argument("--base-url", default=DEFAULT_BASE_URL)
+        parser.add_argument(
+            "--no-credit-history",
+            action="store_true",
+            help="skip the synthetic dealers' history and the first scorecard (faster)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["orders"] < 0 or not 1 <= options["agents"] <= MAX_AGENTS:
@@ -86,6 +91,7 @@ class Command(BaseCommand):
                     orders=options["orders"],
                     agents=options["agents"],
                     today=options["today"] or timezone.localdate(),
+                    credit_history=not options["no_credit_history"],
                 )
             credentials_write(path, demo_credentials_json(data, base_url=options["base_url"]))
         self._summary(data, path, time.monotonic() - started)
