@@ -203,7 +203,6 @@ def _record(
     )
     if reserved:
         line_reserve(line_id=line.pk, amount=reserved)
-        program_reserve(program_id=program.pk, amount=reserved)
     Decision.objects.create(
         loan=loan,
         outcome=decision.outcome,
@@ -230,4 +229,8 @@ def _record(
     if decision.outcome == LoanStatus.APPROVED:
         # Inside the savepoint: a program-limit rollback also drops the queued payment.
         disbursement_request(loan=loan, actor=user)
+    if reserved:
+        # Last: the program row is shared by every agent, so its lock is held only from here
+        # to the commit. If it no longer fits, the caller rolls this savepoint back.
+        program_reserve(program_id=program.pk, amount=reserved)
     return loan
