@@ -17,8 +17,8 @@ Design
   precision, and the amount posted for D is ``round_half_even(raw_cumulative_D, cents) -
   posted_cumulative_before``. The posted amounts therefore always add up to the rounded total:
   no penny drift, whatever the number of days. The PostgreSQL COB statement
-  (``lending.services.cob``) does the very same integer arithmetic in SQL, so both backends and
-  this module agree to the last digit (tests compare them).
+  (``lending.services.cob_day``) does the very same integer arithmetic in SQL, so both backends
+  and this module agree to the last digit (tests compare them).
 * **Days past due and status.** After D's accrual, ``days_past_due = D - due_date`` while
   anything is owed and D > due_date, else 0; an open loan becomes ``overdue`` then and stays
   overdue until it is repaid. DPD buckets ``1-30``, ``31-60``, ``61-90``, ``90+`` are computed
@@ -28,12 +28,13 @@ Design
   totals: one entry per (program, date, kind) from COB, Dr interest_receivable / Cr
   interest_income (penalty alike), and per-loan entries for catch-up, reversal and replay. Those
   accrual lines name no loan: the per-loan detail is the sub-ledger, and the book check proves
-  per loan ``accrued_interest = active accruals - interest repaid`` and in total ``GL receivable
-  = sum of the loans' balances``. Because ``ledger_post`` insists that receivable lines name a
+  per loan ``accrued_interest = active accruals - interest repaid`` and in total that the
+  accrual entries add up to the active accrual rows. Because ``ledger_post`` insists that receivable lines name a
   loan, accrual entries are written here (``accrual_entry_post``), balanced and keyed the same way.
-* ``loan_accrue_through`` accrues one loan day by day in Python: for a loan that fell behind the
-  COB (disbursed with a past value date), for a repayment whose value date is ahead of the
-  loan's last accrual, and, in ``lending.services.cob``, as the SQLite (demo) COB path.
+* ``loan_accrue_through`` accrues one loan day by day in Python (with its own entries): for a
+  loan that fell behind the COB (disbursed with a past value date) and for a repayment whose
+  value date is ahead of the loan's last accrual. ``accrue_day`` is also the SQLite (demo) COB
+  path and the reference the PostgreSQL statement is tested against.
 """
 
 from __future__ import annotations

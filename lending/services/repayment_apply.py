@@ -1,0 +1,278 @@
+"""Applying a repayment to a locked loan: on time, or backdated and replayed.
+
+The caller (``lending.services.repayments``) has validated the request, taken the locks and
+brought the loan's accruals up to the day before the value date. Here:
+
+* **On time** (value date after ``accrued_through``): the waterfall against the current balances;
+  the entry ``repay:<reference>`` is Dr settlement / Cr penalty_receivable, interest_receivable,
+  principal_receivable, agent_overpayments, every line naming the loan. Principal repaid gives the
+  line and program their headroom back (``credit_repaid``); a loan that owes nothing more is
+  ``repaid`` (``closed_at`` set).
+* **Backdated** (value date D on or before ``accrued_through``): the loan is put back where it
+  stood at the end of D - 1 and the days are replayed with the payment in them, so it ends
+  exactly as if the money had arrived on time, across a COB, across the due date (penalty, DPD
+  and status recomputed) and whatever order backdated payments arrive in:
+
+  1. the active accrual rows dated D or later are marked reversed and one reversing entry per
+     kind is posted for their total (``reverse:<reference>:<kind>``);
+  2. repayments already applied with a value date of D or later are taken back out of the
+     balances (their allocation is recomputed below);
+  3. from D on, each day applies that day's payments and then accrues (through
+     ``accrued_through``); new accrual rows and one entry per kind for their total are posted
+     (``replay:<reference>:<kind>``);
+  4. an earlier payment whose allocation changed has its entry reversed
+     (``unapply:<reference>:<id>``) and is posted again (``realloc:<reference>:<id>``).
+
+  This path is a per-loan Python loop: it concerns one loan.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from scf import clock
+
+from ..models import (
+    AccountCode,
+    Accrual,
+    AccrualKind,
+    EntryKind,
+    JournalEntry,
+    Loan,
+    LoanStatus,
+    Repayment,
+)
+from .accrual import (
+    ACCRUAL_FIELDS,
+    ZERO,
+    AccrualTerms,
+    LoanState,
+    accrual_entry_post,
+    loan_accrual_post,
+    round_cents,
+)
+from .audit import actor_label
+from .credit import credit_repaid
+from .ledger import Posting, ledger_post, ledger_reverse
+from .waterfall import Allocation, Payment, allocate, apply_allocation, replay
+
+
+@dataclass(frozen=True, slots=True)
+class RepaymentRequest:
+    """A validated repayment to apply."""
+
+    amount: Decimal
+    value_date: dt.date
+    reference: str
+    source: str
+    actor: Any
+    today: dt.date
+
+
+def _create(
+    loan: Loan, request: RepaymentRequest, allocation: Allocation, backdated: bool
+) -> Repayment:
+    repayment = Repayment.objects.create(
+        loan=loan,
+        reference=request.reference,
+        amount=request.amount,
+        currency=loan.currency,
+        value_date=request.value_date,
+        source=request.source,
+        backdated=backdated,
+        recorded_by=actor_label(request.actor),
+        received_at=clock.now(),
+        **allocation.fields(),
+    )
+    repayment.journal_entry = _post_repayment(
+        loan, repayment, allocation, key=f"repay:{request.reference}"
+    )
+    repayment.save(update_fields=["journal_entry"])
+    return repayment
+
+
+def _post_repayment(
+    loan: Loan, repayment: Repayment, allocation: Allocation, *, key: str
+) -> JournalEntry:
+    postings = [Posting.dr(AccountCode.SETTLEMENT, repayment.amount, loan=loan)]
+    parts = (
+        (AccountCode.PENALTY_RECEIVABLE, allocation.penalty),
+        (AccountCode.INTEREST_RECEIVABLE, allocation.interest),
+        (AccountCode.PRINCIPAL_RECEIVABLE, allocation.principal),
+        (AccountCode.AGENT_OVERPAYMENTS, allocation.overpayment),
+    )
+    postings += [Posting.cr(account, part, loan=loan) for account, part in parts if part > 0]
+    return ledger_post(
+        kind=EntryKind.REPAYMENT,
+        idempotency_key=key,
+        business_date=repayment.value_date,
+        currency=loan.currency,
+        postings=postings,
+        loan=loan,
+        program=loan.program,
+        description=f"repayment {repayment.reference}, loan {loan.reference}",
+    )
+
+
+def _save_loan(loan: Loan, before: LoanState, after: LoanState) -> None:
+    after.apply_to(loan)
+    if after.status == LoanStatus.REPAID:
+        loan.closed_at = loan.closed_at or clock.now()
+    else:
+        loan.closed_at = None
+    loan.save(update_fields=[*ACCRUAL_FIELDS, "closed_at"])
+    repaid = before.outstanding - after.outstanding
+    if repaid < 0:
+        raise RuntimeError(f"loan {loan.pk}: a repayment increased principal by {-repaid}")
+    credit_repaid(line_id=loan.credit_line_id, program_id=loan.program_id, principal=repaid)
+
+
+def repayment_apply_on_time(loan: Loan, request: RepaymentRequest) -> Repayment:
+    before = LoanState.of(loan)
+    allocation = allocate(request.amount, before)
+    repayment = _create(loan, request, allocation, backdated=False)
+    _save_loan(loan, before, apply_allocation(before, allocation))
+    return repayment
+
+
+# --- backdated ----------------------------------------------------------------------------------
+
+
+def _rewind(
+    loan: Loan,
+    current: LoanState,
+    reversed_rows: list[Accrual],
+    later: list[Repayment],
+    start: dt.date,
+) -> LoanState:
+    """The loan as it stood at the end of ``start - 1``: without the reversed accruals and
+    without the repayments value-dated ``start`` or later."""
+    reversed_by_kind = {
+        kind: sum((row.amount for row in reversed_rows if row.kind == kind), ZERO)
+        for kind in AccrualKind
+    }
+    prior_raw = {kind: _raw_before(loan, kind, start) for kind in AccrualKind}
+    state = replace(
+        current,
+        outstanding=current.outstanding + sum((r.to_principal for r in later), ZERO),
+        interest=current.interest
+        - reversed_by_kind[AccrualKind.INTEREST]
+        + sum((r.to_interest for r in later), ZERO),
+        penalty=current.penalty
+        - reversed_by_kind[AccrualKind.PENALTY]
+        + sum((r.to_penalty for r in later), ZERO),
+        interest_raw=prior_raw[AccrualKind.INTEREST],
+        interest_posted=current.interest_posted - reversed_by_kind[AccrualKind.INTEREST],
+        penalty_raw=prior_raw[AccrualKind.PENALTY],
+        penalty_posted=current.penalty_posted - reversed_by_kind[AccrualKind.PENALTY],
+    )
+    if (state.interest_posted, state.penalty_posted) != (
+        round_cents(state.interest_raw),
+        round_cents(state.penalty_raw),
+    ):
+        raise RuntimeError(f"loan {loan.pk}: accrual sub-ledger and loan cumulatives disagree")
+    return _status_at(state, AccrualTerms.of(loan), start - dt.timedelta(days=1))
+
+
+def _raw_before(loan: Loan, kind: AccrualKind, start: dt.date) -> Decimal:
+    last = (
+        Accrual.objects.filter(
+            loan=loan, kind=kind, reversed_at__isnull=True, business_date__lt=start
+        )
+        .order_by("-business_date")
+        .values_list("raw_cumulative", flat=True)
+        .first()
+    )
+    return Decimal(last) if last is not None else Decimal(0)
+
+
+def _status_at(state: LoanState, terms: AccrualTerms, day: dt.date) -> LoanState:
+    accrued = day >= terms.value_date
+    past_due = accrued and day > terms.due_date and state.owed > 0
+    if state.owed == 0:
+        status = LoanStatus.REPAID.value
+    else:
+        status = LoanStatus.OVERDUE.value if past_due else LoanStatus.ACTIVE.value
+    return replace(
+        state,
+        status=status,
+        days_past_due=(day - terms.due_date).days if past_due else 0,
+        accrued_through=day if accrued else None,
+    )
+
+
+def repayment_apply_backdated(loan: Loan, request: RepaymentRequest) -> Repayment:
+    start, accrued_to = request.value_date, loan.accrued_through
+    assert accrued_to is not None  # only called for a value date on or before it
+    now = clock.now()
+    current = LoanState.of(loan)
+    reversed_rows = list(
+        Accrual.objects.filter(loan=loan, reversed_at__isnull=True, business_date__gte=start)
+    )
+    later = list(
+        Repayment.objects.select_for_update()
+        .filter(loan=loan, value_date__gte=start)
+        .order_by("value_date", "id")
+    )
+    state = _rewind(loan, current, reversed_rows, later, start)
+    payments = [Payment(r.value_date, r.amount, index) for index, r in enumerate(later)]
+    payments.append(Payment(request.value_date, request.amount, len(later)))
+    final, allocations, rows = replay(state, AccrualTerms.of(loan), payments, start, accrued_to)
+    _reverse_accruals(loan, reversed_rows, request, now)
+    loan_accrual_post(
+        loan=loan,
+        rows=rows,
+        key=f"replay:{request.reference}",
+        business_date=request.today,
+        description=f"accruals {start} to {accrued_to} replayed for {request.reference}",
+    )
+    _reallocate(loan, later, allocations[:-1], request)
+    repayment = _create(loan, request, allocations[-1], backdated=True)
+    _save_loan(loan, current, replace(final, accrued_through=accrued_to))
+    return repayment
+
+
+def _reverse_accruals(
+    loan: Loan, rows: list[Accrual], request: RepaymentRequest, now: dt.datetime
+) -> None:
+    """Mark the rows reversed and post one reversing entry per kind for their total."""
+    reference = request.reference
+    Accrual.objects.filter(pk__in=[row.pk for row in rows]).update(reversed_at=now)
+    for kind in AccrualKind:
+        total = sum((row.amount for row in rows if row.kind == kind), ZERO)
+        if total > 0:
+            accrual_entry_post(
+                program=loan.program,
+                kind=kind,
+                idempotency_key=f"reverse:{reference}:{kind}",
+                business_date=request.today,
+                amount=total,
+                loan=loan,
+                reverse=True,
+                description=f"{kind} accruals reversed for backdated repayment {reference}",
+            )
+
+
+def _reallocate(
+    loan: Loan, later: list[Repayment], allocations: list[Allocation], request: RepaymentRequest
+) -> None:
+    """Re-post the earlier-recorded repayments whose allocation the replay changed."""
+    for repayment, allocation in zip(later, allocations, strict=True):
+        if allocation == Allocation.of(repayment):
+            continue
+        if repayment.journal_entry is not None:
+            ledger_reverse(
+                entry=repayment.journal_entry,
+                idempotency_key=f"unapply:{request.reference}:{repayment.pk}",
+                business_date=request.today,
+                description=f"repayment {repayment.reference} re-allocated after {request.reference}",
+            )
+        for name, value in allocation.fields().items():
+            setattr(repayment, name, value)
+        repayment.journal_entry = _post_repayment(
+            loan, repayment, allocation, key=f"realloc:{request.reference}:{repayment.pk}"
+        )
+        repayment.save(update_fields=[*allocation.fields(), "journal_entry"])
