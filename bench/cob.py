@@ -53,11 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=2, help="consecutive nights to time")
     parser.add_argument("--reuse", action="store_true", help="reuse a seeded database")
     parser.add_argument("--check", action="store_true", help="run ledger_check at the end")
-    parser.add_argument(
-        "--tuned",
-        action="store_true",
-        help="apply the recommended storage changes first (loan fillfactor, fewer accrual indexes)",
-    )
     parser.add_argument("--verify", type=int, default=500, help="loans checked against Python")
     parser.add_argument("--max-seconds", type=float, default=1800.0)
     return parser.parse_args(argv)
@@ -225,27 +220,6 @@ VALUES (%(program)s, %(first)s::date - 1, now(), now(), 0, 0, 0);
 """
 
 
-# The schema changes recommended for COB at scale (bench database only; see docs/performance.md):
-# room on each loan page for its nightly new version (HOT updates: no index entries), and one
-# loan-keyed index on the accrual sub-ledger instead of three.
-TUNING = (
-    "ALTER TABLE lending_loan SET (fillfactor = 45)",
-    "DROP INDEX IF EXISTS accrual_loan_idx",
-    "DO $$ DECLARE name text; BEGIN "
-    "SELECT indexname INTO name FROM pg_indexes WHERE tablename = 'lending_accrual' "
-    "AND indexdef LIKE '%(loan_id)'; "
-    "IF name IS NOT NULL THEN EXECUTE 'DROP INDEX ' || quote_ident(name); END IF; END $$",
-)
-
-
-def tune() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        for statement in TUNING:
-            cur.execute(statement)
-
-
 def seed_program(tag: str, count: int) -> int:
     """Seed a program of ``count`` open loans, set-based; returns its id."""
     from django.db import connection, transaction
@@ -394,7 +368,7 @@ def report(
     runs: list[tuple[dt.date, float, float, Any]],
     naive: tuple[float, int],
 ) -> None:
-    mode = "tuned storage (--tuned)" if args.tuned else "schema as migrated"
+    mode = "schema as migrated"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n== close of business: {mode}; {os.cpu_count()} CPUs, load average now {load} ==")
     for day, seconds, cpu, result in runs:
@@ -428,8 +402,6 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     programs = seeded_programs()
     if not reused or set(programs) != {"BENCH-main", "BENCH-naive"}:
-        if args.tuned:
-            tune()
         main_id = seed_program("main", args.loans)
         naive_id = seed_program("naive", args.sample)
         vacuum()

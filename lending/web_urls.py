@@ -27,6 +27,7 @@ urlpatterns = [
     path("reviews/<int:review_id>/claim/", reviews.claim, name="review-claim"),
     path("reviews/<int:review_id>/approve/", reviews.approve, name="review-approve"),
     path("reviews/<int:review_id>/decline/", reviews.decline, name="review-decline"),
+    path("reviews/<int:review_id>/close/", reviews.close, name="review-close"),
     path(
         "reviews/lines/<int:agent_id>/<int:program_id>/freeze/",
         reviews.line_freeze,

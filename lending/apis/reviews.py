@@ -32,6 +32,7 @@ from ..services.reviews import (
     NOTE_MAX_LENGTH,
     review_approve,
     review_claim,
+    review_close,
     review_decline,
 )
 
@@ -250,13 +251,17 @@ class ReviewNoteInput(serializers.Serializer):
     )
 
 
+class ReviewCloseInput(serializers.Serializer):
+    note = serializers.CharField(max_length=NOTE_MAX_LENGTH)
+
+
 class ReviewDeclineInput(ReviewNoteInput):
     reason = serializers.ChoiceField(choices=list(DECLINE_REASONS.items()))
 
 
 # --- views -------------------------------------------------------------------------------------
 
-ERRORS = {code: ReviewErrorOutput for code in (403, 404, 409, 422)}
+ERRORS = {code: ReviewErrorOutput for code in (400, 401, 403, 404, 409, 422)}
 
 
 def _choice(request: Request, name: str, choices: list[str]) -> str | None:
@@ -363,10 +368,27 @@ class ReviewDeclineApi(APIView):
         return _case_reply(review_id)
 
 
+class ReviewCloseApi(APIView):
+    """Close a follow-up case (failed disbursement, accelerated loan), saying what was done."""
+
+    permission_classes = [RiskOnly]
+
+    @extend_schema(
+        operation_id="reviews_close",
+        request=ReviewCloseInput,
+        responses={200: ReviewOutput, **ERRORS},
+    )
+    def post(self, request: Request, review_id: int) -> Response:
+        data = _valid(ReviewCloseInput, request)
+        review_close(user=_user(request), review_id=review_id, note=data["note"])
+        return _case_reply(review_id)
+
+
 urlpatterns = [
     path("reviews/", ReviewListApi.as_view(), name="reviews-list"),
     path("reviews/<int:review_id>/", ReviewDetailApi.as_view(), name="reviews-detail"),
     path("reviews/<int:review_id>/claim/", ReviewClaimApi.as_view(), name="reviews-claim"),
     path("reviews/<int:review_id>/approve/", ReviewApproveApi.as_view(), name="reviews-approve"),
     path("reviews/<int:review_id>/decline/", ReviewDeclineApi.as_view(), name="reviews-decline"),
+    path("reviews/<int:review_id>/close/", ReviewCloseApi.as_view(), name="reviews-close"),
 ]

@@ -8,6 +8,12 @@ case. The case moves like this::
     open | claimed | awaiting_second_approval --decline--> declined   (credit released)
     open | claimed | awaiting_second_approval --expire---> expired    (credit released)
 
+A follow-up case (``disbursement_failed``: the payment was refused and the credit released;
+``accelerated``: the order was cancelled after payment and the loan made due at once) asks for a
+person to act outside the engine, not for a credit decision::
+
+    open --claim--> claimed --close with a note (what was done)--> closed
+
 Locking: every action is one transaction that locks, in this fixed order, the review, its loan,
 the loan's credit line, and (only when credit is released) the program. The finance service locks
 sales order -> credit line -> program and never waits on a review or a loan, so the two cannot
@@ -303,6 +309,45 @@ def review_approve(*, user: User, review_id: int, note: str = "") -> Review:
     if loan.status == LoanStatus.APPROVED:
         # Fully approved: the payment is recorded in this transaction, sent after commit.
         disbursement_request(loan=loan, actor=user)
+    return review
+
+
+FOLLOW_UP_KINDS = (ReviewKind.DISBURSEMENT_FAILED, ReviewKind.ACCELERATED)
+
+
+@transaction.atomic
+def review_close(*, user: User, review_id: int, note: str) -> Review:
+    """Close a follow-up case (failed disbursement, accelerated loan) with what was done.
+
+    Only the reviewer who claimed it closes it; the note is required (it is the record of the
+    follow-up). The loan is not changed: its credit was already released (failed payment) or it
+    is already due (acceleration) and is collected by repayments. Referrals are decided with
+    approve or decline instead (``review_kind_not_supported``). Raises ``not_claimed``,
+    ``review_closed``, ``review_expired``, ``validation_error`` (no note).
+    """
+    _require_role(user)
+    note = _clean_note(note)
+    if not note:
+        raise ValidationFailed(
+            "Say what was done in the note.", fields={"note": ["This field is required."]}
+        )
+    now = clock.now()
+    case = _lock_case(review_id, line=False)
+    review = case.review
+    _check_open(review, now)
+    if review.kind not in FOLLOW_UP_KINDS:
+        raise ReviewKindNotSupported("A referral is approved or declined, not closed.")
+    if review.claimed_by_id != user.pk:
+        raise NotClaimed("Claim the case before closing it.")
+    review.status, review.decided_by, review.closed_at = ReviewStatus.CLOSED, user, now
+    _save(
+        case,
+        user=user,
+        action="close",
+        note=note,
+        now=now,
+        review_fields=["status", "decided_by", "closed_at"],
+    )
     return review
 
 

@@ -28,7 +28,13 @@ from ..apis.reviews import review_get, review_queue, with_histories
 from ..models import REVIEW_OPEN, AuditLog, Loan, Repayment, Review, ReviewKind, ReviewStatus
 from ..program_selectors import credit_line_for_agent
 from ..services.lines import credit_line_freeze, credit_line_unfreeze
-from ..services.reviews import DECLINE_REASONS, review_approve, review_claim, review_decline
+from ..services.reviews import (
+    DECLINE_REASONS,
+    review_approve,
+    review_claim,
+    review_close,
+    review_decline,
+)
 from .common import choice, page_of, query_without_page, safe_next, web_user
 from .words import error_words, reason_words
 
@@ -137,6 +143,8 @@ def _act(request: HttpRequest, review_id: int, action: str) -> HttpResponse:
             review = review_claim(user=user, review_id=review_id, note=note)
         elif action == "approve":
             review = review_approve(user=user, review_id=review_id, note=note)
+        elif action == "close":
+            review = review_close(user=user, review_id=review_id, note=note)
         else:
             reason = request.POST.get("reason", "")
             review = review_decline(user=user, review_id=review_id, reason=reason, note=note)
@@ -152,6 +160,7 @@ def _act(request: HttpRequest, review_id: int, action: str) -> HttpResponse:
             ),
             ReviewStatus.APPROVED: _("Approved. The loan will be paid out."),
             ReviewStatus.DECLINED: _("Declined. The reserved credit has been released."),
+            ReviewStatus.CLOSED: _("Case closed."),
         }
         messages.success(request, done.get(ReviewStatus(review.status), _("Saved.")))
     return redirect("web:review-case", review_id=review_id)
@@ -173,6 +182,12 @@ def approve(request: HttpRequest, review_id: int) -> HttpResponse:
 @role_required(*RISK_STAFF)
 def decline(request: HttpRequest, review_id: int) -> HttpResponse:
     return _act(request, review_id, "decline")
+
+
+@require_POST
+@role_required(*RISK_STAFF)
+def close(request: HttpRequest, review_id: int) -> HttpResponse:
+    return _act(request, review_id, "close")
 
 
 def _line_action(

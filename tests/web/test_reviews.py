@@ -53,6 +53,15 @@ def test_failed_payments_appear_in_the_queue_and_can_be_filtered(world: World) -
     assert f'data-review="{referral.pk}"' not in only
     case = client.get(f"/reviews/{failed.pk}/").content.decode()
     assert 'id="approve"' not in case  # follow-up cases are claimed, not approved
+    assert 'id="close-case"' not in case  # ... and closed once claimed
+    client.post(f"/reviews/{failed.pk}/claim/", {"note": ""})
+    assert 'id="close-case"' in client.get(f"/reviews/{failed.pk}/").content.decode()
+    refused = client.post(f"/reviews/{failed.pk}/close/", {"note": ""}, follow=True)
+    assert "Say what was done" in refused.content.decode()
+    done = client.post(f"/reviews/{failed.pk}/close/", {"note": "Bank details fixed"}, follow=True)
+    assert "Case closed." in done.content.decode()
+    failed.refresh_from_db()
+    assert (failed.status, failed.notes[-1]["note"]) == ("closed", "Bank details fixed")
 
 
 def test_case_page_shows_inputs_rules_history_and_line(world: World) -> None:
