@@ -190,15 +190,18 @@ def snapshot_lines(program: Any) -> None:
 def reset(program: Any) -> None:
     """Put the bench program back as generated: limits and grades, no scores, proposals or the
     audit rows of earlier runs (this database is scratch)."""
+    import pgtrigger
     from django.db import connection
 
     from lending.models import AgentScore, AuditLog, LineProposal
 
     LineProposal.objects.filter(program=program).delete()
     AgentScore.objects.filter(program=program).delete()
-    AuditLog.objects.filter(
-        actor_label="system", action__in=["credit_line.update", "line_proposal.queue"]
-    ).delete()
+    # Append-only on PostgreSQL: only this scratch-database reset may remove audit rows.
+    with pgtrigger.ignore("lending.AuditLog:audit_append_only_delete"):
+        AuditLog.objects.filter(
+            actor_label="system", action__in=["credit_line.update", "line_proposal.queue"]
+        ).delete()
     with connection.cursor() as cursor:
         cursor.execute(
             'UPDATE lending_creditline AS cl SET "limit" = s."limit", risk_grade = s.risk_grade '

@@ -6,12 +6,20 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import task_prerun
 from django.conf import settings
+from django.db import close_old_connections
 
-from lending.services.disbursement import DisbursementStateError, disbursements_due
+from lending.services.disbursement import (
+    DisbursementStateError,
+    disbursements_due,
+    disbursements_hold,
+)
 
+from .bank.chaos import chaos_kill
 from .bank.disbursement import (
     DisbursementRetry,
+    Outcome,
     disbursement_execute,
     disbursement_give_up,
     disbursement_status_report,
@@ -20,6 +28,22 @@ from .bank.interface import TransferStatus
 from .feed.pull import due_feed_sources, feed_source_poll
 
 logger = logging.getLogger(__name__)
+
+
+@task_prerun.connect
+def drop_dead_database_connections(sender: Task | None = None, **kwargs: Any) -> None:
+    """Before each task a worker runs: Django's rule for the start of a request.
+
+    The worker keeps its database connection across tasks (``CELERY_DB_REUSE_MAX``), and
+    Celery's Django fixup then closes it only every so many tasks, dead or alive: after a
+    PostgreSQL restart every task failed on the dead connection ("connection already closed")
+    for a thousand tasks (found by ``chaos/soak.sh``). ``close_old_connections`` drops a
+    connection that has had an error and no longer answers (and one past ``CONN_MAX_AGE``), so
+    the next query reconnects. Eager tasks run inside the caller's transaction: left alone.
+    """
+    if sender is None or getattr(sender.request, "is_eager", False):
+        return
+    close_old_connections()
 
 
 @shared_task(name="integrations.pull_order_feed")
@@ -57,6 +81,8 @@ def disburse_loan(self: Task, disbursement_id: int) -> str:
         if self.request.retries >= max_retries:
             return disbursement_give_up(disbursement_id, detail=str(exc)).value
         raise self.retry(exc=exc, countdown=exc.retry_in, max_retries=max_retries) from exc
+    if execution.outcome is Outcome.SETTLED:
+        chaos_kill("after_commit", disbursement_id)  # committed, not acknowledged; see .chaos
     if execution.poll_in is not None and not self.request.is_eager:
         self.apply_async(args=[disbursement_id], countdown=execution.poll_in)
     return execution.outcome.value
@@ -66,13 +92,18 @@ def disburse_loan(self: Task, disbursement_id: int) -> str:
 def disbursement_sweeper(min_age_seconds: float | None = None) -> int:
     """Beat: re-dispatch every disbursement not settled or failed whose lease is free and whose
     retry time has come (a lost message, a flushed broker, a killed worker). Duplicates of a
-    message still in flight are harmless."""
+    message still in flight are harmless. What it sends is held out of the next sweeps for
+    ``DISBURSEMENT_SWEEP_HOLD_SECONDS`` (default: the minimum age), so a backlog is not sent
+    again at every sweep."""
+    default_age = float(getattr(settings, "DISBURSEMENT_SWEEP_MIN_AGE_SECONDS", 60))
     if min_age_seconds is None:
-        min_age_seconds = float(getattr(settings, "DISBURSEMENT_SWEEP_MIN_AGE_SECONDS", 60))
+        min_age_seconds = default_age
     due = disbursements_due(
         min_age_seconds=min_age_seconds,
         limit=_disbursement_setting("DISBURSEMENT_SWEEP_BATCH", 500),
     )
+    hold = float(getattr(settings, "DISBURSEMENT_SWEEP_HOLD_SECONDS", default_age))
+    disbursements_hold(ids=due, seconds=hold)
     for disbursement_id in due:
         disburse_loan.delay(disbursement_id)
     return len(due)

@@ -11,13 +11,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from scf.errors import NotFound
+from scf.schema import errors
 
 from .selectors import order_get
 from .serializers import OrderDetailOutput
 
 
 class OrderDetailApi(APIView):
-    @extend_schema(operation_id="orders_retrieve", responses={200: OrderDetailOutput})
+    @extend_schema(
+        operation_id="orders_retrieve", responses={200: OrderDetailOutput, **errors(401, 404)}
+    )
     def get(self, request: Request, order_id: int) -> Response:
         order = order_get(user=request.user, order_id=order_id)
         if order is None:

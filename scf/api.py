@@ -1,11 +1,19 @@
 """Shared API plumbing: pagination and the one exception handler behind the error shape.
 
 Every error leaves the API as ``{"code": ..., "detail": ..., "fields": {...}}``.
+
+A database that cannot be reached or refuses transiently (down, restarting, failing over, a
+deadlock victim or a lock timeout: ``OperationalError`` or ``InterfaceError``) is a 503
+``service_unavailable`` with ``Retry-After``, not a 500: the request's transaction was rolled
+back, so the client may safely retry (with the same Idempotency-Key, where the endpoint takes
+one). Other database errors (integrity, data) are bugs and stay 500s.
 """
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
@@ -13,6 +21,10 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from scf.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class Pagination(PageNumberPagination):
@@ -35,11 +47,24 @@ def _flatten(detail: Any) -> dict[str, Any]:
     return {"non_field_errors": [detail]}
 
 
+def _database_unavailable(exc: Exception) -> Response:
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    response = error_response(
+        "service_unavailable",
+        "The service is briefly unavailable. Retry later (with the same Idempotency-Key).",
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, OperationalError | InterfaceError):
+        return _database_unavailable(exc)
     if isinstance(exc, ApplicationError):
-        response = error_response(exc.code, exc.detail, exc.status_code, exc.fields)
-        response.data.update(exc.extra)
-        return response
+        reply = error_response(exc.code, exc.detail, exc.status_code, exc.fields)
+        reply.data.update(exc.extra)
+        return reply
     if isinstance(exc, Http404):
         return error_response("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
     if isinstance(exc, DjangoPermissionDenied):
@@ -60,6 +85,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(codes, str):
             code = codes
     detail = response.data.get("detail", str(exc)) if isinstance(response.data, dict) else str(exc)
-    data = {"code": code, "detail": str(detail), "fields": {}}
+    data: dict[str, Any] = {"code": code, "detail": str(detail), "fields": {}}
     response.data = data
     return response

@@ -13,7 +13,12 @@ from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -21,16 +26,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.models import CoreEnterprise, FeedChannel, FeedEvent, FeedOutcome, Role
+from orders.models import CoreEnterprise, FeedChannel, FeedEvent, FeedOutcome, OrderStatus, Role
 from orders.permissions import role_permission
 from orders.services.ingest import order_event_ingest, orders_ingest
 from scf.api import Pagination
 from scf.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
+from scf.schema import AMOUNT_SCHEMA, paginated
 
 from .auth import ApiKeyAuthentication, IntegrationPrincipal
 from .cancellations import feed_cancellations_apply
 from .csv_upload import csv_orders
 from .signing import webhook_authenticate
+from .text import json_storable, storable
 
 ERROR_SCHEMA = inline_serializer(
     "Error",
@@ -52,6 +59,45 @@ INGEST_RESULT = inline_serializer(
 )
 
 
+# The shapes below document the feed for clients (and the schema fuzzing); the views parse the
+# raw bytes themselves (order_parse), so that JSON numbers in money fields can be refused.
+@extend_schema_field(AMOUNT_SCHEMA)
+class AmountString(serializers.CharField):
+    pass
+
+
+class FeedOrderLineInput(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(
+        min_value=1, help_text="A whole number, or a decimal string with at most four places."
+    )
+    unit_price = AmountString()
+
+
+class FeedOrderInput(serializers.Serializer):
+    external_id = serializers.CharField(max_length=64)
+    agent_code = serializers.CharField(max_length=64)
+    amount = AmountString(help_text="Equals the sum of the lines (quantity x unit price).")
+    currency = serializers.RegexField(r"^[A-Z]{3}$", help_text="ISO 4217")
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    order_date = serializers.DateField()
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    lines = serializers.ListField(child=FeedOrderLineInput(), min_length=1, max_length=1000)
+    enterprise_code = serializers.CharField(required=False)
+
+
+class FeedEventInput(serializers.Serializer):
+    event_id = serializers.CharField(max_length=128)
+    type = serializers.ChoiceField(choices=["order.upserted", "order.cancelled"])
+    order = FeedOrderInput()
+
+
+class FeedBulkInput(serializers.Serializer):
+    orders = serializers.ListField(child=FeedOrderInput(), min_length=1, max_length=10_000)
+    atomic = serializers.BooleanField(required=False, default=True)
+    enterprise = serializers.CharField(required=False)
+
+
 class BadJson(ApplicationError):
     code = "malformed_json"
     status_code = 400
@@ -59,9 +105,13 @@ class BadJson(ApplicationError):
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_constant=_no_constants)
+        data = json.loads(body, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadJson(f"Malformed JSON: {exc}") from None
+    if not json_storable(body, data):
+        message = "Text may not contain NUL (\\u0000) or unpaired surrogate characters."
+        raise BadJson(message, code="invalid_text", fields={"non_field_errors": [message]})
+    return data
 
 
 def _no_constants(name: str) -> None:
@@ -82,7 +132,7 @@ class OrderWebhookApi(APIView):
             OpenApiParameter("X-SCF-Timestamp", str, OpenApiParameter.HEADER, required=True),
             OpenApiParameter("X-SCF-Signature", str, OpenApiParameter.HEADER, required=True),
         ],
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": FeedEventInput},
         responses={
             200: inline_serializer("WebhookResult", {"status": serializers.CharField()}),
             400: ERROR_SCHEMA,
@@ -123,13 +173,7 @@ class OrderBulkApi(APIView):
 
     @extend_schema(
         operation_id="orders_bulk",
-        request=inline_serializer(
-            "OrderBulkRequest",
-            {
-                "orders": serializers.ListField(child=serializers.DictField()),
-                "atomic": serializers.BooleanField(required=False, default=True),
-            },
-        ),
+        request={"application/json": FeedBulkInput},
         responses={
             200: INGEST_RESULT,
             400: ERROR_SCHEMA,
@@ -191,7 +235,14 @@ class OrderCsvApi(APIView):
                 },
             )
         },
-        responses={200: INGEST_RESULT, 400: ERROR_SCHEMA, 403: ERROR_SCHEMA, 422: ERROR_SCHEMA},
+        responses={
+            200: INGEST_RESULT,
+            400: ERROR_SCHEMA,
+            401: ERROR_SCHEMA,
+            403: ERROR_SCHEMA,
+            415: ERROR_SCHEMA,
+            422: ERROR_SCHEMA,
+        },
     )
     def post(self, request: Request) -> Response:
         user = request.user
@@ -204,7 +255,8 @@ class OrderCsvApi(APIView):
                     code="enterprise_mismatch",
                 )
         else:
-            enterprise = CoreEnterprise.objects.filter(code=code or "").first()
+            known = isinstance(code, str) and storable(code)
+            enterprise = CoreEnterprise.objects.filter(code=code).first() if known else None
             if enterprise is None:
                 raise ValidationFailed(
                     "Name the enterprise the orders belong to.",
@@ -248,6 +300,8 @@ def _visible_events(request: Request) -> Any:
     if user.role == Role.ENTERPRISE_ADMIN:
         return events.filter(enterprise_id=user.enterprise_id)
     code = request.query_params.get("enterprise")
+    if code and not storable(code):
+        raise ValidationFailed("Not an enterprise code.", fields={"enterprise": ["Invalid text."]})
     return events.filter(enterprise__code=code) if code else events
 
 
@@ -263,8 +317,15 @@ class FeedEventListApi(APIView):
             OpenApiParameter("channel", str, enum=FeedChannel.values),
             OpenApiParameter("enterprise", str, description="Enterprise code (ops admins)"),
             OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
         ],
-        responses={200: FeedEventSerializer(many=True)},
+        responses={
+            200: paginated(FeedEventSerializer),
+            401: ERROR_SCHEMA,
+            403: ERROR_SCHEMA,
+            404: ERROR_SCHEMA,
+            422: ERROR_SCHEMA,
+        },
     )
     def get(self, request: Request) -> Response:
         events = _visible_events(request)
@@ -287,7 +348,13 @@ class FeedHealthApi(APIView):
     @extend_schema(
         operation_id="orders_feed_health",
         parameters=[OpenApiParameter("enterprise", str, description="Enterprise code (ops)")],
-        responses={200: OpenApiTypes.OBJECT, 404: ERROR_SCHEMA},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            401: ERROR_SCHEMA,
+            403: ERROR_SCHEMA,
+            404: ERROR_SCHEMA,
+            422: ERROR_SCHEMA,
+        },
     )
     def get(self, request: Request) -> Response:
         events = _visible_events(request)

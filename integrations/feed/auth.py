@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.views.decorators.debug import sensitive_variables
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from orders.models import CoreEnterprise, PartyStatus
 from orders.services.parties import enterprise_by_api_key
 from scf.errors import Unauthorized
+
+from .text import storable
 
 KEYWORD = "Api-Key"
 
@@ -32,11 +35,14 @@ class IntegrationPrincipal:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
+    @sensitive_variables("header", "key")
     def authenticate(self, request: Request) -> tuple[IntegrationPrincipal, CoreEnterprise] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header.startswith(KEYWORD + " "):
             return None
         key = header[len(KEYWORD) + 1 :].strip()
+        if not storable(key):  # a NUL would reach the database in the key's prefix
+            raise exceptions.AuthenticationFailed("Invalid integration API key.")
         try:
             enterprise = enterprise_by_api_key(key)
         except Unauthorized:

@@ -57,6 +57,12 @@ def csv_orders(data: bytes) -> list[dict[str, Any]]:
         raise ValidationFailed(
             "The file must be UTF-8 text.", fields={"file": ["Not UTF-8."]}
         ) from None
+    if "\x00" in text:  # PostgreSQL cannot store it; csv would pass it on
+        raise ValidationFailed(
+            "The file contains NUL characters.",
+            code="invalid_csv",
+            fields={"file": ["NUL (0x00) characters are not allowed."]},
+        )
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:

@@ -12,21 +12,27 @@ import hmac
 import logging
 import time
 
+from django.views.decorators.debug import sensitive_variables
+
 from orders.models import CoreEnterprise, PartyStatus
 from orders.services.parties import enterprise_webhook_secret
 from scf.errors import Unauthorized
+
+from .text import storable
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_PREFIX = "sha256="
 
 
+@sensitive_variables("secret")
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:
     """The ``X-SCF-Signature`` header value for ``body`` sent at ``timestamp``."""
     message = str(timestamp).encode() + b"." + body
     return SIGNATURE_PREFIX + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+@sensitive_variables("signature", "expected")
 def webhook_authenticate(
     *,
     enterprise_code: str | None,
@@ -39,6 +45,8 @@ def webhook_authenticate(
     """The enterprise that signed this request, or ``Unauthorized``."""
     if not enterprise_code or not timestamp or not signature:
         raise _unauthorized("missing_headers", enterprise_code)
+    if not storable(enterprise_code):
+        raise _unauthorized("unknown_enterprise", enterprise_code)
     enterprise = CoreEnterprise.objects.filter(code=enterprise_code).first()
     if enterprise is None or not enterprise.webhook_secret_encrypted:
         raise _unauthorized("unknown_enterprise", enterprise_code)

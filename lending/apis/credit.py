@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.urls import URLPattern, path
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,6 +27,7 @@ from orders.models import Role, User
 from orders.permissions import role_permission
 from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
+from scf.schema import errors, paginated
 
 from ..credit_selectors import (
     agent_credit,
@@ -62,6 +63,7 @@ def _amount(**kwargs: Any) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=18, decimal_places=2, **kwargs)
 
 
+@extend_schema_serializer(component_name="ScoreReasonOutput")  # not the decision's reason
 class ReasonOutput(serializers.Serializer):
     code = serializers.CharField()
     feature = serializers.CharField()
@@ -126,7 +128,9 @@ class AgentCreditOutput(serializers.Serializer):
 
 class AgentCreditApi(APIView):
     @extend_schema(
-        operation_id="agents_credit", parameters=[PROGRAM_PARAM], responses={200: AgentCreditOutput}
+        operation_id="agents_credit",
+        parameters=[PROGRAM_PARAM],
+        responses={200: AgentCreditOutput, **errors(401, 404, 422)},
     )
     def get(self, request: Request, agent_id: int) -> Response:
         credit = agent_credit(
@@ -188,7 +192,7 @@ class AgentCreditHistoryApi(APIView):
     @extend_schema(
         operation_id="agents_credit_history",
         parameters=[PROGRAM_PARAM],
-        responses={200: HistoryOutput},
+        responses={200: HistoryOutput, **errors(401, 403, 404, 422)},
     )
     def get(self, request: Request, agent_id: int) -> Response:
         history = credit_history(
@@ -219,7 +223,9 @@ class GradeMixOutput(serializers.Serializer):
 
 
 class ProgramGradeMixApi(APIView):
-    @extend_schema(operation_id="programs_grade_mix", responses={200: GradeMixOutput})
+    @extend_schema(
+        operation_id="programs_grade_mix", responses={200: GradeMixOutput, **errors(401, 404)}
+    )
     def get(self, request: Request, program_id: int) -> Response:
         mix = program_grade_mix(user=_user(request), program_id=program_id)
         if mix is None:
@@ -237,7 +243,7 @@ class ProposalListApi(APIView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses={200: ProposalOutput(many=True)},
+        responses={200: paginated(ProposalOutput), **errors(401, 403, 404, 422)},
     )
     def get(self, request: Request) -> Response:
         status = request.query_params.get("status") or None
@@ -251,7 +257,10 @@ class ProposalListApi(APIView):
 class ProposalDetailApi(APIView):
     permission_classes = [BankStaff]
 
-    @extend_schema(operation_id="line_proposals_retrieve", responses={200: ProposalOutput})
+    @extend_schema(
+        operation_id="line_proposals_retrieve",
+        responses={200: ProposalOutput, **errors(401, 403, 404)},
+    )
     def get(self, request: Request, proposal_id: int) -> Response:
         proposal = line_proposal_get(proposal_id=proposal_id)
         if proposal is None:
@@ -283,7 +292,9 @@ class ProposalApproveApi(APIView):
     permission_classes = [RiskOnly]
 
     @extend_schema(
-        operation_id="line_proposals_approve", request=ApproveInput, responses={200: ProposalOutput}
+        operation_id="line_proposals_approve",
+        request=ApproveInput,
+        responses={200: ProposalOutput, **errors(400, 401, 403, 404, 409, 415, 422)},
     )
     def post(self, request: Request, proposal_id: int) -> Response:
         data = _valid(ApproveInput(data=request.data))
@@ -295,7 +306,9 @@ class ProposalRejectApi(APIView):
     permission_classes = [RiskOnly]
 
     @extend_schema(
-        operation_id="line_proposals_reject", request=RejectInput, responses={200: ProposalOutput}
+        operation_id="line_proposals_reject",
+        request=RejectInput,
+        responses={200: ProposalOutput, **errors(400, 401, 403, 404, 409, 415, 422)},
     )
     def post(self, request: Request, proposal_id: int) -> Response:
         data = _valid(RejectInput(data=request.data))
@@ -320,7 +333,11 @@ class ModelOutput(serializers.Serializer):
 class ModelListApi(APIView):
     permission_classes = [BankStaff]
 
-    @extend_schema(operation_id="credit_models_list", responses={200: ModelOutput(many=True)})
+    @extend_schema(
+        operation_id="credit_models_list",
+        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        responses={200: paginated(ModelOutput), **errors(401, 403, 404)},
+    )
     def get(self, request: Request) -> Response:
         paginator = Pagination()
         page = paginator.paginate_queryset(credit_model_list(), request, view=self)

@@ -10,6 +10,8 @@ from rest_framework.views import APIView
 from orders.models import Role
 from orders.permissions import role_permission
 from scf.errors import ApplicationError, ValidationFailed
+from scf.schema import errors
+from scf.throttling import FinanceRateThrottle, QuoteRateThrottle
 
 from ..serializers import FinanceOutput, QuoteOutput, finance_reply_body
 from ..services.finance import loan_finance, loan_quote
@@ -20,8 +22,13 @@ AgentOnly = role_permission(Role.AGENT)
 
 class OrderQuoteApi(APIView):
     permission_classes = [AgentOnly]
+    throttle_classes = [QuoteRateThrottle]
 
-    @extend_schema(operation_id="orders_quote", request=None, responses={200: QuoteOutput})
+    @extend_schema(
+        operation_id="orders_quote",
+        request=None,
+        responses={200: QuoteOutput, **errors(401, 403, 404, 409, 422, 429)},
+    )
     def post(self, request: Request, order_id: int) -> Response:
         quote = loan_quote(user=request.user, order_id=order_id)
         return Response(QuoteOutput(quote).data)
@@ -29,6 +36,7 @@ class OrderQuoteApi(APIView):
 
 class OrderFinanceApi(APIView):
     permission_classes = [AgentOnly]
+    throttle_classes = [FinanceRateThrottle]
 
     @extend_schema(
         operation_id="orders_finance",
@@ -36,7 +44,7 @@ class OrderFinanceApi(APIView):
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)
         ],
-        responses={201: FinanceOutput},
+        responses={201: FinanceOutput, **errors(400, 401, 403, 404, 409, 415, 422, 429)},
     )
     def post(self, request: Request, order_id: int) -> Response:
         key = request.headers.get("Idempotency-Key", "").strip()

@@ -14,6 +14,7 @@ from orders.models import OrderStatus
 from orders.serializers import OrderOutput
 from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
+from scf.schema import errors, paginated
 
 from ..models import JournalLine, LoanStatus
 from ..selectors import loan_get, loan_journal_lines, loan_list, order_list_for_lending
@@ -42,7 +43,7 @@ class OrderListApi(APIView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses={200: OrderOutput(many=True)},
+        responses={200: paginated(OrderOutput), **errors(401, 404, 422)},
     )
     def get(self, request: Request) -> Response:
         status = _choice(request, "status", OrderStatus.values)
@@ -61,7 +62,7 @@ class LoanListApi(APIView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses={200: LoanOutput(many=True)},
+        responses={200: paginated(LoanOutput), **errors(401, 404, 422)},
     )
     def get(self, request: Request) -> Response:
         loans = loan_list(user=request.user, status=_choice(request, "status", LoanStatus.values))
@@ -69,14 +70,17 @@ class LoanListApi(APIView):
 
 
 class LoanDetailOutput(LoanOutput):
-    decision = DecisionOutput(read_only=True)
+    # A loan booked outside the decision engine (imported, or made by an operator) has none.
+    decision = DecisionOutput(read_only=True, allow_null=True)
 
     class Meta(LoanOutput.Meta):
         fields = [*LoanOutput.Meta.fields, "decision"]
 
 
 class LoanDetailApi(APIView):
-    @extend_schema(operation_id="loans_retrieve", responses={200: LoanDetailOutput})
+    @extend_schema(
+        operation_id="loans_retrieve", responses={200: LoanDetailOutput, **errors(401, 404)}
+    )
     def get(self, request: Request, loan_id: int) -> Response:
         loan = loan_get(user=request.user, loan_id=loan_id)
         if loan is None:
@@ -109,7 +113,7 @@ class LoanLedgerApi(APIView):
     @extend_schema(
         operation_id="loans_ledger",
         parameters=[OpenApiParameter("page", int)],
-        responses={200: JournalLineOutput(many=True)},
+        responses={200: paginated(JournalLineOutput), **errors(401, 404)},
     )
     def get(self, request: Request, loan_id: int) -> Response:
         loan = loan_get(user=request.user, loan_id=loan_id)

@@ -20,6 +20,7 @@ from orders.models import Role, User
 from orders.permissions import role_permission
 from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
+from scf.schema import errors, paginated
 
 from ..models import CreditLine, Program
 from ..program_selectors import (
@@ -145,7 +146,7 @@ class ProgramListApi(APIView):
     @extend_schema(
         operation_id="programs_list",
         parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
-        responses={200: ProgramOutput(many=True)},
+        responses={200: paginated(ProgramOutput), **errors(401, 404)},
     )
     def get(self, request: Request) -> Response:
         paginator = Pagination()
@@ -157,7 +158,10 @@ class ProgramListApi(APIView):
 
 
 class ProgramDetailApi(APIView):
-    @extend_schema(operation_id="programs_retrieve", responses={200: ProgramDetailOutput})
+    @extend_schema(
+        operation_id="programs_retrieve",
+        responses={200: ProgramDetailOutput, **errors(401, 404)},
+    )
     def get(self, request: Request, program_id: int) -> Response:
         program = program_get(user=_user(request), program_id=program_id)
         if program is None:
@@ -219,7 +223,9 @@ class DashboardOutput(serializers.Serializer):
 
 
 class ProgramDashboardApi(APIView):
-    @extend_schema(operation_id="programs_dashboard", responses={200: DashboardOutput})
+    @extend_schema(
+        operation_id="programs_dashboard", responses={200: DashboardOutput, **errors(401, 404)}
+    )
     def get(self, request: Request, program_id: int) -> Response:
         dashboard = program_dashboard(user=_user(request), program_id=program_id)
         if dashboard is None:
@@ -289,7 +295,7 @@ class CreditLineApi(APIView):
     @extend_schema(
         operation_id="agents_credit_line",
         parameters=[PROGRAM_PARAM],
-        responses={200: CreditLineOutput},
+        responses={200: CreditLineOutput, **errors(401, 404, 422)},
     )
     def get(self, request: Request, agent_id: int) -> Response:
         line = _line_or_404(request, agent_id, request.query_params.get("program"))
@@ -321,7 +327,7 @@ class CreditLineFreezeApi(APIView):
         operation_id="agents_credit_line_freeze",
         parameters=[PROGRAM_PARAM],
         request=FreezeInput,
-        responses={200: CreditLineOutput},
+        responses={200: CreditLineOutput, **errors(400, 401, 403, 404, 409, 415, 422)},
     )
     def post(self, request: Request, agent_id: int) -> Response:
         data = _freeze_input(request)
@@ -338,7 +344,7 @@ class CreditLineUnfreezeApi(APIView):
         operation_id="agents_credit_line_unfreeze",
         parameters=[PROGRAM_PARAM],
         request=FreezeInput,
-        responses={200: CreditLineOutput},
+        responses={200: CreditLineOutput, **errors(400, 401, 403, 404, 409, 415, 422)},
     )
     def post(self, request: Request, agent_id: int) -> Response:
         data = _freeze_input(request)

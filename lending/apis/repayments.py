@@ -14,7 +14,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -26,7 +25,8 @@ from orders.models import Role
 from orders.permissions import role_permission
 from scf.api import Pagination
 from scf.errors import NotFound
-from scf.money import Money, parse_amount
+from scf.money import Money, is_iso_currency, parse_amount
+from scf.schema import AMOUNT_SCHEMA, errors, paginated
 
 from ..models import Loan, Repayment, RepaymentSource
 from ..selectors import loan_get
@@ -36,7 +36,7 @@ from ..services.repayments import Allocation, repayment_record_outcome
 OpsOnly = role_permission(Role.OPS_ADMIN)
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field(AMOUNT_SCHEMA)
 class AmountField(serializers.Field):
     """A money amount sent as a decimal string ("1234.50"); floats and NaN are refused."""
 
@@ -54,7 +54,15 @@ class RepaymentInput(serializers.Serializer):
     amount = AmountField()
     value_date = serializers.DateField()
     reference = serializers.CharField(max_length=64)
-    currency = serializers.CharField(max_length=3, required=False)
+    currency = serializers.RegexField(
+        r"^[A-Z]{3}$", required=False, help_text="ISO 4217; the loan's currency if omitted."
+    )
+
+    def validate_currency(self, value: str) -> str:
+        # An unknown code is refused here; a known one that is not the loan's, by the service.
+        if not is_iso_currency(value):
+            raise serializers.ValidationError("Not an ISO 4217 currency code.")
+        return value
 
 
 class AllocationOutput(serializers.Serializer):
@@ -138,7 +146,7 @@ class LoanRepaymentsApi(APIView):
     @extend_schema(
         operation_id="loans_repayments_list",
         parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
-        responses={200: RepaymentOutput(many=True)},
+        responses={200: paginated(RepaymentOutput), **errors(401, 404)},
     )
     def get(self, request: Request, loan_id: int) -> Response:
         loan = self._loan(request, loan_id)
@@ -149,7 +157,11 @@ class LoanRepaymentsApi(APIView):
     @extend_schema(
         operation_id="loans_repayments_create",
         request=RepaymentInput,
-        responses={201: RepaymentRecordedOutput, 200: RepaymentRecordedOutput},
+        responses={
+            201: RepaymentRecordedOutput,
+            200: RepaymentRecordedOutput,
+            **errors(400, 401, 403, 404, 409, 415, 422),
+        },
     )
     def post(self, request: Request, loan_id: int) -> Response:
         body = RepaymentInput(data=request.data)

@@ -261,7 +261,7 @@ class ReviewDeclineInput(ReviewNoteInput):
 
 # --- views -------------------------------------------------------------------------------------
 
-ERRORS = {code: ReviewErrorOutput for code in (400, 401, 403, 404, 409, 422)}
+ERRORS = {code: ReviewErrorOutput for code in (400, 401, 403, 404, 409, 415, 422)}
 
 
 def _choice(request: Request, name: str, choices: list[str]) -> str | None:

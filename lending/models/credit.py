@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -405,6 +406,11 @@ class AuditLog(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+        # Append-only on PostgreSQL: an UPDATE or DELETE of an audit row raises.
+        triggers = [
+            pgtrigger.Protect(name="audit_append_only_update", operation=pgtrigger.Update),
+            pgtrigger.Protect(name="audit_append_only_delete", operation=pgtrigger.Delete),
+        ]
 
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.object_type}:{self.object_id}"

@@ -167,7 +167,7 @@ def _catch_up_behind(program: Program, business_date: dt.date) -> int:
     """Bring loans that missed earlier dates (late value dates) up to the day before, one by one."""
     previous = business_date - dt.timedelta(days=1)
     behind = (
-        Loan.objects.select_for_update()
+        Loan.objects.select_for_update(of=("self",))  # not the joined program row
         .select_related("program")
         .filter(program=program, status__in=OPEN, value_date__lte=previous)
         .filter(Q(accrued_through__isnull=True) | Q(accrued_through__lt=previous))

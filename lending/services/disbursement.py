@@ -4,7 +4,8 @@ The disbursement row is the outbox: it is written in the transaction that approv
 the task that talks to the bank (``integrations.disburse_loan``, dispatched by *name* after
 commit, since lending never imports integrations) only ever works from it. A lost task message is
 harmless: ``disbursements_due`` finds every row that is neither settled nor failed and whose
-lease is free, and the sweeper dispatches it again.
+lease is free, and the sweeper dispatches it again (``disbursements_hold`` then keeps the next
+sweeps from sending it yet again while that message waits in a long queue).
 
 Lifecycle (``DisbursementStatus``)::
 
@@ -83,8 +84,8 @@ def dispatch_task(name: str, args: list[Any]) -> None:
     app.tasks[name].apply_async(args=args)
 
 
-def _creditor(loan: Loan) -> tuple[str, str, str]:
-    enterprise = loan.program.enterprise
+def creditor_of(enterprise: Any) -> tuple[str, str, str]:
+    """Name, account and bank of the core enterprise's settlement account: the creditor."""
     name = enterprise.settlement_account_name or enterprise.name
     return name[:200], enterprise.settlement_account_no, enterprise.settlement_bank[:200]
 
@@ -105,7 +106,7 @@ def disbursement_request(*, loan: Loan, actor: Any = None) -> Disbursement:
     )
     if locked.status != LoanStatus.APPROVED:
         raise DisbursementStateError(f"Loan {loan.pk} is {locked.status}, not approved.")
-    name, account, bank = _creditor(locked)
+    name, account, bank = creditor_of(locked.program.enterprise)
     disbursement = Disbursement.objects.create(
         loan=locked,
         end_to_end_id=end_to_end_id_for(locked.pk),
@@ -125,23 +126,33 @@ def disbursement_request(*, loan: Loan, actor: Any = None) -> Disbursement:
         before={"status": LoanStatus.APPROVED},
         after={"status": locked.status, "end_to_end_id": disbursement.end_to_end_id},
     )
-    pk = disbursement.pk
-    transaction.on_commit(lambda: dispatch_task(DISBURSE_TASK, [pk]), robust=True)
+    disbursement_queue(disbursement.pk)
     return disbursement
+
+
+def disbursement_queue(disbursement_id: int) -> None:
+    """Dispatch the payment task once the current transaction commits (a failed dispatch is
+    logged, not raised: the outbox sweeper sends it later)."""
+    transaction.on_commit(lambda: dispatch_task(DISBURSE_TASK, [disbursement_id]), robust=True)
 
 
 def disbursement_lease(*, disbursement_id: int, seconds: float) -> Disbursement | None:
     """Take the right to work a disbursement for ``seconds``; None if final or leased elsewhere.
 
     One conditional UPDATE (atomic on its own, no lock held after it): only a pending or sent
-    row whose lease is free or expired; ``attempts`` counts the leases taken. Run it outside a
-    transaction so other workers see the lease at once.
+    row whose lease is free or expired; ``attempts`` counts the leases taken; a retry time or a
+    sweeper's hold is cleared (the holder sets a new one if it gives the lease back). Run it
+    outside a transaction so other workers see the lease at once.
     """
     now = clock.now()
     taken = (
         Disbursement.objects.filter(pk=disbursement_id, status__in=WORKING)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
-        .update(lease_until=now + dt.timedelta(seconds=seconds), attempts=F("attempts") + 1)
+        .update(
+            lease_until=now + dt.timedelta(seconds=seconds),
+            attempts=F("attempts") + 1,
+            next_attempt_at=None,  # a sweeper's hold is over: this lease now decides
+        )
     )
     if not taken:
         return None
@@ -354,3 +365,23 @@ def disbursements_due(
         .values_list("id", flat=True)
     )
     return list(due[:limit])
+
+
+def disbursements_hold(*, ids: list[int], seconds: float, now: dt.datetime | None = None) -> int:
+    """The sweeper is about to send these again: leave them out of the sweeps of the next
+    ``seconds`` (their message is on its way). Moves ``next_attempt_at`` forward by one
+    conditional UPDATE, only on rows still due (lease free, no later retry time set meanwhile);
+    a lease or a settlement later overrides it. Returns the rows held.
+
+    Without it, a backlog longer than the sweep interval is sent again at every sweep: each
+    duplicate is harmless (the lease), but together they fill the queue and starve the real work.
+    """
+    if not ids or seconds <= 0:
+        return 0
+    now = now or clock.now()
+    return (
+        Disbursement.objects.filter(pk__in=ids, status__in=WORKING)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(next_attempt_at=now + dt.timedelta(seconds=seconds))
+    )

@@ -1,47 +1,45 @@
 """Quote and finance an order: the agent's "Finance this order" click.
 
-``loan_finance`` is one transaction:
-1. lock the sales order (one decision per order at a time) and refuse a second loan (409);
-2. lock the agent's credit line, read the program, gather the decision inputs;
-3. run the engine; if it approves or refers, reserve the principal on the line and then, with a
-   conditional UPDATE, on the program (the shared row is locked last and briefly). If the program
-   ran out in the meantime, that savepoint is rolled back and the request is decided again, now
-   declined with ``insufficient_program_limit``;
-4. write the loan, its decision, its review case (when referred) and an audit row;
-5. an approved loan goes on to ``disbursing``: its ``Disbursement`` row is the durable record,
-   and the payment task is dispatched after commit.
+``loan_finance`` is one transaction of four statements on PostgreSQL:
+1. lock the sales order (one decision per order at a time);
+2. in one query, with a snapshot taken after that lock: is the order already financed (409),
+   the agent's relationship and worst days past due, and the new loan's id from its sequence;
+3. lock the agent's credit line, reading its program and enterprise in the same query;
+4. run the engine (Python, no I/O), then write everything the decision needs in one statement
+   (``lending.services.finance_record``): the program's conditional reservation, the line's, the
+   loan, its decision, its review case (referred) or its ``Disbursement`` outbox row with the loan
+   already ``disbursing`` (approved), and the audit rows. The shared program row is locked only
+   by that last statement, so it is held for one round trip and the commit. If the program ran
+   out in the meantime, the statement writes nothing and the request is decided again, now
+   declined with ``insufficient_program_limit``.
+The payment task is dispatched after commit. Locks are always taken in the order sales order ->
+credit line -> program.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
+from typing import Any
 
-from django.db import transaction
-from django.db.models import Max
+from django.db import connection, transaction
 
-from orders.models import AgentRelationship, SalesOrder, User
+from orders.models import Agent, AgentRelationship, CoreEnterprise, SalesOrder, User
 from scf import clock
 from scf.errors import ApplicationError, Conflict, NotFound
+from scf.sql import execute_prepared, model_from_row, select_list
 
 from .. import engine
-from ..models import (
-    HOLDS_ORDER,
-    OPEN,
-    CreditLine,
-    Decision,
-    Loan,
-    LoanStatus,
-    Program,
-    ProgramStatus,
-    Review,
-    ReviewKind,
+from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program, ProgramStatus
+from .credit import ProgramExhausted
+from .finance_record import (
+    FinanceRows,
+    finance_rows_build,
+    finance_rows_write,
+    finance_rows_write_orm,
 )
-from .audit import audit_record
-from .credit import ProgramExhausted, line_reserve, program_reserve
-from .disbursement import disbursement_request
 from .terms import Terms, terms_for
 
 
@@ -57,13 +55,25 @@ class Quote:
     decision: engine.DecisionResult
 
 
+def _for_update(of: str, lock: bool) -> str:
+    return f" FOR UPDATE OF {of}" if lock and connection.features.has_select_for_update_of else ""
+
+
 def _order_for_agent(user: User, order_id: int, *, lock: bool) -> SalesOrder:
-    orders = SalesOrder.objects.filter(pk=order_id, agent_id=user.agent_id)
-    if lock:
-        orders = orders.select_for_update(of=("self",))
-    order = orders.select_related("agent").first()
-    if order is None:
+    """The caller's order with its agent (locked when ``lock``); ``NotFound`` for anyone else's."""
+    qn = connection.ops.quote_name
+    sql = (
+        f"SELECT {select_list(SalesOrder, 'o')}, {select_list(Agent, 'a')} "  # noqa: S608 - names from code
+        f"FROM {qn(SalesOrder._meta.db_table)} o JOIN {qn(Agent._meta.db_table)} a "
+        f"ON a.id = o.agent_id WHERE o.id = %s AND o.agent_id = %s{_for_update('o', lock)}"
+    )
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, sql, [order_id, user.agent_id])
+        row = cursor.fetchone()
+    if row is None:
         raise NotFound("No such order.")
+    order, end = model_from_row(SalesOrder, row)
+    order.agent, _ = model_from_row(Agent, row, end)
     return order
 
 
@@ -88,20 +98,99 @@ def _line_for(order: SalesOrder, program: Program, *, lock: bool) -> CreditLine:
     return line
 
 
+def _program_and_line(order: SalesOrder, *, lock: bool) -> tuple[Program, CreditLine, Facts]:
+    """The agent's line (locked when ``lock``) in the program ``program_for_order`` picks, its
+    program and enterprise, and the decision's ``Facts``, in one query; the rare misconfigured
+    cases fall back to ``program_for_order`` and ``_line_for`` for their errors."""
+    qn = connection.ops.quote_name
+    programs = qn(Program._meta.db_table)
+    facts_sql, facts_params = _facts_sql(order, reserve_loan_id=lock)
+    sql = (
+        f"SELECT {select_list(CreditLine, 'l')}, {select_list(Program, 'p')}, "  # noqa: S608 - names from code
+        f"{select_list(CoreEnterprise, 'e')}, {facts_sql} "
+        f"FROM {qn(CreditLine._meta.db_table)} l JOIN {programs} p ON p.id = l.program_id "
+        f"JOIN {qn(CoreEnterprise._meta.db_table)} e ON e.id = p.enterprise_id "
+        f"WHERE l.agent_id = %s AND l.program_id = (SELECT id FROM {programs} "
+        f"WHERE enterprise_id = %s AND currency = %s AND status = %s ORDER BY id LIMIT 1)"
+        f"{_for_update('l', lock)}"
+    )
+    params = [*facts_params, order.agent_id, order.enterprise_id, order.currency]
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, sql, [*params, ProgramStatus.ACTIVE.value])
+        row = cursor.fetchone()
+    if row is None:
+        facts = _facts(order, reserve_loan_id=lock)
+        if facts.already_financed and lock:
+            raise OrderAlreadyFinanced("This order has already been financed.")
+        program = program_for_order(order)
+        return program, _line_for(order, program, lock=lock), facts
+    line, end = model_from_row(CreditLine, row)
+    program, end = model_from_row(Program, row, end)
+    program.enterprise, end = model_from_row(CoreEnterprise, row, end)
+    line.program = program
+    return program, line, _facts_from(row[end:])
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the decision needs beyond the order, line and program, read in one query."""
+
+    already_financed: bool
+    relationship_active: bool
+    agent_max_dpd: int
+    loan_id: int | None  # reserved from the loan id sequence (PostgreSQL), else None
+
+
+@lru_cache(maxsize=1)
+def _loan_sequence() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Loan._meta.db_table])
+        return str(cursor.fetchone()[0])
+
+
+def _facts_sql(order: SalesOrder, *, reserve_loan_id: bool) -> tuple[str, list[Any]]:
+    """The select-list items of ``Facts``: is the order already financed, is the agent's
+    relationship active, its worst days past due, and (to write a loan) the new loan's id."""
+    qn = connection.ops.quote_name
+    loans, relationships = qn(Loan._meta.db_table), qn(AgentRelationship._meta.db_table)
+    holds = ", ".join(["%s"] * len(HOLDS_ORDER))
+    open_ = ", ".join(["%s"] * len(OPEN))
+    reserve = reserve_loan_id and connection.vendor == "postgresql"
+    sql = (
+        f"EXISTS (SELECT 1 FROM {loans} WHERE order_id = %s AND status IN ({holds})), "  # noqa: S608 - names from code
+        f"EXISTS (SELECT 1 FROM {relationships} WHERE agent_id = %s AND enterprise_id = %s "
+        f"AND active), "
+        f"(SELECT MAX(days_past_due) FROM {loans} WHERE agent_id = %s AND status IN ({open_})), "
+        + ("nextval(%s)" if reserve else "NULL")
+    )
+    params: list[Any] = [order.pk, *HOLDS_ORDER, order.agent_id, order.enterprise_id]
+    params += [order.agent_id, *OPEN]
+    if reserve:
+        params.append(_loan_sequence())
+    return sql, params
+
+
+def _facts_from(values: Sequence[Any]) -> Facts:
+    financed, related, max_dpd, loan_id = values
+    return Facts(bool(financed), bool(related), int(max_dpd or 0), loan_id)
+
+
+def _facts(order: SalesOrder, *, reserve_loan_id: bool = False) -> Facts:
+    sql, params = _facts_sql(order, reserve_loan_id=reserve_loan_id)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        return _facts_from(cursor.fetchone())
+
+
 def _inputs(
     order: SalesOrder,
     program: Program,
     line: CreditLine,
     principal: Decimal,
+    facts: Facts,
     *,
     program_available: Decimal | None = None,
 ) -> engine.DecisionInputs:
-    relationship_active = AgentRelationship.objects.filter(
-        agent_id=order.agent_id, enterprise_id=order.enterprise_id, active=True
-    ).exists()
-    max_dpd = Loan.objects.filter(agent_id=order.agent_id, status__in=OPEN).aggregate(
-        m=Max("days_past_due")
-    )["m"]
     return engine.DecisionInputs(
         order_id=order.pk,
         order_status=order.status,
@@ -109,10 +198,10 @@ def _inputs(
         order_currency=order.currency,
         order_date=order.order_date,
         business_date=clock.business_date(program.time_zone),
-        already_financed=Loan.objects.filter(order=order, status__in=HOLDS_ORDER).exists(),
+        already_financed=facts.already_financed,
         agent_status=order.agent.status,
-        relationship_active=relationship_active,
-        agent_max_dpd=max_dpd or 0,
+        relationship_active=facts.relationship_active,
+        agent_max_dpd=facts.agent_max_dpd,
         line_limit=line.limit,
         line_available=line.available,
         line_frozen=line.frozen,
@@ -134,11 +223,14 @@ def _inputs(
 def loan_quote(*, user: User, order_id: int) -> Quote:
     """What financing this order would give, and whether it would be approved now. Writes nothing."""
     order = _order_for_agent(user, order_id, lock=False)
-    program = program_for_order(order)
-    line = _line_for(order, program, lock=False)
+    program, line, facts = _program_and_line(order, lock=False)
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
-    decision = engine.decide(_inputs(order, program, line, terms.principal))
+    decision = engine.decide(_inputs(order, program, line, terms.principal, facts))
     return Quote(order, program, terms, decision)
+
+
+class OrderAlreadyFinanced(Conflict):
+    code = "order_already_financed"
 
 
 @transaction.atomic
@@ -150,87 +242,58 @@ def loan_finance(*, user: User, order_id: int) -> Loan:
     ``declined`` and its reasons, not an error.
     """
     order = _order_for_agent(user, order_id, lock=True)
-    if Loan.objects.filter(order=order, status__in=HOLDS_ORDER).exists():
-        raise Conflict("This order has already been financed.", code="order_already_financed")
-    program = program_for_order(order)
-    line = _line_for(order, program, lock=True)
+    program, line, facts = _program_and_line(order, lock=True)
+    if facts.already_financed:
+        raise OrderAlreadyFinanced("This order has already been financed.")
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
-    decision = engine.decide(_inputs(order, program, line, terms.principal))
-    if decision.reserves_credit:
-        try:
-            with transaction.atomic():
-                return _record(user, order, program, line, terms, decision)
-        except ProgramExhausted:
-            program.refresh_from_db(fields=["outstanding_principal", "reserved", "limit"])
-            decision = engine.decide(
-                _inputs(order, program, line, terms.principal, program_available=program.available)
-            )
-    return _record(user, order, program, line, terms, decision)
+    decision = engine.decide(_inputs(order, program, line, terms.principal, facts))
+    rows = _rows(user, order, program, line, terms, decision, facts)
+    if _write(rows):
+        return rows.loan
+    # The program ran out between the line lock and the reservation: decide again on its
+    # current figures (declined, insufficient_program_limit); nothing was written.
+    program.refresh_from_db(fields=["outstanding_principal", "reserved", "limit"])
+    inputs = _inputs(
+        order, program, line, terms.principal, facts, program_available=program.available
+    )
+    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts)
+    if not _write(rows):
+        raise RuntimeError(f"order {order.pk}: a decision without a reservation was refused")
+    return rows.loan
 
 
-def _record(
+def _rows(
     user: User,
     order: SalesOrder,
     program: Program,
     line: CreditLine,
     terms: Terms,
     decision: engine.DecisionResult,
-) -> Loan:
-    now = clock.now()
-    reserved = terms.principal if decision.reserves_credit else Decimal("0.00")
-    loan = Loan.objects.create(
-        program=program,
-        credit_line=line,
-        agent_id=order.agent_id,
+    facts: Facts,
+) -> FinanceRows:
+    return finance_rows_build(
+        user=user,
         order=order,
-        status=decision.outcome,
-        currency=program.currency,
-        order_amount=order.amount,
-        principal=terms.principal,
-        advance_rate=terms.advance_rate,
-        annual_rate=terms.annual_rate,
-        penalty_rate=program.penalty_rate,
-        day_count=terms.day_count,
-        tenor_days=terms.tenor_days,
-        grace_days=program.grace_days,
-        reserved_amount=reserved,
-        due_date=terms.due_date,
-        reference=f"SCF{uuid.uuid4().hex[:12].upper()}",
-        requested_by=user,
-        requested_at=now,
-        decided_at=now,
-        approved_at=now if decision.outcome == LoanStatus.APPROVED else None,
+        program=program,
+        line=line,
+        terms=terms,
+        decision=decision,
+        loan_id=facts.loan_id,
+        now=clock.now(),
     )
-    if reserved:
-        line_reserve(line_id=line.pk, amount=reserved)
-    Decision.objects.create(
-        loan=loan,
-        outcome=decision.outcome,
-        reasons=decision.reasons,
-        rules=decision.rules_json(),
-        inputs=decision.inputs.as_json(),
-        engine_version=engine.ENGINE_VERSION,
-        decided_at=now,
-    )
-    if decision.outcome == LoanStatus.IN_REVIEW:
-        Review.objects.create(
-            loan=loan,
-            kind=ReviewKind.REFERRAL,
-            requires_second_approval=terms.principal > program.maker_checker_threshold,
-            created_at=now,
-            expires_at=now + dt.timedelta(hours=program.review_hold_hours),
-        )
-    audit_record(
-        actor=user,
-        action=f"loan.{decision.outcome}",
-        obj=loan,
-        after={"principal": str(loan.principal), "reasons": decision.reasons},
-    )
-    if decision.outcome == LoanStatus.APPROVED:
-        # Inside the savepoint: a program-limit rollback also drops the queued payment.
-        disbursement_request(loan=loan, actor=user)
-    if reserved:
-        # Last: the program row is shared by every agent, so its lock is held only from here
-        # to the commit. If it no longer fits, the caller rolls this savepoint back.
-        program_reserve(program_id=program.pk, amount=reserved)
-    return loan
+
+
+# One statement per decision on PostgreSQL; tests switch it off to compare with the ORM path.
+SINGLE_STATEMENT = True
+
+
+def _write(rows: FinanceRows) -> bool:
+    """Write a decision's rows; False (nothing written) when the program has no room left."""
+    if connection.vendor == "postgresql" and SINGLE_STATEMENT:
+        return finance_rows_write(rows)
+    try:
+        with transaction.atomic():
+            finance_rows_write_orm(rows)
+    except ProgramExhausted:
+        return False
+    return True

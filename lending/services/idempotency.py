@@ -3,6 +3,9 @@
 The key is claimed with ``INSERT ... ON CONFLICT DO NOTHING``: a concurrent request with the same
 key waits on the unique index until the first commits, then finds its stored reply. A key reused
 with another body is refused with 422 ``idempotency_key_reused``.
+
+Replies are byte-identical, not just equal: PostgreSQL's ``jsonb`` does not keep the order of an
+object's keys, so the first reply and every replay put their keys in one canonical (sorted) order.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from scf.errors import ValidationFailed
-from scf.sql import insert_rows
+from scf.sql import execute_prepared, insert_rows
 
 from ..models import IdempotencyRecord
 
@@ -34,9 +37,18 @@ class IdempotencyKeyReused(ValidationFailed):
     code = "idempotency_key_reused"
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every object's keys in sorted order (lists keep theirs)."""
+    if isinstance(value, dict):
+        return {str(k): canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    return value
+
+
 def request_fingerprint(scope: str, body: Any) -> str:
-    canonical = json.dumps([scope, body], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    text = json.dumps([scope, body], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def idempotency_claim(
@@ -69,13 +81,21 @@ def idempotency_claim(
             fields={"Idempotency-Key": ["Already used with another request body."]},
         )
     assert record.response_status is not None and record.response_body is not None
-    return None, StoredReply(record.response_status, record.response_body)
+    return None, StoredReply(record.response_status, canonical(record.response_body))
 
 
 def idempotency_store(*, record_id: int, reply: StoredReply) -> None:
-    IdempotencyRecord.objects.filter(pk=record_id).update(
-        response_status=reply.status, response_body=reply.body
+    """Store the reply on the claimed record (one UPDATE; the body as the JSON field saves it)."""
+    status_field = IdempotencyRecord._meta.get_field("response_status")
+    body_field = IdempotencyRecord._meta.get_field("response_body")
+    qn = connection.ops.quote_name
+    sql = (
+        f"UPDATE {qn(IdempotencyRecord._meta.db_table)} SET {qn(status_field.column)} = %s, "  # noqa: S608 - names from code
+        f"{qn(body_field.column)} = %s WHERE {qn('id')} = %s"
     )
+    body = body_field.get_db_prep_save(reply.body, connection)
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, sql, [reply.status, body, record_id])
 
 
 def idempotent(
@@ -93,6 +113,7 @@ def idempotent(
         if replay is not None:
             return replay
         assert record_id is not None
-        reply = run()
+        first = run()
+        reply = StoredReply(first.status, canonical(first.body))
         idempotency_store(record_id=record_id, reply=reply)
     return reply

@@ -214,7 +214,9 @@ def _lock(loan_id: int) -> Loan:
     """Advisory lock (shared), then loan -> credit line -> program."""
     program_id = Loan.objects.values_list("program_id", flat=True).get(pk=loan_id)
     program_lock(program_id, exclusive=False)
-    loan = Loan.objects.select_for_update().select_related("program").get(pk=loan_id)
+    # of=("self",): a bare FOR UPDATE would lock the joined program row too, before the line,
+    # and deadlock with a finance request that holds the line and waits for the program.
+    loan = Loan.objects.select_for_update(of=("self",)).select_related("program").get(pk=loan_id)
     CreditLine.objects.select_for_update().filter(pk=loan.credit_line_id).get()
     Program.objects.select_for_update().filter(pk=loan.program_id).get()
     return loan

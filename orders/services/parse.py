@@ -16,6 +16,8 @@ from scf.money import CENT, MAX_AMOUNT, is_iso_currency, parse_amount
 from ..models import OrderStatus
 
 MAX_LINES = 1000
+# No real order comes near it; a cap well inside NUMERIC(18, 2) keeps sums of orders in range.
+MAX_ORDER_AMOUNT = Decimal(10) ** 15
 MAX_ID_LENGTH = 64
 _STATUSES = frozenset(OrderStatus.values)
 
@@ -143,6 +145,8 @@ def order_parse(data: object, *, force_status: str | None = None) -> OrderInput:
     external_id = _text(data, "external_id", errors)
     agent_code = _text(data, "agent_code", errors)
     amount = _amount(data.get("amount"), "amount", errors, allow_zero=False)
+    if amount > MAX_ORDER_AMOUNT:
+        errors.setdefault("amount", []).append(f"Amount is too large (at most {MAX_ORDER_AMOUNT}).")
     currency = data.get("currency")
     if not is_iso_currency(currency):
         errors.setdefault("currency", []).append("Not an ISO 4217 currency code.")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from stdnum.cn import uscc
 
 from scf import crypto
@@ -88,6 +89,7 @@ def enterprise_webhook_secret(enterprise: CoreEnterprise) -> str:
     return crypto.decrypt(enterprise.webhook_secret_encrypted)
 
 
+@sensitive_variables("api_key")
 def enterprise_by_api_key(api_key: str) -> CoreEnterprise:
     """The enterprise an integration API key belongs to, or ``Unauthorized``."""
     prefix = api_key[:API_KEY_PREFIX_LENGTH]

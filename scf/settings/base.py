@@ -4,10 +4,13 @@ Unset ``DATABASE_URL`` means a local SQLite file; unset ``CELERY_BROKER_URL`` me
 tasks in-process (eager). Set both and the same code runs on PostgreSQL and Redis workers.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+
+from scf.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -39,13 +42,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "pgtrigger",
+    "axes",
     "orders",
     "lending",
     "integrations",
 ]
 
 MIDDLEWARE = [
+    "scf.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "scf.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -55,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "scf.urls"
@@ -88,6 +96,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
+if IS_POSTGRES:
+    # A database that is down or restarting must fail a request in seconds (a clean 503 from
+    # scf.api), not hang a web worker: bounded connect, and TCP keepalives so a dead peer on a
+    # half-open connection is noticed. CONN_HEALTH_CHECKS (above) drops a broken persistent
+    # connection at the start of the next request instead of failing it.
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _db_options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
+    _db_options.setdefault("keepalives", 1)
+    _db_options.setdefault("keepalives_idle", 30)
+    _db_options.setdefault("keepalives_interval", 10)
+    _db_options.setdefault("keepalives_count", 3)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -118,10 +137,62 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 CSRF_FAILURE_VIEW = "orders.views.csrf_failure"
 
+# --- Hardening ------------------------------------------------------------------------------
+# Sign-in throttling (django-axes): AXES_FAILURE_LIMIT failures for one username from one address
+# lock that pair out for AXES_COOLOFF_MINUTES (429 and the lockout page); a successful sign-in
+# before the limit starts the count again.
+AUTHENTICATION_BACKENDS = [
+    "scf.auth.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "scf.auth.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["password", "old_password", "new_password1", "new_password2"]
+# The address counted is REMOTE_ADDR (django-ipware is not installed): gunicorn behind a proxy
+# must be given the client's address (e.g. --forwarded-allow-ips with a proxy that sets it).
+
+# Security headers on every response (SecurityMiddleware, XFrameOptionsMiddleware, and our CSP).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Scripts only from our own static files. Two relaxations the current pages need: htmx compiles
+# ``hx-on`` handlers and ``hx-trigger`` filters with ``Function()`` ('unsafe-eval'), and the list
+# filters submit on change with one inline handler, allowed by its hash alone
+# ('unsafe-hashes'). Styles allow inline ``style=`` (gauges) and htmx's indicator style.
+CSP_POLICY = env.str(
+    "CSP_POLICY",
+    default="; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self' 'unsafe-eval'",
+            # sha256 of: this.form.requestSubmit()
+            "script-src-attr 'unsafe-hashes' 'sha256-UzlcSmbX0yUJT7hkhoYjXfKWsyloSDaNGC7i5v9WcAE='",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    ),
+)
+# The Swagger page (/api/docs/) loads Swagger UI from a CDN (drf-spectacular's default).
+CSP_PATH_POLICIES = {
+    "/api/docs/": "default-src 'self'; script-src 'self' https:; style-src 'self' https: "
+    "'unsafe-inline'; img-src 'self' data: https:; object-src 'none'; frame-ancestors 'none'",
+}
+
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "scf.tokens.FastTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -133,6 +204,11 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Per-user limits on the expensive agent calls (scf.throttling): "<count>/<s|min|hour|day>".
+API_RATE_LIMITS = {
+    "finance": env.str("API_RATE_FINANCE", default="120/min"),
+    "quote": env.str("API_RATE_QUOTE", default="600/min"),
+}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "SCF order-to-loan API",
@@ -143,10 +219,17 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GradeEnum": "lending.models.credit.Grade",
         "ProgramStatusEnum": "lending.models.credit.ProgramStatus",
+        "DecisionOutcomeEnum": "lending.models.credit.DecisionOutcome",
+        "LoanStatusEnum": "lending.models.credit.LoanStatus",
+        "OrderStatusEnum": "orders.models.OrderStatus",
     },
 }
 
 # --- Celery -----------------------------------------------------------------------------------
+# Hot statements (authentication, the finance decision) are prepared once per database session;
+# turn off behind a connection pooler that does not keep sessions (PgBouncer transaction mode).
+SCF_PREPARED_STATEMENTS = env.bool("SCF_PREPARED_STATEMENTS", default=True)
+
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -159,6 +242,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+# Workers keep Django's LOGGING (ids, redaction, JSON) instead of Celery's own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
 }
@@ -256,11 +341,13 @@ ORDER_WEBHOOK_TOLERANCE_SECONDS = 300
 ORDER_BULK_MAX_ROWS = 10_000
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=50 * 1024 * 1024)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# --- Logging and metrics ----------------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line (production default); request and task ids on every
+# record, credentials redacted (scf.logging).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"), fmt=LOG_FORMAT)
+
+# GET /metrics (scf.metrics): only from these networks, and with this bearer token when set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.0/8", "::1"])
+METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=["celery"])

@@ -1,0 +1,210 @@
+"""Prometheus metrics at ``GET /metrics``.
+
+Two kinds, chosen so that gunicorn's several worker processes report one truth:
+
+- Request latency (``scf_http_request_duration_seconds{view,method,status}``) is observed in
+  each process. With ``PROMETHEUS_MULTIPROC_DIR`` set (before the process starts; gunicorn's
+  ``--env`` or the service's environment), prometheus_client writes it to memory-mapped files in
+  that directory and the scrape merges every process's files; without it, a single process
+  reports its own.
+- Business figures are read from the database (or Redis) at scrape time by ``BusinessCollector``,
+  so every process answers the same and nothing is lost on restart: decisions by outcome
+  (``scf_decisions_total``), disbursements by status (``scf_disbursements``), close-of-business
+  runs and their duration (``scf_cob_duration_seconds`` summary from ``CobRun`` rows, and the
+  latest run's duration per program), and the Celery queue depth (``scf_celery_queue_length``,
+  ``LLEN`` of each queue's Redis lists; ``scf_celery_broker_up`` is 0 and the depth absent when
+  Redis does not answer).
+
+Access: with ``METRICS_TOKEN`` set, a request must carry ``Authorization: Bearer <token>``; the
+client address must also be in ``METRICS_ALLOWED_IPS`` (default loopback only; ``*`` for any).
+Anything else gets a 404, so the endpoint is not advertised.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Subquery, Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Registered in prometheus_client's default registry; in multiprocess mode its values live in
+# PROMETHEUS_MULTIPROC_DIR instead of this process's memory.
+REQUEST_LATENCY = Histogram(
+    "scf_http_request_duration_seconds",
+    "Time to answer an HTTP request, by view, method and status.",
+    ["view", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+def observe_request(*, view: str, method: str, status: int, seconds: float) -> None:
+    REQUEST_LATENCY.labels(view=view, method=method, status=str(status)).observe(seconds)
+
+
+class BusinessCollector(Collector):
+    """Figures read at scrape time: the same from every process."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from _safely(self._decisions)
+        yield from _safely(self._disbursements)
+        yield from _safely(self._cob)
+        yield from self._queues()
+
+    def _decisions(self) -> Iterator[Metric]:
+        from lending.models import Decision, DecisionOutcome
+
+        family = CounterMetricFamily(
+            "scf_decisions", "Finance decisions made, by outcome.", labels=["outcome"]
+        )
+        counts = dict(
+            Decision.objects.values_list("outcome")
+            .annotate(n=Count("id"))
+            .values_list("outcome", "n")
+        )
+        for outcome in DecisionOutcome.values:
+            family.add_metric([outcome], counts.get(outcome, 0))
+        yield family
+
+    def _disbursements(self) -> Iterator[Metric]:
+        from lending.models import Disbursement, DisbursementStatus
+
+        family = GaugeMetricFamily(
+            "scf_disbursements", "Disbursements by current status.", labels=["status"]
+        )
+        counts = dict(
+            Disbursement.objects.values_list("status")
+            .annotate(n=Count("id"))
+            .values_list("status", "n")
+        )
+        for status in DisbursementStatus.values:
+            family.add_metric([status], counts.get(status, 0))
+        yield family
+
+    def _cob(self) -> Iterator[Metric]:
+        from lending.models import CobRun, Program
+
+        duration = ExpressionWrapper(
+            F("finished_at") - F("started_at"), output_field=DurationField()
+        )
+        finished = CobRun.objects.filter(finished_at__isnull=False)
+        totals = finished.aggregate(n=Count("id"), total=Sum(duration))
+        summary = SummaryMetricFamily(
+            "scf_cob_duration_seconds", "Close-of-business runs finished and their duration."
+        )
+        total = totals["total"]
+        summary.add_metric([], totals["n"], total.total_seconds() if total else 0.0)
+        yield summary
+
+        latest = finished.filter(program=OuterRef("pk")).order_by("-business_date")
+        last = GaugeMetricFamily(
+            "scf_cob_last_duration_seconds",
+            "Duration of each program's latest finished close of business.",
+            labels=["program"],
+        )
+        rows = Program.objects.annotate(
+            started=Subquery(latest.values("started_at")[:1]),
+            finished=Subquery(latest.values("finished_at")[:1]),
+        ).filter(finished__isnull=False)
+        for program_id, started, ended in rows.values_list("pk", "started", "finished"):
+            last.add_metric([str(program_id)], max((ended - started).total_seconds(), 0.0))
+        yield last
+
+    def _queues(self) -> Iterator[Metric]:
+        url = settings.CELERY_BROKER_URL
+        if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://")):
+            return
+        up = GaugeMetricFamily("scf_celery_broker_up", "1 when the Celery broker answered.")
+        try:
+            depths = queue_depths(url, settings.METRICS_CELERY_QUEUES)
+        except Exception as exc:  # Redis down: say so, never fail the scrape
+            logger.warning("metrics: broker unavailable", extra={"error": type(exc).__name__})
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        family = GaugeMetricFamily(
+            "scf_celery_queue_length", "Tasks waiting in each Celery queue.", labels=["queue"]
+        )
+        for queue, depth in depths.items():
+            family.add_metric([queue], depth)
+        yield family
+
+
+def queue_depths(url: str, queues: Iterable[str]) -> dict[str, int]:
+    """``LLEN`` of each queue, its priority sub-queues included (kombu's ``<q>\\x06\\x16<n>``)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    try:
+        depths: dict[str, int] = {}
+        for queue in queues:
+            keys = [queue, *(f"{queue}\x06\x16{p}" for p in range(1, 10))]
+            with client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.llen(key)
+                depths[queue] = sum(int(n) for n in pipe.execute())
+        return depths
+    finally:
+        client.close()
+
+
+def _safely(source: Any) -> Iterator[Metric]:
+    try:
+        yield from source()
+    except Exception as exc:  # a database hiccup must not take the latency metrics down
+        logger.warning("metrics: collector failed", extra={"error": type(exc).__name__})
+
+
+def exposition() -> bytes:
+    """What a scrape reports: every process's request metrics, and the business figures."""
+    from prometheus_client import REGISTRY
+
+    business = CollectorRegistry()
+    business.register(BusinessCollector())
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)
+        return generate_latest(merged) + generate_latest(business)
+    return generate_latest(REGISTRY) + generate_latest(business)
+
+
+def client_allowed(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    if token:
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return False
+    allowed = settings.METRICS_ALLOWED_IPS
+    if "*" in allowed:
+        return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in allowed)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "GET" or not client_allowed(request):
+        raise Http404
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE)

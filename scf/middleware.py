@@ -1,0 +1,82 @@
+"""Request ids, the Content-Security-Policy, and request metrics.
+
+- ``RequestIdMiddleware`` (first in ``MIDDLEWARE``): takes a sane incoming ``X-Request-ID``
+  (1-64 characters of ``[A-Za-z0-9._:-]``) or makes a uuid4, stores it in the context variable
+  every log record reads, echoes it as the response's ``X-Request-ID``, and observes the request's
+  latency in the ``scf_http_request_duration_seconds`` histogram by view, method and status.
+- ``ContentSecurityPolicyMiddleware``: Django has no CSP of its own (the other security headers
+  come from ``SecurityMiddleware`` and ``XFrameOptionsMiddleware`` settings). The policy is
+  ``settings.CSP_POLICY``; paths under a prefix of ``settings.CSP_PATH_POLICIES`` get that policy
+  instead (the Swagger page loads its UI from a CDN).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from .logging import request_id_var
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+Handler = Callable[[HttpRequest], HttpResponse]
+
+
+def request_id_from(request: HttpRequest) -> str:
+    incoming = request.headers.get("X-Request-ID", "")
+    return incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def _view_label(request: HttpRequest) -> str:
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return "<unresolved>"
+    return match.view_name or match._func_path
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from .metrics import observe_request
+
+        request_id = request_id_from(request)
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            observe_request(
+                view=_view_label(request),
+                method=request.method or "",
+                status=response.status_code,
+                seconds=time.perf_counter() - started,
+            )
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+class ContentSecurityPolicyMiddleware:
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.policy_for(request.path)
+        return response
+
+    @staticmethod
+    def policy_for(path: str) -> str:
+        for prefix, policy in getattr(settings, "CSP_PATH_POLICIES", {}).items():
+            if path.startswith(prefix):
+                return str(policy)
+        return str(settings.CSP_POLICY)

@@ -1,0 +1,116 @@
+"""Per-user rate limits on quote and finance: 429, Retry-After, the error shape, nothing written."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.test import override_settings
+
+from lending.models import Decision, IdempotencyRecord, Loan
+from scf.throttling import parse_rate
+from tests.conftest import client_for
+from tests.lending.conftest import finance
+from tests.lending.factories import CreditLineFactory, ProgramFactory
+from tests.orders.factories import AgentFactory, OrderFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+# One second into a minute: every request of a test falls in the same window.
+NOW = (int(time.time()) // 60) * 60 + 1.0
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock() -> Any:
+    with mock.patch("scf.throttling.clock", return_value=NOW):
+        yield
+
+
+def forget_counts(user: Any) -> None:
+    """Counts live in the shared cache keyed by user id: start this user's windows at zero."""
+    window = int(NOW // 60)
+    for scope in ("finance", "quote"):
+        cache.delete_many([f"throttle:{scope}:{user.pk}:{window}"])
+
+
+@pytest.fixture
+def side(enterprise: Any) -> Any:
+    program = ProgramFactory(enterprise=enterprise)
+
+    def make() -> tuple[Any, Any]:
+        agent = AgentFactory(enterprises=[enterprise])
+        CreditLineFactory(agent=agent, program=program)
+        user = UserFactory(role="agent", agent=agent)
+        forget_counts(user)
+        orders = [OrderFactory(agent=agent, enterprise=enterprise) for _ in range(4)]
+        return client_for(user), orders
+
+    return make
+
+
+def test_default_rates_are_generous_and_the_test_rates_do_not_trip_the_race_tests() -> None:
+    from scf.settings import base
+
+    assert parse_rate(base.API_RATE_LIMITS["finance"]) == (120, 60)
+    assert parse_rate(base.API_RATE_LIMITS["quote"]) == (600, 60)
+    assert parse_rate(settings.API_RATE_LIMITS["finance"])[0] >= 10_000
+
+
+def test_parse_rate_reads_count_and_period() -> None:
+    assert parse_rate("5/s") == (5, 1)
+    assert parse_rate("120/min") == (120, 60)
+    assert parse_rate("1000/hour") == (1000, 3600)
+    assert parse_rate("7/day") == (7, 86400)
+
+
+@override_settings(API_RATE_LIMITS={"finance": "2/min", "quote": "600/min"})
+def test_finance_over_the_limit_is_429_with_retry_after_and_writes_nothing(side: Any) -> None:
+    client, orders = side()
+    for i, order in enumerate(orders[:2]):
+        assert finance(client, order.pk, key=f"k-{i}").status_code == 201
+
+    response = finance(client, orders[2].pk, key="k-2")
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert response.json()["fields"] == {}
+    assert "detail" in response.json()
+    assert int(response["Retry-After"]) == 59  # to the end of the minute
+    assert not Loan.objects.filter(order=orders[2]).exists()
+    assert not Decision.objects.filter(loan__order=orders[2]).exists()
+    assert not IdempotencyRecord.objects.filter(key="k-2").exists()
+
+
+@override_settings(API_RATE_LIMITS={"finance": "2/min", "quote": "600/min"})
+def test_the_limit_is_per_user(side: Any) -> None:
+    first, first_orders = side()
+    second, second_orders = side()
+    for i, order in enumerate(first_orders[:3]):
+        finance(first, order.pk, key=f"a-{i}")
+    assert finance(first, first_orders[3].pk, key="a-3").status_code == 429
+    assert finance(second, second_orders[0].pk, key="b-0").status_code == 201
+
+
+@override_settings(API_RATE_LIMITS={"finance": "120/min", "quote": "3/min"})
+def test_quote_over_the_limit_is_429_with_retry_after(side: Any) -> None:
+    client, orders = side()
+    url = f"/api/v1/orders/{orders[0].pk}/quote/"
+    for _ in range(3):
+        assert client.post(url).status_code == 200
+    response = client.post(url)
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert int(response["Retry-After"]) >= 1
+    # Finance has its own count.
+    assert finance(client, orders[1].pk, key="q-1").status_code == 201
+
+
+@override_settings(API_RATE_LIMITS={"finance": "1/min", "quote": "1/min"})
+def test_a_cache_outage_lets_requests_through(side: Any) -> None:
+    client, orders = side()
+    with mock.patch("scf.throttling.cache.incr", side_effect=ConnectionError("redis down")):
+        for i, order in enumerate(orders[:3]):
+            assert finance(client, order.pk, key=f"c-{i}").status_code == 201
