@@ -162,10 +162,11 @@ def _converters(model: type[Model], vendor: str) -> tuple[tuple[Any, ...], ...]:
     """Per field, the converters the ORM's compiler would apply: the backend's, then the
     field's own (``from_db_value``: JSON, encrypted fields)."""
     table = model._meta.db_table
+    fields: list[Any] = list(model._meta.concrete_fields)
     return tuple(
         tuple(connection.ops.get_db_converters(f.get_col(table)))
         + tuple(f.get_db_converters(connection))
-        for f in model._meta.concrete_fields
+        for f in fields
     )
 
 
@@ -210,7 +211,7 @@ def execute_prepared(cursor: Any, sql: str, params: Sequence[Any]) -> None:
         cursor.execute(sql, params)
         return
     raw = connection.connection
-    known = getattr(connection, "_scf_prepared", None)
+    known: tuple[Any, set[str]] | None = getattr(connection, "_scf_prepared", None)
     if known is None or known[0] is not raw:
         known = (raw, set())
         connection._scf_prepared = known  # type: ignore[attr-defined]
