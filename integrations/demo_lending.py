@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from django.db.models import Sum
 
@@ -102,9 +102,10 @@ def demo_loans_create(rng: random.Random) -> int:
     """Each agent user finances a few of its newest financeable orders; returns the count."""
     made = 0
     for user in User.objects.filter(role=Role.AGENT).select_related("agent").order_by("pk"):
-        if not CreditLine.objects.filter(agent_id=user.agent_id).exists():
+        agent_id = cast(int, user.agent_id)  # an agent user has its agent (a CHECK)
+        if not CreditLine.objects.filter(agent_id=agent_id).exists():
             continue
-        orders = financeable_orders(SalesOrder.objects.filter(agent_id=user.agent_id))
+        orders = financeable_orders(SalesOrder.objects.filter(agent_id=agent_id))
         for order in orders.order_by("-order_date", "-id")[
             : LOANS_PER_AGENT_USER + rng.randint(0, 2)
         ]:

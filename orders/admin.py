@@ -119,7 +119,10 @@ class FeedEventAdmin(admin.ModelAdmin):
 class UserAdmin(BaseUserAdmin):
     list_display = ["username", "role", "agent", "enterprise", "is_active"]
     list_filter = ["role", "is_active"]
-    fieldsets = (*BaseUserAdmin.fieldsets, ("Role", {"fields": ("role", "agent", "enterprise")}))
+    fieldsets = (
+        *(BaseUserAdmin.fieldsets or ()),
+        ("Role", {"fields": ("role", "agent", "enterprise")}),
+    )
     add_fieldsets = (
         *BaseUserAdmin.add_fieldsets,
         ("Role", {"fields": ("role", "agent", "enterprise")}),

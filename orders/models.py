@@ -6,6 +6,8 @@ every event the order feed received.
 
 from __future__ import annotations
 
+from typing import ClassVar, cast
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -64,7 +66,7 @@ class Agent(SettlementAccount):
     uscc = models.CharField("USCC", max_length=18, unique=True, validators=[validate_uscc])
     status = models.CharField(max_length=16, choices=PartyStatus, default=PartyStatus.ACTIVE)
     email = models.EmailField(blank=True)
-    enterprises = models.ManyToManyField(
+    enterprises: models.ManyToManyField[CoreEnterprise, AgentRelationship] = models.ManyToManyField(
         CoreEnterprise, through="AgentRelationship", related_name="agents"
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -124,7 +126,7 @@ class User(AbstractUser):
         CoreEnterprise, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
 
-    objects = PlatformUserManager()
+    objects: ClassVar[PlatformUserManager] = PlatformUserManager()  # type: ignore[assignment]
 
     class Meta:
         constraints = [
@@ -158,7 +160,7 @@ class SalesOrderQuerySet(models.QuerySet["SalesOrder"]):
     def visible_to(self, user: User) -> SalesOrderQuerySet:
         """Orders a user may see: an agent its own, an enterprise admin its enterprise's."""
         if user.role == Role.AGENT:
-            return self.filter(agent_id=user.agent_id)
+            return self.filter(agent_id=cast(int, user.agent_id))  # an agent has one (CHECK)
         if user.role == Role.ENTERPRISE_ADMIN:
             return self.filter(enterprise_id=user.enterprise_id)
         if user.is_bank_staff:

@@ -1,5 +1,7 @@
 """Output shapes of orders, shared by every API that shows one."""
 
+from typing import Any
+
 from rest_framework import serializers
 
 from .models import SalesOrder, SalesOrderLine
@@ -12,7 +14,9 @@ class OrderLineOutput(serializers.ModelSerializer):
 
 
 class OrderOutput(serializers.ModelSerializer):
-    enterprise = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    enterprise: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
     agent_code = serializers.CharField(source="agent.code", read_only=True)
 
     class Meta:

@@ -10,6 +10,7 @@ or under row locks taken in a fixed order (order -> credit line -> program).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pgtrigger
 from django.conf import settings
@@ -20,11 +21,11 @@ from orders.models import Agent, CoreEnterprise, SalesOrder
 from scf.money import MONEY_DIGITS, MONEY_PLACES
 
 
-def money(**kwargs: object) -> models.DecimalField:
+def money(**kwargs: Any) -> models.DecimalField:  # type: ignore[type-arg]
     return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
 
 
-def rate(**kwargs: object) -> models.DecimalField:
+def rate(**kwargs: Any) -> models.DecimalField:  # type: ignore[type-arg]
     return models.DecimalField(max_digits=9, decimal_places=6, **kwargs)
 
 

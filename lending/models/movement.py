@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
@@ -20,7 +21,7 @@ from .credit import Loan, Program, money
 from .ledger import JournalEntry
 
 
-def precise(**kwargs: object) -> models.DecimalField:
+def precise(**kwargs: Any) -> models.DecimalField:  # type: ignore[type-arg]
     """Full-precision amounts for the cumulative-rounding rule (rounded only when posted)."""
     return models.DecimalField(max_digits=30, decimal_places=12, **kwargs)
 
