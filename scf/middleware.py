@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from .logging import request_id_var
@@ -80,3 +81,28 @@ class ContentSecurityPolicyMiddleware:
             if path.startswith(prefix):
                 return str(policy)
         return str(settings.CSP_POLICY)
+
+
+class DatabaseUnavailableMiddleware:
+    """A page whose database is down or restarting answers 503 with ``Retry-After``, not 500.
+
+    The API does the same in ``scf.api.exception_handler`` (with the error shape); this covers
+    the web pages, whose exceptions DRF never sees.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        response = HttpResponse(
+            "The service is briefly unavailable; please retry in a few seconds.",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = "5"
+        return response

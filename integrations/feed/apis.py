@@ -31,7 +31,7 @@ from orders.permissions import role_permission
 from orders.services.ingest import order_event_ingest, orders_ingest
 from scf.api import Pagination
 from scf.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
-from scf.schema import AMOUNT_SCHEMA, paginated
+from scf.schema import AMOUNT_SCHEMA, ErrorOutput, paginated
 
 from .auth import ApiKeyAuthentication, IntegrationPrincipal
 from .cancellations import feed_cancellations_apply
@@ -39,14 +39,7 @@ from .csv_upload import csv_orders
 from .signing import webhook_authenticate
 from .text import json_storable, storable
 
-ERROR_SCHEMA = inline_serializer(
-    "Error",
-    {
-        "code": serializers.CharField(),
-        "detail": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
-    },
-)
+ERROR_SCHEMA = ErrorOutput
 INGEST_RESULT = inline_serializer(
     "OrderBatchResult",
     {

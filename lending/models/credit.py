@@ -211,9 +211,15 @@ class LoanQuerySet(models.QuerySet["Loan"]):
 class Loan(models.Model):
     """One order, one loan: the request, its decision, and (later) the money it moves."""
 
-    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="loans")
-    credit_line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="loans")
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="loans")
+    # No single-column indexes on program, line and agent: the (x, status) indexes below start
+    # with them and serve the same lookups; every loan written maintains each index it has.
+    program = models.ForeignKey(
+        Program, on_delete=models.PROTECT, related_name="loans", db_index=False
+    )
+    credit_line = models.ForeignKey(
+        CreditLine, on_delete=models.PROTECT, related_name="loans", db_index=False
+    )
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="loans", db_index=False)
     order = models.ForeignKey(SalesOrder, on_delete=models.PROTECT, related_name="loans")
     status = models.CharField(max_length=24, choices=LoanStatus)
     currency = models.CharField(max_length=3)
@@ -242,7 +248,7 @@ class Loan(models.Model):
     accelerated_at = models.DateTimeField(null=True, blank=True)
     value_date = models.DateField(null=True, blank=True)
     due_date = models.DateField()
-    reference = models.CharField(max_length=32, unique=True)
+    reference = models.CharField(max_length=32)  # unique: see Meta (no LIKE index needed)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -260,6 +266,7 @@ class Loan(models.Model):
             models.UniqueConstraint(
                 fields=["order"], condition=Q(status__in=HOLDS_ORDER), name="uniq_order_active_loan"
             ),
+            models.UniqueConstraint(fields=["reference"], name="uniq_loan_reference"),
             models.CheckConstraint(name="loan_principal_positive", condition=Q(principal__gt=0)),
             models.CheckConstraint(
                 name="loan_balances_nonneg",

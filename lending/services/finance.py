@@ -42,6 +42,8 @@ from .finance_record import (
 )
 from .terms import Terms, terms_for
 
+BIGINT_MAX = 2**63 - 1
+
 
 class NotConfigured(ApplicationError):
     status_code = 422
@@ -61,6 +63,8 @@ def _for_update(of: str, lock: bool) -> str:
 
 def _order_for_agent(user: User, order_id: int, *, lock: bool) -> SalesOrder:
     """The caller's order with its agent (locked when ``lock``); ``NotFound`` for anyone else's."""
+    if not 0 < order_id <= BIGINT_MAX:  # no order has it, and PostgreSQL refuses the parameter
+        raise NotFound("No such order.")
     qn = connection.ops.quote_name
     sql = (
         f"SELECT {select_list(SalesOrder, 'o')}, {select_list(Agent, 'a')} "  # noqa: S608 - names from code

@@ -59,11 +59,11 @@ def idempotency_claim(
     Returns ``(record_id, None)`` when this request is the first (the caller must store its reply
     with ``idempotency_store`` in the same transaction), or ``(None, reply)`` to replay.
     """
-    if not key or len(key) > MAX_KEY_LENGTH:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationFailed(
-            "Idempotency-Key must be 1 to 255 characters.",
+            "Idempotency-Key must be 1 to 255 printable characters.",
             code="invalid_idempotency_key",
-            fields={"Idempotency-Key": ["1 to 255 characters."]},
+            fields={"Idempotency-Key": ["1 to 255 printable characters."]},
         )
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     inserted = insert_rows(

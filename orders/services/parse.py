@@ -107,7 +107,13 @@ def _lines(raw_lines: object, errors: dict[str, list[str]]) -> tuple[OrderLineIn
         quantity = _quantity(item.get("quantity"), f"{prefix}.quantity", errors)
         price = _amount(item.get("unit_price"), f"{prefix}.unit_price", errors, allow_zero=True)
         amount = quantity * price
-        if amount != amount.quantize(CENT):
+        if amount > MAX_ORDER_AMOUNT:
+            # Past 28 digits Decimal cannot even round it to the cent.
+            errors.setdefault(f"{prefix}.quantity", []).append(
+                "Quantity x unit price is too large."
+            )
+            amount = Decimal(0)
+        elif amount != amount.quantize(CENT):
             errors.setdefault(f"{prefix}.quantity", []).append(
                 "Quantity x unit price must come to whole cents."
             )

@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "scf.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -325,6 +326,10 @@ DISBURSEMENT_RETRY_BACKOFF_MAX_SECONDS = env.float(
 DISBURSEMENT_POLL_SECONDS = env.float("DISBURSEMENT_POLL_SECONDS", default=5.0)
 DISBURSEMENT_POLL_MAX_SECONDS = env.float("DISBURSEMENT_POLL_MAX_SECONDS", default=300.0)
 DISBURSEMENT_SWEEP_MIN_AGE_SECONDS = env.float("DISBURSEMENT_SWEEP_MIN_AGE_SECONDS", default=60.0)
+# What the sweeper has sent is left alone this long, so a backlog is not sent again at every sweep.
+DISBURSEMENT_SWEEP_HOLD_SECONDS = env.float(
+    "DISBURSEMENT_SWEEP_HOLD_SECONDS", default=DISBURSEMENT_SWEEP_MIN_AGE_SECONDS
+)
 DISBURSEMENT_SWEEP_BATCH = env.int("DISBURSEMENT_SWEEP_BATCH", default=500)
 
 # --- Cache ----------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """Authorization matrix: every lending endpoint x every role x own / other party's object.
 
 Another party's object is always a 404 (never a 403 that would confirm it exists); a role that
-may not use an endpoint at all gets 403; anonymous callers get 401.
+may not use an endpoint at all gets 403; anonymous callers get 401. Recording a repayment is for
+operations admins only (201 on side A's active loan); listing a loan's repayments is for anyone
+who may see the loan.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from rest_framework.test import APIClient
 from lending.services.finance import loan_finance
 from tests.conftest import client_for
 from tests.lending.factories import CreditLineFactory, ProgramFactory
+from tests.lending.loan_makers import disbursed_loan
 from tests.orders.factories import AgentFactory, EnterpriseFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,11 +31,15 @@ def world(db: Any) -> dict[str, Any]:
         enterprise = EnterpriseFactory()
         program = ProgramFactory(enterprise=enterprise, auto_approve_limit="1000.00")
         agent = AgentFactory(enterprises=[enterprise])
-        CreditLineFactory(agent=agent, program=program)
+        line = CreditLineFactory(agent=agent, program=program)
         user = UserFactory(role="agent", agent=agent)
         order = OrderFactory(agent=agent, enterprise=enterprise)
         spare = OrderFactory(agent=agent, enterprise=enterprise)
         loan = loan_finance(user=user, order_id=order.pk)  # referred: above auto-approve
+        today = dt.date.today()
+        active = disbursed_loan(
+            line, value_date=today - dt.timedelta(days=10), due_date=today + dt.timedelta(days=80)
+        )
         data[side] = {
             "enterprise": enterprise,
             "program": program,
@@ -40,6 +48,7 @@ def world(db: Any) -> dict[str, Any]:
             "order": order,
             "spare": spare,
             "loan": loan,
+            "active": active,
             "review": loan.reviews.get(),
             "admin": UserFactory(role="enterprise_admin", enterprise=enterprise),
         }
@@ -62,6 +71,12 @@ ENDPOINTS = {
     "dashboard": ("get", "/api/v1/programs/{program}/dashboard/", None),
     "credit_line": ("get", "/api/v1/agents/{agent}/credit-line/", None),
     "freeze": ("post", "/api/v1/agents/{agent}/credit-line/freeze/", {"reason": "matrix test"}),
+    "repayments_list": ("get", "/api/v1/loans/{active}/repayments/", None),
+    "repayment_record": (
+        "post",
+        "/api/v1/loans/{active}/repayments/",
+        {"amount": "100.00", "value_date": dt.date.today().isoformat(), "reference": "MATRIX-1"},
+    ),
 }
 
 # Expected status per caller for each endpoint on side A's objects.
@@ -99,6 +114,13 @@ EXPECTED = {
     ),
     "freeze": dict(
         agent_a=403, agent_b=403, admin_a=403, admin_b=403, reviewer=200, approver=200, ops=200
+    ),
+    "repayments_list": dict(
+        agent_a=200, agent_b=404, admin_a=200, admin_b=404, reviewer=200, approver=200, ops=200
+    ),
+    # Only operations record repayments; for everyone else 403 whatever the loan.
+    "repayment_record": dict(
+        agent_a=403, agent_b=403, admin_a=403, admin_b=403, reviewer=403, approver=403, ops=201
     ),
 }
 

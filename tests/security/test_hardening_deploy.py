@@ -1,0 +1,44 @@
+"""``manage.py check --deploy`` is clean with the production settings (warnings fail it)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def deploy_check(**env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "scf.settings.production",
+        "DJANGO_ALLOWED_HOSTS": "scf.example.com",
+        "DJANGO_CSRF_TRUSTED_ORIGINS": "https://scf.example.com",
+        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{ROOT / 'db.sqlite3'}"),
+        "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_check_deploy_is_clean_with_production_settings() -> None:
+    result = deploy_check(DJANGO_SECRET_KEY=secrets.token_urlsafe(64))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_check_deploy_fails_on_a_weak_secret_key() -> None:
+    """The same command does fail when production is misconfigured."""
+    result = deploy_check(DJANGO_SECRET_KEY="short-key")
+    assert result.returncode != 0
+    assert "security.W009" in result.stdout + result.stderr
