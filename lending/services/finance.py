@@ -1,11 +1,12 @@
 """Quote and finance an order: the agent's "Finance this order" click.
 
-``loan_finance`` is one transaction of four statements on PostgreSQL:
-1. lock the sales order (one decision per order at a time);
-2. in one query, with a snapshot taken after that lock: is the order already financed (409),
-   the agent's relationship and worst days past due, and the new loan's id from its sequence;
-3. lock the agent's credit line, reading its program and enterprise in the same query;
-4. run the engine (Python, no I/O), then write everything the decision needs in one statement
+``loan_finance`` is one transaction of three statements on PostgreSQL:
+1. lock the sales order, reading its agent (one decision per order at a time);
+2. lock the agent's credit line, reading in the same query its program and enterprise and the
+   decision's facts: is the order already financed (409), the agent's relationship and worst
+   days past due, and the new loan's id from its sequence. The statement starts after the order
+   lock is held, so its snapshot sees every loan an earlier holder of that lock committed;
+3. run the engine (Python, no I/O), then write everything the decision needs in one statement
    (``lending.services.finance_record``): the program's conditional reservation, the line's, the
    loan, its decision, its review case (referred) or its ``Disbursement`` outbox row with the loan
    already ``disbursing`` (approved), and the audit rows. The shared program row is locked only
