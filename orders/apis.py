@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from scf.errors import NotFound
 from scf.schema import errors
 
+from .permissions import api_user
 from .selectors import order_get
 from .serializers import OrderDetailOutput
 
@@ -22,7 +23,7 @@ class OrderDetailApi(APIView):
         operation_id="orders_retrieve", responses={200: OrderDetailOutput, **errors(401, 404)}
     )
     def get(self, request: Request, order_id: int) -> Response:
-        order = order_get(user=request.user, order_id=order_id)
+        order = order_get(user=api_user(request), order_id=order_id)
         if order is None:
             raise NotFound("No such order.")
         return Response(OrderDetailOutput(order).data)

@@ -6,8 +6,9 @@ result; none of them holds a rule of its own.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Count, Max, Q
@@ -27,7 +28,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders.models import CoreEnterprise, FeedChannel, FeedEvent, FeedOutcome, OrderStatus, Role
-from orders.permissions import role_permission
+from orders.permissions import api_user, role_permission
 from orders.services.ingest import order_event_ingest, orders_ingest
 from scf.api import Pagination
 from scf.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
@@ -238,10 +239,11 @@ class OrderCsvApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        user = request.user
+        user = api_user(request)
         code = request.data.get("enterprise")
+        enterprise: CoreEnterprise | None
         if user.role == Role.ENTERPRISE_ADMIN:
-            enterprise = user.enterprise
+            enterprise = cast(CoreEnterprise, user.enterprise)  # an admin has one (a CHECK)
             if code and code != enterprise.code:
                 raise PermissionDenied(
                     "You can only upload orders for your own enterprise.",
@@ -265,7 +267,9 @@ class OrderCsvApi(APIView):
 
 
 class FeedEventSerializer(serializers.ModelSerializer):
-    enterprise = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    enterprise: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="code", read_only=True
+    )
 
     class Meta:
         model = FeedEvent
@@ -288,7 +292,7 @@ class FeedEventSerializer(serializers.ModelSerializer):
 
 
 def _visible_events(request: Request) -> Any:
-    user = request.user
+    user = api_user(request)
     events = FeedEvent.objects.select_related("enterprise")
     if user.role == Role.ENTERPRISE_ADMIN:
         return events.filter(enterprise_id=user.enterprise_id)
@@ -351,9 +355,9 @@ class FeedHealthApi(APIView):
     )
     def get(self, request: Request) -> Response:
         events = _visible_events(request)
-        if request.user.role == Role.OPS_ADMIN and not request.query_params.get("enterprise"):
+        if api_user(request).role == Role.OPS_ADMIN and not request.query_params.get("enterprise"):
             raise NotFound("Name an enterprise with ?enterprise=<code>.")
-        since = timezone.now() - timezone.timedelta(hours=24)
+        since = timezone.now() - dt.timedelta(hours=24)
         summary = events.aggregate(
             last_event_at=Max("received_at"),
             last_applied_at=Max("received_at", filter=Q(outcome=FeedOutcome.APPLIED)),

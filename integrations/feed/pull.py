@@ -54,7 +54,7 @@ def _fetch(source: OrderFeedSource, cursor: str) -> FeedPage:
         headers["Authorization"] = crypto.decrypt(source.auth_header_encrypted)
     response = requests.get(
         source.url,
-        params={"cursor": cursor, "limit": source.page_size},
+        params={"cursor": cursor, "limit": str(source.page_size)},
         headers=headers,
         timeout=HTTP_TIMEOUT_SECONDS,
     )

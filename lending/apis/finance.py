@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders.models import Role
-from orders.permissions import role_permission
+from orders.permissions import api_user, role_permission
 from scf.errors import ApplicationError, ValidationFailed
 from scf.schema import errors
 from scf.throttling import FinanceRateThrottle, QuoteRateThrottle
@@ -30,7 +30,7 @@ class OrderQuoteApi(APIView):
         responses={200: QuoteOutput, **errors(401, 403, 404, 409, 422, 429)},
     )
     def post(self, request: Request, order_id: int) -> Response:
-        quote = loan_quote(user=request.user, order_id=order_id)
+        quote = loan_quote(user=api_user(request), order_id=order_id)
         return Response(QuoteOutput(quote).data)
 
 
@@ -59,7 +59,7 @@ class OrderFinanceApi(APIView):
 
         def run() -> StoredReply:
             try:
-                loan = loan_finance(user=request.user, order_id=order_id)
+                loan = loan_finance(user=api_user(request), order_id=order_id)
             except ApplicationError as exc:
                 return StoredReply(
                     exc.status_code, {"code": exc.code, "detail": exc.detail, "fields": exc.fields}
@@ -67,7 +67,7 @@ class OrderFinanceApi(APIView):
             return StoredReply(201, finance_reply_body(loan))
 
         reply = idempotent(
-            user_id=request.user.pk,
+            user_id=api_user(request).pk,
             key=key,
             scope=scope,
             fingerprint=request_fingerprint(scope, dict(body)),

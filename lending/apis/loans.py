@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders.models import OrderStatus
+from orders.permissions import api_user
 from orders.serializers import OrderOutput
 from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
@@ -49,7 +50,7 @@ class OrderListApi(APIView):
         status = _choice(request, "status", OrderStatus.values)
         financeable = _choice(request, "financeable", ["true", "false"])
         orders = order_list_for_lending(
-            user=request.user, status=status, financeable=financeable == "true"
+            user=api_user(request), status=status, financeable=financeable == "true"
         )
         return _page(request, self, orders, OrderOutput)
 
@@ -65,7 +66,9 @@ class LoanListApi(APIView):
         responses={200: paginated(LoanOutput), **errors(401, 404, 422)},
     )
     def get(self, request: Request) -> Response:
-        loans = loan_list(user=request.user, status=_choice(request, "status", LoanStatus.values))
+        loans = loan_list(
+            user=api_user(request), status=_choice(request, "status", LoanStatus.values)
+        )
         return _page(request, self, loans, LoanOutput)
 
 
@@ -82,7 +85,7 @@ class LoanDetailApi(APIView):
         operation_id="loans_retrieve", responses={200: LoanDetailOutput, **errors(401, 404)}
     )
     def get(self, request: Request, loan_id: int) -> Response:
-        loan = loan_get(user=request.user, loan_id=loan_id)
+        loan = loan_get(user=api_user(request), loan_id=loan_id)
         if loan is None:
             raise NotFound("No such loan.")
         return Response(LoanDetailOutput(loan).data)
@@ -116,7 +119,7 @@ class LoanLedgerApi(APIView):
         responses={200: paginated(JournalLineOutput), **errors(401, 404)},
     )
     def get(self, request: Request, loan_id: int) -> Response:
-        loan = loan_get(user=request.user, loan_id=loan_id)
+        loan = loan_get(user=api_user(request), loan_id=loan_id)
         if loan is None:
             raise NotFound("No such loan.")
         return _page(request, self, loan_journal_lines(loan=loan), JournalLineOutput)
