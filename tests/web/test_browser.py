@@ -108,6 +108,12 @@ def test_agent_signs_in_finances_an_order_and_sees_the_loan(world: World, open_p
     row.locator(".finance-button").click()
     dialog = page.locator("#quote-dialog")
     expect(dialog.locator("[data-figure=principal]")).to_have_text("CN¥4,000.00")
+    # Cancel closes the dialog in place (static/web/app.js; no inline handler under the CSP).
+    page.evaluate("window.stillHere = true")
+    page.click("#close-quote")
+    expect(dialog).to_have_count(0)
+    assert page.evaluate("window.stillHere === true")  # closed in place, not by navigating
+    row.locator(".finance-button").click()
     expect(dialog.locator("[data-figure=total]")).to_contain_text("CN¥")
     shoot(page, "agent-quote.png")
 

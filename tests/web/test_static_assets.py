@@ -63,6 +63,7 @@ def test_pages_reference_only_our_static_files(world: World) -> None:
         "/static/vendor/pico/pico.min.css",
         "/static/web/app.css",
         "/static/vendor/htmx/htmx.min.js",
+        "/static/web/app.js",
         "/static/vendor/chartjs/chart.umd.min.js",
         "/static/web/dashboard.js",
     }
