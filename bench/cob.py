@@ -34,9 +34,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import admin_dsn, django_setup, ensure_database
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_cob"
 BENCH_DATABASE = "scf_bench_cob"
 TARGET_SECONDS = 60.0
@@ -59,58 +59,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --- the database -------------------------------------------------------------------------------
-
-
-def admin_connection(url: str) -> Any:
-    import psycopg2
-
-    parts = urlsplit(url)
-    name = unquote(parts.path.lstrip("/"))
-    if name != BENCH_DATABASE:
-        raise SystemExit(f"this benchmark only uses its own database {BENCH_DATABASE!r}")
-    if (parts.hostname or "127.0.0.1") not in {"127.0.0.1", "localhost", "::1"}:
-        raise SystemExit("the benchmark runs on loopback only")
-    conn = psycopg2.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=unquote(parts.username or "postgres"),
-        password=unquote(parts.password) if parts.password else None,
-        dbname="postgres",
-    )
-    conn.autocommit = True
-    return conn
-
-
-def prepare_database(url: str, reuse: bool) -> bool:
-    """Create (or recreate) the bench database; True when an existing one is reused."""
-    conn = admin_connection(url)
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE])
-        exists = cur.fetchone() is not None
-        if exists and reuse:
-            return True
-        if exists:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                [BENCH_DATABASE],
-            )
-            cur.execute(f"DROP DATABASE {BENCH_DATABASE}")
-        cur.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    conn.close()
-    return False
-
-
-def django_setup(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scf.settings.base")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 # --- seeding ------------------------------------------------------------------------------------
@@ -397,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGALRM, out_of_time)
     signal.alarm(int(args.max_seconds))
-    reused = prepare_database(args.database_url, args.reuse)
+    if admin_dsn(args.database_url)[0] != BENCH_DATABASE:
+        raise SystemExit(f"this benchmark only uses its own database {BENCH_DATABASE!r}")
+    reused = ensure_database(args.database_url, fresh=not args.reuse)
     django_setup(args.database_url)
     started = time.perf_counter()
     programs = seeded_programs()

@@ -28,17 +28,15 @@ import functools
 import json
 import os
 import platform
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import django_setup, ensure_database
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_credit"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 COHORT = "BENCH"
 PREFIX = "BEN"
 TODAY = dt.date(2026, 6, 30)
@@ -55,48 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retrain", action="store_true", help="train a new model even if one is")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args(argv)
-
-
-def ensure_database(url: str, *, fresh: bool) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise SystemExit("the credit benchmark needs PostgreSQL")
-    if (parts.hostname or "127.0.0.1") not in LOOPBACK_HOSTS:
-        raise SystemExit("the benchmark runs on loopback only")
-    name = unquote(parts.path.lstrip("/"))
-    if not name.startswith("scf_bench"):
-        raise SystemExit(f"the benchmark only uses a scf_bench* database, not {name!r}")
-    conn = psycopg2.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        user=unquote(parts.username or "postgres"),
-        dbname="postgres",
-    )
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            if fresh:
-                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        conn.close()
-
-
-def django_setup(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "scf.settings.base"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def timed(label: str, timings: dict[str, float], fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -36,7 +36,6 @@ import os
 import platform
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -49,10 +48,10 @@ from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import LOOPBACK, ROOT, django_setup, ensure_database
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_disburse"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 AGENTS = 50
 ORDER_AMOUNT = Decimal("10000.00")
 
@@ -91,31 +90,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- database, Django, worker ----------------------------------------------------------------
 
 
-def ensure_database(url: str, *, fresh: bool) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = psycopg2.connect(
-        host=parts.hostname,
-        port=parts.port or 5432,
-        user=parts.username or "postgres",
-        password=parts.password or "",
-        dbname="postgres",
-    )
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        if fresh:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if cur.fetchone() is None:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin.close()
-
-
 def process_env(args: argparse.Namespace) -> dict[str, str]:
     """The environment of this process and of the worker: production-like settings."""
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
@@ -126,17 +100,6 @@ def process_env(args: argparse.Namespace) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
     )
     return env
-
-
-def django_setup(args: argparse.Namespace) -> None:
-    os.environ.update(process_env(args))
-    os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 class Worker:
@@ -263,7 +226,7 @@ def seed_loans(count: int) -> list[int]:
     the on-commit dispatch is held back. Returns the disbursement ids."""
     from django.db import transaction
 
-    from lending.services.disbursement import disbursement_request
+    from lending.models import Disbursement
     from lending.services.finance import loan_finance
     from orders.models import SalesOrder
     from scf import clock
@@ -292,9 +255,11 @@ def seed_loans(count: int) -> list[int]:
         for i, order in enumerate(orders):
             with transaction.atomic():
                 loan = loan_finance(user=users[i % AGENTS], order_id=order.pk)
-                if loan.status != "approved":
+                # An approved loan leaves the finance service already disbursing, its payment
+                # recorded (the outbox row the worker works from); the dispatch is held back.
+                if loan.status != "disbursing":
                     raise SystemExit(f"seed loan not approved: {loan.status}")
-                ids.append(disbursement_request(loan=loan).pk)
+                ids.append(Disbursement.objects.get(loan_id=loan.pk).pk)
     return ids
 
 
@@ -417,7 +382,7 @@ def floor_round(args: argparse.Namespace) -> Round:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     ensure_database(args.database_url, fresh=args.fresh)
-    django_setup(args)
+    django_setup(args.database_url, process_env(args))
     from scf.celery import app
 
     app.conf.task_always_eager = False

@@ -29,23 +29,19 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import Deadline, django_setup, ensure_database, gunicorn, run_threads
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 BULK_PATH = "/api/v1/integrations/orders/bulk/"
 WEBHOOK_PATH = "/api/v1/integrations/orders/webhook/"
 ENTERPRISE_CODE = "BENCH-CE"
@@ -76,56 +72,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.bulk_size > 10_000:
         parser.error("the bulk endpoint takes at most 10,000 orders per request")
     return args
-
-
-def database_name_and_admin_dsn(url: str) -> tuple[str, dict[str, Any]]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-        raise SystemExit(f"DATABASE_URL must be PostgreSQL, not {parts.scheme!r}")
-    if (parts.hostname or "127.0.0.1") not in LOOPBACK_HOSTS:
-        raise SystemExit("the benchmark runs on loopback only: use a PostgreSQL on 127.0.0.1")
-    name = unquote(parts.path.lstrip("/"))
-    dsn = {
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 5432,
-        "user": unquote(parts.username or "postgres"),
-        "dbname": "postgres",
-    }
-    if parts.password:
-        dsn["password"] = unquote(parts.password)
-    return name, dsn
-
-
-def ensure_database(url: str, *, fresh: bool) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
-    name, dsn = database_name_and_admin_dsn(url)
-    conn = psycopg2.connect(**dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            if fresh:
-                if not name.startswith("scf_bench"):
-                    raise SystemExit(f"--fresh only drops a scf_bench* database, not {name!r}")
-                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        conn.close()
-
-
-def django_setup(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "scf.settings.base"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 # --- parties --------------------------------------------------------------------------------
@@ -201,12 +147,6 @@ def make_orders(prefix: str, count: int, agent_codes: list[str]) -> list[dict[st
 # --- gunicorn -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_request(
     port: int,
     method: str,
@@ -224,67 +164,6 @@ def http_request(
         return response.status, data, time.perf_counter() - start
     finally:
         conn.close()
-
-
-@contextmanager
-def gunicorn(url: str, workers: int, log_path: Path) -> Iterator[int]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "scf.settings.base",
-        "DATABASE_URL": url,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-    }
-    executable = Path(sys.executable).parent / "gunicorn"
-    if not executable.exists():
-        raise SystemExit(f"no gunicorn beside {sys.executable}: run this with .venv/bin/python")
-    command = [
-        str(executable),
-        "scf.wsgi:application",
-        "--workers",
-        str(workers),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--timeout",
-        str(int(HTTP_TIMEOUT_SECONDS)),
-        "--log-level",
-        "warning",
-    ]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"gunicorn exited ({proc.returncode}); see {log_path}")
-            try:
-                status, _, _ = http_request(port, "GET", "/healthz")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn did not answer /healthz in 30 s; see {log_path}")
-            time.sleep(0.2)
-        yield port
-    finally:
-        stop_process_group(proc)
-
-
-def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-    except ProcessLookupError:
-        pass
 
 
 # --- measurements ---------------------------------------------------------------------------
@@ -326,32 +205,6 @@ class PathResult:
             "errors": self.errors[:10],
             "notes": self.notes,
         }
-
-
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return self.at - time.monotonic()
-
-
-def run_threads(count: int, target: Callable[[int], None]) -> float:
-    """Start ``count`` threads together; the wall time from release to the last one's end."""
-    barrier = threading.Barrier(count + 1)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        target(i)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join(HTTP_TIMEOUT_SECONDS * 2)
-    return time.perf_counter() - start
 
 
 def bench_bulk(
@@ -401,7 +254,7 @@ def bench_bulk(
                     result.errors.append(f"HTTP {status}: {data[:200]!r}")
 
         errors_before = len(result.errors)
-        wall = run_threads(clients, send)
+        wall = run_threads(clients, send, join_timeout=HTTP_TIMEOUT_SECONDS * 2)
         if len(result.errors) > errors_before:
             result.notes.append(f"round {round_no + 1} failed: not counted")
             continue
@@ -460,7 +313,7 @@ def bench_webhook(
             result.latencies_ms.extend(latencies)
             result.errors.extend(errors)
 
-    wall = run_threads(args.webhook_clients, client)
+    wall = run_threads(args.webhook_clients, client, join_timeout=HTTP_TIMEOUT_SECONDS * 2)
     # Only applied events count as orders; failures are reported and fail the run.
     result.orders = max(0, len(result.latencies_ms) - len(result.errors))
     result.seconds = wall
@@ -577,7 +430,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench run {run_id} on {urlsplit(args.database_url).path.lstrip('/')}", flush=True)
     results: dict[str, PathResult] = {}
     log_path = Path(tempfile.gettempdir()) / f"scf-bench-gunicorn-{os.getpid()}.log"
-    with gunicorn(args.database_url, args.workers, log_path) as port:
+    server_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "scf.settings.base",
+        "DATABASE_URL": args.database_url,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+    }
+    server_args = ["--workers", str(args.workers), "--timeout", str(int(HTTP_TIMEOUT_SECONDS))]
+    with gunicorn([*server_args, "--log-level", "warning"], env=server_env, log_path=log_path) as (
+        port,
+        _pid,
+    ):
         for clients in sorted({1, args.bulk_clients}):
             results[f"bulk-{clients}"] = bench_bulk(port, party, args, run_id, deadline, clients)
         results["webhook"] = bench_webhook(port, party, args, run_id, deadline)

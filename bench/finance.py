@@ -52,28 +52,35 @@ import pstats
 import random
 import re
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import (
+    LOOPBACK,
+    ROOT,
+    Deadline,
+    admin_dsn,
+    django_setup,
+    ensure_database,
+    gunicorn,
+    run_threads,
+)
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_finance"
 # Approved loans queue their disbursement task after commit. On a broker (as in production) the
 # click only sends the message; nothing consumes it during the run and the bench flushes this
 # database (its own) before and after. "eager" runs the payment inside the request instead.
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/12"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 FINANCE_PATH = "/api/v1/orders/{order_id}/finance/"
 HTTP_TIMEOUT = 30.0
 TARGET_RATE = 300.0
@@ -171,43 +178,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def admin_dsn(url: str) -> tuple[str, dict[str, Any]]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-        raise SystemExit(f"DATABASE_URL must be PostgreSQL, not {parts.scheme!r}")
-    host = parts.hostname or "127.0.0.1"
-    if host not in LOOPBACK:
-        raise SystemExit("the benchmark runs on loopback only")
-    dsn: dict[str, Any] = {
-        "host": host,
-        "port": parts.port or 5432,
-        "user": unquote(parts.username or "postgres"),
-        "dbname": "postgres",
-    }
-    if parts.password:
-        dsn["password"] = unquote(parts.password)
-    return unquote(parts.path.lstrip("/")), dsn
-
-
 def bench_dsn(url: str) -> dict[str, Any]:
     name, dsn = admin_dsn(url)
     return {**dsn, "dbname": name}
-
-
-def ensure_database(url: str) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
-    name, dsn = admin_dsn(url)
-    conn = psycopg2.connect(**dsn)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        conn.close()
 
 
 def server_env(url: str, broker: str) -> dict[str, str]:
@@ -234,20 +207,6 @@ def broker_flush(broker: str) -> None:
     if parts.scheme != "redis" or (parts.hostname or "") not in LOOPBACK:
         raise SystemExit("--broker-url must be a loopback redis:// URL or 'eager'")
     redis.Redis.from_url(broker).flushdb()
-
-
-def django_setup(url: str, broker: str) -> None:
-    os.environ.update(server_env(url, broker))
-    sys.path.insert(0, str(ROOT))
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
-        cwd=ROOT,
-        env=server_env(url, broker),
-        check=True,
-    )
-    import django
-
-    django.setup()
 
 
 # --- seeding --------------------------------------------------------------------------------
@@ -581,39 +540,7 @@ class PhaseResult:
         }
 
 
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return self.at - time.monotonic()
-
-
-def run_threads(count: int, target: Callable[[int], None]) -> float:
-    """Start ``count`` threads at once; wall time from their release to the last one's end."""
-    barrier = threading.Barrier(count + 1)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        target(i)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - start
-
-
 # --- HTTP phase -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Client:
@@ -653,61 +580,13 @@ class Client:
         return response.status
 
 
-@contextlib.contextmanager
-def gunicorn(url: str, broker: str, spec: ServerSpec, log_path: Path) -> Iterator[tuple[int, int]]:
-    """Serve the app; yields (port, pid of the master, which leads its own process group)."""
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "scf.wsgi:application",
-        *spec.args(),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--timeout",
-        "60",
-        "--backlog",
-        "2048",
-        "--log-level",
-        "warning",
-    ]
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            command,
-            cwd=spec.root,
-            env={**server_env(url, broker), "PYTHONPATH": str(spec.root)},
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"gunicorn exited ({proc.returncode}); see {log_path}")
-            try:
-                if Client(port).get("/healthz") == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn did not answer /healthz in 30 s; see {log_path}")
-            time.sleep(0.2)
-        yield port, proc.pid
-    finally:
-        stop_group(proc)
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-    except ProcessLookupError:
-        pass
+def serve(
+    url: str, broker: str, spec: ServerSpec, log_path: Path
+) -> contextlib.AbstractContextManager[tuple[int, int]]:
+    """Serve the app of ``spec.root``; yields (port, pid of the master)."""
+    args = [*spec.args(), "--timeout", "60", "--backlog", "2048", "--log-level", "warning"]
+    env = {**server_env(url, broker), "PYTHONPATH": str(spec.root)}
+    return gunicorn(args, env=env, log_path=log_path, cwd=spec.root)
 
 
 def click_headers(tag: str, click: Click) -> dict[str, str]:
@@ -773,7 +652,7 @@ def bench_http(
     res = PhaseResult(key, f"HTTP {spec.label}", args.clients)
     log_path = Path(tempfile.gettempdir()) / f"scf-bench-finance-gunicorn-{os.getpid()}.log"
     warm, measured = cohort.clicks[: args.warmup], cohort.clicks[args.warmup :]
-    with gunicorn(url, args.broker_url, spec, log_path) as (port, master):
+    with serve(url, args.broker_url, spec, log_path) as (port, master):
         scratch = PhaseResult("warmup", "warm-up", args.clients)
         drive(port, tag, warm, args.clients, dl, scratch)
         if scratch.errors:
@@ -1057,9 +936,8 @@ def _raw_one(conn: Any, sql: dict[str, str], program_id: int, click: Click) -> s
 def bench_raw(url: str, setup: Setup, cohort: Cohort, args: argparse.Namespace) -> PhaseResult:
     import psycopg2
 
-    name, dsn = admin_dsn(url)
     res = PhaseResult("raw-sql", f"raw SQL psycopg2, {args.clients} threads", args.clients)
-    conns = [psycopg2.connect(**{**dsn, "dbname": name}) for _ in range(args.clients)]
+    conns = [psycopg2.connect(**bench_dsn(url)) for _ in range(args.clients)]
     with conns[0].cursor() as cur:
         decision_params = ["loan_id", "outcome", "reasons", "rules", "inputs", "decided_at"]
         sql = {
@@ -1319,7 +1197,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     dl = Deadline(args.max_seconds)
     ensure_database(args.database_url)
-    django_setup(args.database_url, args.broker_url)
+    django_setup(args.database_url, server_env(args.database_url, args.broker_url))
     broker_flush(args.broker_url)
     env = environment(args)
     serial = int(time.time())
