@@ -6,9 +6,7 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
-from celery.signals import task_prerun
 from django.conf import settings
-from django.db import close_old_connections
 
 from lending.services.disbursement import (
     DisbursementStateError,
@@ -28,22 +26,6 @@ from .bank.interface import TransferStatus
 from .feed.pull import due_feed_sources, feed_source_poll
 
 logger = logging.getLogger(__name__)
-
-
-@task_prerun.connect
-def drop_dead_database_connections(sender: Task | None = None, **kwargs: Any) -> None:
-    """Before each task a worker runs: Django's rule for the start of a request.
-
-    The worker keeps its database connection across tasks (``CELERY_DB_REUSE_MAX``), and
-    Celery's Django fixup then closes it only every so many tasks, dead or alive: after a
-    PostgreSQL restart every task failed on the dead connection ("connection already closed")
-    for a thousand tasks (found by ``chaos/soak.sh``). ``close_old_connections`` drops a
-    connection that has had an error and no longer answers (and one past ``CONN_MAX_AGE``), so
-    the next query reconnects. Eager tasks run inside the caller's transaction: left alone.
-    """
-    if sender is None or getattr(sender.request, "is_eager", False):
-        return
-    close_old_connections()
 
 
 @shared_task(name="integrations.pull_order_feed")
