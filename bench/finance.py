@@ -166,6 +166,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", type=int, default=0, help="cProfile N loan_finance calls")
     parser.add_argument("--profile-out", type=Path, help="save the cProfile stats here")
+    parser.add_argument(
+        "--profile-stack",
+        action="store_true",
+        help="profile the whole Django + DRF stack (test client) instead of loan_finance",
+    )
     parser.add_argument("--max-seconds", type=float, default=900.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--seed", type=int, default=7)
@@ -674,13 +679,8 @@ def _inprocess_child(
     """One process: warm up, then finance its share of the clicks serially. Its database
     connection stays open until the parent has read the backends' CPU time (``done``)."""
     from django.db import connection
-    from django.test import Client as DjangoClient
 
-    from lending.services.finance import loan_finance
-    from orders.models import User
-
-    users = User.objects.in_bulk({c.user_id for c in clicks})
-    web = DjangoClient(SERVER_NAME="127.0.0.1")
+    one = click_runner(mode == "service", tag, clicks)
     stats = {"queries": 0, "db": 0.0}
 
     def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -690,19 +690,6 @@ def _inprocess_child(
         finally:
             stats["queries"] += 1
             stats["db"] += time.perf_counter() - start
-
-    def one(click: Click) -> str:
-        if mode == "service":
-            loan = loan_finance(user=users[click.user_id], order_id=click.order_id)
-            return str(loan.decision.outcome)
-        response = web.post(
-            FINANCE_PATH.format(order_id=click.order_id),
-            HTTP_AUTHORIZATION=f"Token {click.token}",
-            HTTP_IDEMPOTENCY_KEY=f"{tag}-{click.order_id}",
-        )
-        if response.status_code != 201:
-            raise RuntimeError(f"HTTP {response.status_code} {response.content[:160]!r}")
-        return str(response.json()["decision"]["outcome"])
 
     latencies: list[float] = []
     outcomes = Counter[str]()
@@ -1065,21 +1052,46 @@ def verify(setup: Setup, phases: dict[str, tuple[Cohort, PhaseResult]]) -> list[
 # --- profile --------------------------------------------------------------------------------
 
 
-def profile_service(cohort: Cohort, calls: int, out: Path | None) -> None:
+def click_runner(service: bool, tag: str, clicks: list[Click]) -> Callable[[Click], str]:
+    """A click in this process: ``loan_finance`` itself (``service``), or the whole Django + DRF
+    stack through the test client. Returns the decision's outcome."""
+    from django.test import Client as DjangoClient
+
     from lending.services.finance import loan_finance
     from orders.models import User
 
-    users = User.objects.in_bulk({c.user_id for c in cohort.clicks})
+    users = User.objects.in_bulk({c.user_id for c in clicks})
+    web = DjangoClient(SERVER_NAME="127.0.0.1")
+
+    def one(click: Click) -> str:
+        if service:
+            loan = loan_finance(user=users[click.user_id], order_id=click.order_id)
+            return str(loan.decision.outcome)
+        response = web.post(
+            FINANCE_PATH.format(order_id=click.order_id),
+            HTTP_AUTHORIZATION=f"Token {click.token}",
+            HTTP_IDEMPOTENCY_KEY=f"{tag}-{click.order_id}",
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"HTTP {response.status_code} {response.content[:160]!r}")
+        return str(response.json()["decision"]["outcome"])
+
+    return one
+
+
+def profile_service(cohort: Cohort, calls: int, out: Path | None, stack: bool, tag: str) -> None:
+    one = click_runner(not stack, tag, cohort.clicks)
     for click in cohort.clicks[:50]:
-        loan_finance(user=users[click.user_id], order_id=click.order_id)
+        one(click)
     profiler = cProfile.Profile()
     start = time.perf_counter()
     profiler.enable()
     for click in cohort.clicks[50 : 50 + calls]:
-        loan_finance(user=users[click.user_id], order_id=click.order_id)
+        one(click)
     profiler.disable()
     wall = time.perf_counter() - start
-    print(f"\nloan_finance, serial, profiled: {calls} calls in {wall:.2f} s")
+    what = "Django + DRF stack (test client)" if stack else "loan_finance"
+    print(f"\n{what}, serial, profiled: {calls} calls in {wall:.2f} s")
     for order in ("tottime", "cumulative"):
         buf = io.StringIO()
         pstats.Stats(profiler, stream=buf).sort_stats(order).print_stats(30)
@@ -1220,7 +1232,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     if args.profile:
-        profile_service(setup.cohorts["prof"], args.profile, args.profile_out)
+        profile_service(
+            setup.cohorts["prof"], args.profile, args.profile_out, args.profile_stack, tag
+        )
         return 0
     results: list[PhaseResult] = []
     phases: dict[str, tuple[Cohort, PhaseResult]] = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -77,9 +77,13 @@ class DecisionInputs:
         return (self.business_date - self.order_date).days
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Every field is a scalar or a tuple of strings: no deep copy (``asdict``) needed.
+        data = {name: _jsonable(getattr(self, name)) for name in _INPUT_NAMES}
         data["order_age_days"] = self.order_age_days
-        return {k: _jsonable(v) for k, v in data.items()}
+        return data
+
+
+_INPUT_NAMES = tuple(f.name for f in fields(DecisionInputs))
 
 
 def _jsonable(value: object) -> object:
@@ -112,7 +116,10 @@ class DecisionResult:
         return self.outcome in ("approved", "in_review")
 
     def rules_json(self) -> list[dict[str, Any]]:
-        return [asdict(r) for r in self.rules]
+        return [
+            {"rule": r.rule, "outcome": r.outcome, "code": r.code, "detail": r.detail}
+            for r in self.rules
+        ]
 
 
 Rule = Callable[[DecisionInputs], RuleResult]

@@ -151,6 +151,7 @@ def with_statement(members: Sequence[Member], final: str) -> tuple[str, list[Any
 # --- reading model instances from hand-written joins ----------------------------------------------
 
 
+@lru_cache(maxsize=128)
 def select_list(model: type[Model], alias: str) -> str:
     """The columns of every concrete field of ``model``, qualified by ``alias``, in field order."""
     qn = connection.ops.quote_name
@@ -158,33 +159,38 @@ def select_list(model: type[Model], alias: str) -> str:
 
 
 @lru_cache(maxsize=64)
-def _converters(model: type[Model], vendor: str) -> tuple[tuple[Any, ...], ...]:
-    """Per field, the converters the ORM's compiler would apply: the backend's, then the
-    field's own (``from_db_value``: JSON, encrypted fields)."""
+def _row_plan(
+    model: type[Model], vendor: str
+) -> tuple[tuple[str, ...], tuple[tuple[int, tuple[Any, ...], Any], ...]]:
+    """The attribute names of ``model``'s concrete fields, and for each field the ORM's
+    compiler would convert (the backend's converters, then the field's own ``from_db_value``:
+    JSON, encrypted fields) its position, its converters and its column."""
     table = model._meta.db_table
+    plan = []
     fields: list[Any] = list(model._meta.concrete_fields)
-    return tuple(
-        tuple(connection.ops.get_db_converters(f.get_col(table)))
-        + tuple(f.get_db_converters(connection))
-        for f in fields
-    )
+    for position, f in enumerate(fields):
+        col = f.get_col(table)
+        converters = tuple(connection.ops.get_db_converters(col)) + tuple(
+            f.get_db_converters(connection)
+        )
+        if converters:
+            plan.append((position, converters, col))
+    return tuple(f.attname for f in fields), tuple(plan)
 
 
 def model_from_row(model: type[M], row: Sequence[Any], start: int = 0) -> tuple[M, int]:
     """Build a ``model`` instance from ``row[start:]`` as ``select_list`` ordered the columns;
     the values are converted as the ORM would convert them. Returns the instance and the index
     after its columns."""
-    fields = model._meta.concrete_fields
-    values = []
-    for offset, (field, converters) in enumerate(
-        zip(fields, _converters(model, connection.vendor), strict=True)
-    ):
-        value = row[start + offset]
+    names, plan = _row_plan(model, connection.vendor)
+    end = start + len(names)
+    values = list(row[start:end])
+    for position, converters, col in plan:
+        value = values[position]
         for converter in converters:
-            value = converter(value, field.get_col(model._meta.db_table), connection)
-        values.append(value)
-    names = [f.attname for f in fields]
-    return model.from_db(connection.alias, names, values), start + len(fields)
+            value = converter(value, col, connection)
+        values[position] = value
+    return model.from_db(connection.alias, names, values), end
 
 
 # --- server-side prepared statements ---------------------------------------------------------------

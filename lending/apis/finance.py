@@ -9,13 +9,12 @@ from rest_framework.views import APIView
 
 from orders.models import Role
 from orders.permissions import api_user, role_permission
-from scf.errors import ApplicationError, ValidationFailed
+from scf.errors import ValidationFailed
 from scf.schema import errors
 from scf.throttling import FinanceRateThrottle, QuoteRateThrottle
 
-from ..serializers import FinanceOutput, QuoteOutput, finance_reply_body
-from ..services.finance import loan_finance, loan_quote
-from ..services.idempotency import StoredReply, idempotent, request_fingerprint
+from ..serializers import FinanceOutput, QuoteOutput
+from ..services.finance import loan_finance_once, loan_quote
 
 AgentOnly = role_permission(Role.AGENT)
 
@@ -55,22 +54,5 @@ class OrderFinanceApi(APIView):
                 fields={"Idempotency-Key": ["This header is required."]},
             )
         body = request.data if isinstance(request.data, dict) else {}
-        scope = f"finance:{order_id}"
-
-        def run() -> StoredReply:
-            try:
-                loan = loan_finance(user=api_user(request), order_id=order_id)
-            except ApplicationError as exc:
-                return StoredReply(
-                    exc.status_code, {"code": exc.code, "detail": exc.detail, "fields": exc.fields}
-                )
-            return StoredReply(201, finance_reply_body(loan))
-
-        reply = idempotent(
-            user_id=api_user(request).pk,
-            key=key,
-            scope=scope,
-            fingerprint=request_fingerprint(scope, dict(body)),
-            run=run,
-        )
+        reply = loan_finance_once(user=api_user(request), order_id=order_id, key=key, body=body)
         return Response(reply.body, status=reply.status)

@@ -19,7 +19,7 @@ credit line -> program.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -34,12 +34,20 @@ from scf.sql import execute_prepared, model_from_row, select_list
 
 from .. import engine
 from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program, ProgramStatus
+from ..serializers import finance_reply_body
 from .credit import ProgramExhausted
 from .finance_record import (
     FinanceRows,
     finance_rows_build,
     finance_rows_write,
     finance_rows_write_orm,
+)
+from .idempotency import (
+    StoredReply,
+    canonical,
+    idempotency_claim,
+    idempotency_store,
+    request_fingerprint,
 )
 from .terms import Terms, terms_for
 
@@ -62,18 +70,23 @@ def _for_update(of: str, lock: bool) -> str:
     return f" FOR UPDATE OF {of}" if lock and connection.features.has_select_for_update_of else ""
 
 
-def _order_for_agent(user: User, order_id: int, *, lock: bool) -> SalesOrder:
-    """The caller's order with its agent (locked when ``lock``); ``NotFound`` for anyone else's."""
-    if not 0 < order_id <= BIGINT_MAX:  # no order has it, and PostgreSQL refuses the parameter
-        raise NotFound("No such order.")
+@lru_cache(maxsize=4)
+def _order_sql(lock: bool, vendor: str) -> str:
+    """The order-and-agent read (built once per process and backend)."""
     qn = connection.ops.quote_name
-    sql = (
+    return (
         f"SELECT {select_list(SalesOrder, 'o')}, {select_list(Agent, 'a')} "  # noqa: S608 - names from code
         f"FROM {qn(SalesOrder._meta.db_table)} o JOIN {qn(Agent._meta.db_table)} a "
         f"ON a.id = o.agent_id WHERE o.id = %s AND o.agent_id = %s{_for_update('o', lock)}"
     )
+
+
+def _order_for_agent(user: User, order_id: int, *, lock: bool) -> SalesOrder:
+    """The caller's order with its agent (locked when ``lock``); ``NotFound`` for anyone else's."""
+    if not 0 < order_id <= BIGINT_MAX:  # no order has it, and PostgreSQL refuses the parameter
+        raise NotFound("No such order.")
     with connection.cursor() as cursor:
-        execute_prepared(cursor, sql, [order_id, user.agent_id])
+        execute_prepared(cursor, _order_sql(lock, connection.vendor), [order_id, user.agent_id])
         row = cursor.fetchone()
     if row is None:
         raise NotFound("No such order.")
@@ -103,25 +116,30 @@ def _line_for(order: SalesOrder, program: Program, *, lock: bool) -> CreditLine:
     return line
 
 
-def _program_and_line(order: SalesOrder, *, lock: bool) -> tuple[Program, CreditLine, Facts]:
-    """The agent's line (locked when ``lock``) in the program ``program_for_order`` picks, its
-    program and enterprise, and the decision's ``Facts``, in one query; the rare misconfigured
-    cases fall back to ``program_for_order`` and ``_line_for`` for their errors."""
+@lru_cache(maxsize=4)
+def _line_sql(lock: bool, vendor: str) -> str:
+    """The line-program-enterprise-facts read (built once per process and backend)."""
     qn = connection.ops.quote_name
     programs = qn(Program._meta.db_table)
-    facts_sql, facts_params = _facts_sql(order, reserve_loan_id=lock)
-    sql = (
+    return (
         f"SELECT {select_list(CreditLine, 'l')}, {select_list(Program, 'p')}, "  # noqa: S608 - names from code
-        f"{select_list(CoreEnterprise, 'e')}, {facts_sql} "
+        f"{select_list(CoreEnterprise, 'e')}, {_facts_sql_text(lock, vendor)} "
         f"FROM {qn(CreditLine._meta.db_table)} l JOIN {programs} p ON p.id = l.program_id "
         f"JOIN {qn(CoreEnterprise._meta.db_table)} e ON e.id = p.enterprise_id "
         f"WHERE l.agent_id = %s AND l.program_id = (SELECT id FROM {programs} "
         f"WHERE enterprise_id = %s AND currency = %s AND status = %s ORDER BY id LIMIT 1)"
         f"{_for_update('l', lock)}"
     )
-    params = [*facts_params, order.agent_id, order.enterprise_id, order.currency]
+
+
+def _program_and_line(order: SalesOrder, *, lock: bool) -> tuple[Program, CreditLine, Facts]:
+    """The agent's line (locked when ``lock``) in the program ``program_for_order`` picks, its
+    program and enterprise, and the decision's ``Facts``, in one query; the rare misconfigured
+    cases fall back to ``program_for_order`` and ``_line_for`` for their errors."""
+    params = [*_facts_params(order, reserve_loan_id=lock), order.agent_id, order.enterprise_id]
+    params += [order.currency, ProgramStatus.ACTIVE.value]
     with connection.cursor() as cursor:
-        execute_prepared(cursor, sql, [*params, ProgramStatus.ACTIVE.value])
+        execute_prepared(cursor, _line_sql(lock, connection.vendor), params)
         row = cursor.fetchone()
     if row is None:
         facts = _facts(order, reserve_loan_id=lock)
@@ -153,26 +171,30 @@ def _loan_sequence() -> str:
         return str(cursor.fetchone()[0])
 
 
-def _facts_sql(order: SalesOrder, *, reserve_loan_id: bool) -> tuple[str, list[Any]]:
+@lru_cache(maxsize=4)
+def _facts_sql_text(reserve_loan_id: bool, vendor: str) -> str:
     """The select-list items of ``Facts``: is the order already financed, is the agent's
     relationship active, its worst days past due, and (to write a loan) the new loan's id."""
     qn = connection.ops.quote_name
     loans, relationships = qn(Loan._meta.db_table), qn(AgentRelationship._meta.db_table)
     holds = ", ".join(["%s"] * len(HOLDS_ORDER))
     open_ = ", ".join(["%s"] * len(OPEN))
-    reserve = reserve_loan_id and connection.vendor == "postgresql"
-    sql = (
+    reserve = reserve_loan_id and vendor == "postgresql"
+    return (
         f"EXISTS (SELECT 1 FROM {loans} WHERE order_id = %s AND status IN ({holds})), "  # noqa: S608 - names from code
         f"EXISTS (SELECT 1 FROM {relationships} WHERE agent_id = %s AND enterprise_id = %s "
         f"AND active), "
         f"(SELECT MAX(days_past_due) FROM {loans} WHERE agent_id = %s AND status IN ({open_})), "
         + ("nextval(%s)" if reserve else "NULL")
     )
+
+
+def _facts_params(order: SalesOrder, *, reserve_loan_id: bool) -> list[Any]:
     params: list[Any] = [order.pk, *HOLDS_ORDER, order.agent_id, order.enterprise_id]
     params += [order.agent_id, *OPEN]
-    if reserve:
+    if reserve_loan_id and connection.vendor == "postgresql":
         params.append(_loan_sequence())
-    return sql, params
+    return params
 
 
 def _facts_from(values: Sequence[Any]) -> Facts:
@@ -181,7 +203,8 @@ def _facts_from(values: Sequence[Any]) -> Facts:
 
 
 def _facts(order: SalesOrder, *, reserve_loan_id: bool = False) -> Facts:
-    sql, params = _facts_sql(order, reserve_loan_id=reserve_loan_id)
+    sql = _facts_sql_text(reserve_loan_id, connection.vendor)
+    params = _facts_params(order, reserve_loan_id=reserve_loan_id)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {sql}", params)
         return _facts_from(cursor.fetchone())
@@ -246,25 +269,67 @@ def loan_finance(*, user: User, order_id: int) -> Loan:
     ``NotConfigured`` (no program or line). A declined request is a loan with status
     ``declined`` and its reasons, not an error.
     """
+    return _decide_and_write(user, order_id, reply_to=None).loan
+
+
+def loan_finance_once(
+    *, user: User, order_id: int, key: str, body: Mapping[str, Any]
+) -> StoredReply:
+    """``loan_finance`` at most once per (user, ``Idempotency-Key``): the API's and the portal's
+    click. One transaction: claim the key (``idempotency_claim``; a concurrent click with the
+    same key waits on it, then replays), decide, and write the decision's rows together with the
+    reply (one statement on PostgreSQL). A domain error (404, 409, 422) is a reply too, stored
+    on the claim: it is raised before anything else is written, so no savepoint is needed. Any
+    other failure rolls the claim back with the rest, and the same key can be tried again."""
+    scope = f"finance:{order_id}"
+    fingerprint = request_fingerprint(scope, dict(body))
+    with transaction.atomic():
+        record_id, replay = idempotency_claim(
+            user_id=user.pk, key=key, scope=scope, fingerprint=fingerprint
+        )
+        if replay is not None:
+            return replay
+        assert record_id is not None
+        try:
+            rows = _decide_and_write(user, order_id, reply_to=record_id)
+        except ApplicationError as exc:
+            reply = StoredReply(
+                exc.status_code,
+                canonical({"code": exc.code, "detail": exc.detail, "fields": exc.fields}),
+            )
+            idempotency_store(record_id=record_id, reply=reply)
+            return reply
+    assert rows.reply is not None
+    return rows.reply
+
+
+def finance_reply(loan: Loan) -> StoredReply:
+    """The 201 reply to a decided click, keys in the stored (canonical) order."""
+    return StoredReply(201, canonical(finance_reply_body(loan)))
+
+
+def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> FinanceRows:
+    """The decision and its rows, written; inside the caller's transaction. ``reply_to``: the
+    claimed idempotency record to store the reply on, in the same write."""
     order = _order_for_agent(user, order_id, lock=True)
     program, line, facts = _program_and_line(order, lock=True)
     if facts.already_financed:
         raise OrderAlreadyFinanced("This order has already been financed.")
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
     decision = engine.decide(_inputs(order, program, line, terms.principal, facts))
-    rows = _rows(user, order, program, line, terms, decision, facts)
+    rows = _rows(user, order, program, line, terms, decision, facts, reply_to)
     if _write(rows):
-        return rows.loan
+        return rows
     # The program ran out between the line lock and the reservation: decide again on its
     # current figures (declined, insufficient_program_limit); nothing was written.
     program.refresh_from_db(fields=["outstanding_principal", "reserved", "limit"])
     inputs = _inputs(
         order, program, line, terms.principal, facts, program_available=program.available
     )
-    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts)
+    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to)
     if not _write(rows):
         raise RuntimeError(f"order {order.pk}: a decision without a reservation was refused")
-    return rows.loan
+    return rows
 
 
 def _rows(
@@ -275,8 +340,9 @@ def _rows(
     terms: Terms,
     decision: engine.DecisionResult,
     facts: Facts,
+    reply_to: int | None,
 ) -> FinanceRows:
-    return finance_rows_build(
+    rows = finance_rows_build(
         user=user,
         order=order,
         program=program,
@@ -286,6 +352,10 @@ def _rows(
         loan_id=facts.loan_id,
         now=clock.now(),
     )
+    rows.reply_record = reply_to
+    if reply_to is not None and rows.loan.pk is not None:  # written with the rows
+        rows.reply = finance_reply(rows.loan)
+    return rows
 
 
 # One statement per decision on PostgreSQL; tests switch it off to compare with the ORM path.
@@ -293,12 +363,16 @@ SINGLE_STATEMENT = True
 
 
 def _write(rows: FinanceRows) -> bool:
-    """Write a decision's rows; False (nothing written) when the program has no room left."""
-    if connection.vendor == "postgresql" and SINGLE_STATEMENT:
+    """Write a decision's rows (and its reply); False (nothing written) when the program has no
+    room left."""
+    if connection.vendor == "postgresql" and SINGLE_STATEMENT and rows.loan.pk is not None:
         return finance_rows_write(rows)
     try:
         with transaction.atomic():
             finance_rows_write_orm(rows)
     except ProgramExhausted:
         return False
+    if rows.reply_record is not None:
+        rows.reply = finance_reply(rows.loan)
+        idempotency_store(record_id=rows.reply_record, reply=rows.reply)
     return True

@@ -16,6 +16,8 @@ and value preparation are Django's own), then sent as one ``WITH`` statement:
   now declined with ``insufficient_program_limit``: no savepoint to roll back.
 * The loan's id is reserved from its sequence beforehand (with the decision inputs), so every
   row, the end-to-end id and the reply are known before the statement is sent.
+* ``reply``: for a click with an ``Idempotency-Key``, the ``UPDATE`` that stores the reply on the
+  record claimed earlier in the same transaction, applied only when the loan was written.
 
 ``finance_rows_write_orm`` writes the same instances one by one (SQLite, the demo): the rows are
 the same by construction, and a test compares both paths on PostgreSQL.
@@ -49,6 +51,7 @@ from ..models import (
 from .audit import actor_label
 from .credit import line_reserve, program_reserve
 from .disbursement import creditor_of, disbursement_queue, end_to_end_id_for
+from .idempotency import StoredReply, idempotency_store_sql
 from .terms import Terms
 
 ZERO = Decimal("0.00")
@@ -64,6 +67,9 @@ class FinanceRows:
     disbursement: Disbursement | None
     audits: list[AuditLog]
     reserved: Decimal
+    # The claimed Idempotency-Key record and the reply to store on it with these rows.
+    reply_record: int | None = None
+    reply: StoredReply | None = None
 
 
 def _audit(user: User, action: str, loan: Loan, before: dict, after: dict) -> AuditLog:  # type: ignore[type-arg]
@@ -224,18 +230,28 @@ def finance_rows_write(rows: FinanceRows) -> bool:
         sql, params = insert_select(obj, source=source)
         members.append(Member(name, sql, params))
         previous = name if name.startswith("audit") else previous
+    if rows.reply_record is not None:
+        if rows.reply is None:
+            raise ValueError("an idempotent decision needs its reply before it is written")
+        sql, params = idempotency_store_sql(
+            record_id=rows.reply_record, reply=rows.reply, after="loan"
+        )
+        members.append(Member("reply", sql, params))
     line = "(SELECT count(*) FROM line)" if rows.reserved else "1"
     # Member names come from this module, never from input.
     ids = ", ".join(f"(SELECT id FROM {name})" for name, _ in named)  # noqa: S608
-    final = f"SELECT (SELECT count(*) FROM loan), {line}, {ids}"  # noqa: S608
+    replied = "(SELECT count(*) FROM reply)" if rows.reply_record is not None else "1"
+    final = f"SELECT (SELECT count(*) FROM loan), {line}, {replied}, {ids}"  # noqa: S608
     sql, params = with_statement(members, final)
     with connection.cursor() as cursor:
         execute_prepared(cursor, sql, params)
-        written, line_moved, *pks = cursor.fetchone()
+        written, line_moved, replied, *pks = cursor.fetchone()
     if not written:
         return False
     if line_moved != 1:  # the caller decided on the locked line's figures: cannot happen
         raise RuntimeError(f"loan {rows.loan.pk}: the line's reservation did not apply")
+    if replied != 1:  # the record was claimed in this transaction: cannot happen
+        raise RuntimeError(f"loan {rows.loan.pk}: the idempotent reply was not stored")
     for (_, obj), pk in zip(named, pks, strict=True):
         obj.pk = pk
     for obj in (rows.loan, *(obj for _, obj in named)):

@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.db import connection, transaction
@@ -84,18 +85,36 @@ def idempotency_claim(
     return None, StoredReply(record.response_status, canonical(record.response_body))
 
 
-def idempotency_store(*, record_id: int, reply: StoredReply) -> None:
-    """Store the reply on the claimed record (one UPDATE; the body as the JSON field saves it)."""
-    status_field = IdempotencyRecord._meta.get_field("response_status")
-    body_field = IdempotencyRecord._meta.get_field("response_body")
+@lru_cache(maxsize=1)
+def _store_sql() -> str:
     qn = connection.ops.quote_name
-    sql = (
-        f"UPDATE {qn(IdempotencyRecord._meta.db_table)} SET {qn(status_field.column)} = %s, "  # noqa: S608 - names from code
-        f"{qn(body_field.column)} = %s WHERE {qn('id')} = %s"
+    meta = IdempotencyRecord._meta
+    status, body = meta.get_field("response_status").column, meta.get_field("response_body").column
+    return (
+        f"UPDATE {qn(meta.db_table)} SET {qn(status)} = %s, {qn(body)} = %s "  # noqa: S608 - names from code
+        f"WHERE {qn('id')} = %s"
     )
+
+
+def idempotency_store_sql(
+    *, record_id: int, reply: StoredReply, after: str | None = None
+) -> tuple[str, list[Any]]:
+    """The UPDATE that stores ``reply`` on the claimed record, with its parameters (the body as
+    the JSON field saves it). With ``after`` (a ``WITH`` member's name) it applies only when that
+    member returned a row, so that a finance statement that wrote nothing stores nothing."""
+    body_field = IdempotencyRecord._meta.get_field("response_body")
     body = body_field.get_db_prep_save(reply.body, connection)
+    # ``after`` is a member name from code, never input.
+    guard = f" AND EXISTS (SELECT 1 FROM {after}) RETURNING 1" if after else ""  # noqa: S608
+    sql = _store_sql() + guard
+    return sql, [reply.status, body, record_id]
+
+
+def idempotency_store(*, record_id: int, reply: StoredReply) -> None:
+    """Store the reply on the claimed record (one UPDATE)."""
+    sql, params = idempotency_store_sql(record_id=record_id, reply=reply)
     with connection.cursor() as cursor:
-        execute_prepared(cursor, sql, [reply.status, body, record_id])
+        execute_prepared(cursor, sql, params)
 
 
 def idempotent(

@@ -4,8 +4,8 @@ Thin pages over the same reads and writes as the API:
 
 - orders come from ``order_list_for_lending`` and ``financeable_orders``; the amount on offer is
   ``terms.principal_for`` with the program ``finance.program_for_order`` would pick;
-- the quote is ``loan_quote``; **Finance this order** is ``loan_finance`` wrapped in the same
-  ``idempotent()`` helper, scope and fingerprint as ``POST /api/v1/orders/{id}/finance/``. The
+- the quote is ``loan_quote``; **Finance this order** is ``loan_finance_once``, the same call
+  with the same scope and fingerprint as ``POST /api/v1/orders/{id}/finance/``. The
   quote carries a fresh Idempotency-Key, sent as a header by htmx (and as a form field without
   JavaScript), so a double click, a retry or a second tab replays the first reply and never
   makes a second loan;
@@ -40,9 +40,9 @@ from ..selectors import (
     loan_list,
     order_list_for_lending,
 )
-from ..serializers import finance_reply_body, loan_schedule
-from ..services.finance import loan_finance, loan_quote
-from ..services.idempotency import MAX_KEY_LENGTH, StoredReply, idempotent, request_fingerprint
+from ..serializers import loan_schedule
+from ..services.finance import loan_finance_once, loan_quote
+from ..services.idempotency import MAX_KEY_LENGTH, StoredReply
 from ..services.terms import principal_for
 from .common import choice, page_of, query_without_page, web_user
 from .words import REASONS as REASON_WORDS
@@ -193,25 +193,7 @@ class FinanceOutcome:
 
 def finance_once(*, request: HttpRequest, order_id: int, key: str) -> StoredReply:
     """``loan_finance`` at most once per (user, key): the API's scope, fingerprint and replies."""
-    user = web_user(request)
-    scope = f"finance:{order_id}"
-
-    def run() -> StoredReply:
-        try:
-            loan = loan_finance(user=user, order_id=order_id)
-        except ApplicationError as exc:
-            return StoredReply(
-                exc.status_code, {"code": exc.code, "detail": exc.detail, "fields": exc.fields}
-            )
-        return StoredReply(201, finance_reply_body(loan))
-
-    return idempotent(
-        user_id=user.pk,
-        key=key,
-        scope=scope,
-        fingerprint=request_fingerprint(scope, {}),
-        run=run,
-    )
+    return loan_finance_once(user=web_user(request), order_id=order_id, key=key, body={})
 
 
 @require_POST

@@ -98,6 +98,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 if IS_POSTGRES:
+    # Django's backend with a health check that needs no query while the socket is quiet.
+    DATABASES["default"]["ENGINE"] = "scf.postgresql"
     # A database that is down or restarting must fail a request in seconds (a clean 503 from
     # scf.api), not hang a web worker: bounded connect, and TCP keepalives so a dead peer on a
     # half-open connection is noticed. CONN_HEALTH_CHECKS (above) drops a broken persistent

@@ -414,3 +414,17 @@ def test_inputs_serialise_without_floats():
     assert data["principal"] == "8000.00" and data["order_age_days"] == 19
     assert data["business_date"] == "2026-11-20" and data["refer_rules"] == []
     assert not any(isinstance(value, float) for value in data.values())
+
+
+def test_stored_rules_and_inputs_hold_every_field_in_order():
+    """What a decision record stores: each rule's every field, each input's every field (in
+    declaration order, then the derived order age), whatever the outcome."""
+    for changes in (
+        {},
+        {"line_frozen": True},
+        {"agent_max_dpd": 9, "refer_rules": ("agent_overdue",)},
+    ):
+        result = engine.decide(_inputs(**changes))
+        assert result.rules_json() == [dataclasses.asdict(r) for r in result.rules]
+        names = [f.name for f in dataclasses.fields(engine.DecisionInputs)]
+        assert list(result.inputs.as_json()) == [*names, "order_age_days"]

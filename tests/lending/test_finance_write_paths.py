@@ -17,6 +17,7 @@ from lending.models import (
     CreditLine,
     Decision,
     Disbursement,
+    IdempotencyRecord,
     Loan,
     Program,
     Review,
@@ -191,3 +192,50 @@ def test_a_program_that_ran_out_after_the_decision_writes_a_decline_only(
     )
     assert actions == ["loan.declined"]
     assert book_check() == []
+
+
+def _stored(user: Any, key: str) -> tuple[int | None, Any]:
+    record = IdempotencyRecord.objects.get(user=user, key=key)
+    return record.response_status, record.response_body
+
+
+@pytest.mark.parametrize("single", [True, False])
+@pytest.mark.parametrize("amount", ["10000.00", "700000.00", "1500000.00"])
+def test_the_idempotent_click_stores_the_reply_it_gives(world, single, amount, monkeypatch):
+    """``loan_finance_once``: the reply is written with the rows (one statement) or after them
+    (the ORM path); either way the stored reply is the one given, and a replay returns it."""
+    _program, line, user, enterprise = world
+    monkeypatch.setattr(finance, "SINGLE_STATEMENT", single)
+    order = OrderFactory(agent=line.agent, enterprise=enterprise, amount=Decimal(amount))
+    reply = finance.loan_finance_once(user=user, order_id=order.pk, key="k1", body={})
+    loan = Loan.objects.get(order=order)
+    assert reply.status == 201
+    assert reply.body["loan"]["id"] == loan.pk
+    assert reply.body["loan"]["status"] == loan.status
+    assert reply.body["decision"]["outcome"] == Decision.objects.get(loan=loan).outcome
+    assert _stored(user, "k1") == (201, reply.body)
+    again = finance.loan_finance_once(user=user, order_id=order.pk, key="k1", body={})
+    assert again == reply
+    assert Loan.objects.filter(order=order).count() == 1
+    assert book_check() == []
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_an_error_reply_is_stored_and_nothing_else_written(world, single, monkeypatch):
+    """A 409 (the order is financed already) is decided after the claim, with no savepoint:
+    the claim keeps the error reply, no loan or reservation is added, and it replays."""
+    _program, line, user, enterprise = world
+    monkeypatch.setattr(finance, "SINGLE_STATEMENT", single)
+    order = OrderFactory(agent=line.agent, enterprise=enterprise, amount=Decimal("10000.00"))
+    assert finance.loan_finance_once(user=user, order_id=order.pk, key="a", body={}).status == 201
+    before = _headroom(line)
+    second = finance.loan_finance_once(user=user, order_id=order.pk, key="b", body={})
+    assert second.status == 409
+    assert second.body["code"] == "order_already_financed"
+    assert _stored(user, "b") == (409, second.body)
+    assert _headroom(line) == before
+    assert Loan.objects.filter(order=order).count() == 1
+    assert finance.loan_finance_once(user=user, order_id=order.pk, key="b", body={}) == second
+    missing = finance.loan_finance_once(user=user, order_id=order.pk + 10**6, key="c", body={})
+    assert (missing.status, missing.body["code"]) == (404, "not_found")
+    assert _stored(user, "c") == (404, missing.body)

@@ -24,7 +24,7 @@ from django.db import OperationalError, close_old_connections, connection
 from django.db.backends.utils import CursorWrapper
 
 from lending.models import CreditLine, Loan
-from lending.services import idempotency
+from lending.services import finance as finance_service
 from lending.services.book_check import book_check
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.orders.factories import OrderFactory
@@ -114,12 +114,15 @@ def test_a_refused_connection_is_a_fast_503_and_the_retry_makes_one_loan(agent_c
 def test_the_server_dropping_the_connection_mid_transaction_leaves_nothing_behind(
     agent_client, order, monkeypatch
 ):
-    """PostgreSQL ends the request's session (as a restart does) after the loan was inserted
-    and before the reply is stored: 503, no loan, no reservation, no key; the retry makes one."""
-    store = idempotency.idempotency_store
+    """PostgreSQL ends the request's session (as a restart does) after the loan, its
+    reservation and the reply were written and before the commit: 503, no loan, no
+    reservation, no key; the retry makes one."""
+    write = finance_service.finance_rows_write
 
-    def killed_first(**kwargs: Any) -> None:
-        monkeypatch.setattr(idempotency, "idempotency_store", store)
+    def killed_first(rows: Any) -> bool:
+        monkeypatch.setattr(finance_service, "finance_rows_write", write)
+        written = write(rows)
+        assert written and Loan.objects.filter(order=order).count() == 1  # not committed yet
         other = psycopg2.connect(
             dbname=connection.settings_dict["NAME"],
             user=connection.settings_dict["USER"],
@@ -133,9 +136,9 @@ def test_the_server_dropping_the_connection_mid_transaction_leaves_nothing_behin
                 "SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid]
             )
         other.close()
-        store(**kwargs)
+        return written
 
-    monkeypatch.setattr(idempotency, "idempotency_store", killed_first)
+    monkeypatch.setattr(finance_service, "finance_rows_write", killed_first)
     assert_clean_503(finance(agent_client, order, "mid-flight"))
     close_old_connections()  # the next request's start: the dead connection is dropped
     assert Loan.objects.filter(order=order).count() == 0

@@ -1,0 +1,35 @@
+"""Django's PostgreSQL backend, with a cheaper check of a persistent connection.
+
+With ``CONN_HEALTH_CHECKS`` Django checks a reused connection at the first query of every request
+by sending ``SELECT 1``: one more round trip, and one more statement for PostgreSQL, on every
+request (on the finance click, about 5 % of a web worker's time). A connection that is idle
+between requests has nothing to read; when the server ends it (a restart, an administrator's
+``pg_terminate_backend``, an idle timeout) it sends its FATAL notice and closes the socket, which
+then reads as ready. So: an idle connection whose socket has nothing to read is usable, with no
+query; one with something to read, or in any other state, gets Django's own ``SELECT 1``.
+
+A peer that vanished without closing (a network partition) is not seen by either check until the
+TCP keepalives set in the settings give up; the statement timeout and the 503 handling cover it.
+"""
+
+from __future__ import annotations
+
+import select
+
+from django.db.backends.postgresql import base
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def is_usable(self) -> bool:
+        raw = self.connection
+        if raw is None or raw.closed:
+            return False
+        if raw.info.transaction_status == TRANSACTION_STATUS_IDLE:
+            try:
+                readable, _, _ = select.select([raw.fileno()], [], [], 0)
+            except (OSError, ValueError):  # the descriptor is gone
+                return False
+            if not readable:
+                return True
+        return bool(super().is_usable())
