@@ -251,7 +251,7 @@ def seed_loans(count: int) -> list[int]:
         for i in range(count)
     )
     ids = []
-    with mock.patch("lending.services.disbursement.dispatch_task", lambda name, args: None):
+    with mock.patch("lending.services.disbursement.disbursement_dispatch", lambda pk: None):
         for i, order in enumerate(orders):
             with transaction.atomic():
                 loan = loan_finance(user=users[i % AGENTS], order_id=order.pk)

@@ -49,6 +49,21 @@ def _disbursement_setting(name: str, default: int) -> int:
     return int(getattr(settings, name, default))
 
 
+def _pay_attempt(disbursement_id: int, retries: int) -> tuple[str, float | None]:
+    """One attempt to pay a disbursement out: its outcome, and when to ask the bank again
+    about an accepted transfer (None: never). Raises ``DisbursementRetry`` on a transient error
+    while retries are left; after ``DISBURSEMENT_MAX_RETRIES`` it gives up instead."""
+    try:
+        execution = disbursement_execute(disbursement_id)
+    except DisbursementRetry as exc:
+        if retries >= _disbursement_setting("DISBURSEMENT_MAX_RETRIES", 8):
+            return disbursement_give_up(disbursement_id, detail=str(exc)).value, None
+        raise
+    if execution.outcome is Outcome.SETTLED:
+        chaos_kill("after_commit", disbursement_id)  # committed, not acknowledged; see .chaos
+    return execution.outcome.value, execution.poll_in
+
+
 @shared_task(bind=True, name="integrations.disburse_loan", acks_late=True)
 def disburse_loan(self: Task, disbursement_id: int) -> str:
     """Pay one disbursement out. Safe to run twice or concurrently (lease, state checks, the
@@ -57,17 +72,34 @@ def disburse_loan(self: Task, disbursement_id: int) -> str:
     accepted transfer is asked about again later (the sweeper covers a lost follow-up).
     """
     try:
-        execution = disbursement_execute(disbursement_id)
+        outcome, poll_in = _pay_attempt(disbursement_id, self.request.retries)
     except DisbursementRetry as exc:
         max_retries = _disbursement_setting("DISBURSEMENT_MAX_RETRIES", 8)
-        if self.request.retries >= max_retries:
-            return disbursement_give_up(disbursement_id, detail=str(exc)).value
         raise self.retry(exc=exc, countdown=exc.retry_in, max_retries=max_retries) from exc
-    if execution.outcome is Outcome.SETTLED:
-        chaos_kill("after_commit", disbursement_id)  # committed, not acknowledged; see .chaos
-    if execution.poll_in is not None and not self.request.is_eager:
-        self.apply_async(args=[disbursement_id], countdown=execution.poll_in)
-    return execution.outcome.value
+    if poll_in is not None and not self.request.is_eager:
+        self.apply_async(args=[disbursement_id], countdown=poll_in)
+    return outcome
+
+
+@shared_task(name="integrations.disburse_loans", acks_late=True)
+def disburse_loans(disbursement_ids: list[int]) -> list[str]:
+    """Pay out a batch the web processes' relay queued (``payout_relay``), one after another:
+    each exactly as ``disburse_loan``'s first attempt. A transient error or an accepted
+    transfer hands that one disbursement to ``disburse_loan`` (its backoff, its follow-up); the
+    rest of the batch goes on. Redelivered after a worker died, every payment is safe to run
+    again."""
+    outcomes = []
+    for disbursement_id in disbursement_ids:
+        try:
+            outcome, poll_in = _pay_attempt(disbursement_id, 0)
+        except DisbursementRetry as exc:
+            disburse_loan.apply_async(args=[disbursement_id], countdown=exc.retry_in, retries=1)
+            outcomes.append("retrying")
+            continue
+        if poll_in is not None:
+            disburse_loan.apply_async(args=[disbursement_id], countdown=poll_in)
+        outcomes.append(outcome)
+    return outcomes
 
 
 @shared_task(name="integrations.disbursement_sweeper")

@@ -29,14 +29,17 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
 from scf import clock
 from scf.errors import Conflict
+from scf.task_relay import BatchRelay, relay
 
 from ..models import (
     AccountCode,
@@ -54,6 +57,7 @@ from .ledger import Posting, ledger_post
 from .terms import due_date_for
 
 DISBURSE_TASK = "integrations.disburse_loan"
+DISBURSE_BATCH_TASK = "integrations.disburse_loans"
 WORKING = (DisbursementStatus.PENDING, DisbursementStatus.SENT)
 ZERO = Decimal("0.00")
 
@@ -131,9 +135,36 @@ def disbursement_request(*, loan: Loan, actor: Any = None) -> Disbursement:
 
 
 def disbursement_queue(disbursement_id: int) -> None:
-    """Dispatch the payment task once the current transaction commits (a failed dispatch is
-    logged, not raised: the outbox sweeper sends it later)."""
-    transaction.on_commit(lambda: dispatch_task(DISBURSE_TASK, [disbursement_id]), robust=True)
+    """Dispatch the payment once the current transaction commits (a failed dispatch is logged,
+    not raised: the outbox sweeper sends it later). With a real broker the id goes to this
+    process's relay, which sends one ``disburse_loans`` message per batch gathered within
+    ``DISBURSEMENT_RELAY_LINGER_SECONDS``; eager Celery runs ``disburse_loan`` in place."""
+    transaction.on_commit(lambda: disbursement_dispatch(disbursement_id), robust=True)
+
+
+def disbursement_dispatch(disbursement_id: int) -> None:
+    """What the on-commit hook does: run the payment (eager Celery) or hand it to the relay."""
+    if current_app.conf.task_always_eager:
+        dispatch_task(DISBURSE_TASK, [disbursement_id])
+    else:
+        payout_relay().put(disbursement_id)
+
+
+def _send_payouts(batch: list[int]) -> None:
+    from scf.celery import app  # the project's app: the relay's thread has no current app
+
+    app.send_task(DISBURSE_BATCH_TASK, args=[batch])
+
+
+@lru_cache(maxsize=1)
+def payout_relay() -> BatchRelay:
+    """This process's relay of disbursement ids to the payment workers (``scf.task_relay``)."""
+    return relay(
+        "payouts",
+        _send_payouts,
+        linger=settings.DISBURSEMENT_RELAY_LINGER_SECONDS,
+        max_batch=settings.DISBURSEMENT_RELAY_MAX_BATCH,
+    )
 
 
 def disbursement_lease(*, disbursement_id: int, seconds: float) -> Disbursement | None:

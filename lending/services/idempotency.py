@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from scf.errors import ValidationFailed
-from scf.sql import execute_prepared, insert_rows
+from scf.sql import execute_prepared
 
 from ..models import IdempotencyRecord
 
@@ -52,6 +52,17 @@ def request_fingerprint(scope: str, body: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@lru_cache(maxsize=1)
+def _claim_sql() -> str:
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(c) for c in ("user_id", "key", "scope", "request_hash", "created_at"))
+    return (
+        f"INSERT INTO {qn(IdempotencyRecord._meta.db_table)} ({columns}) "  # noqa: S608 - names from code
+        "VALUES (%s, %s, %s, %s, %s) "
+        f"ON CONFLICT ({qn('user_id')}, {qn('key')}) DO NOTHING RETURNING {qn('id')}"
+    )
+
+
 def idempotency_claim(
     *, user_id: int, key: str, scope: str, fingerprint: str
 ) -> tuple[int | None, StoredReply | None]:
@@ -67,14 +78,11 @@ def idempotency_claim(
             fields={"Idempotency-Key": ["1 to 255 printable characters."]},
         )
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    inserted = insert_rows(
-        IdempotencyRecord._meta.db_table,
-        ("user_id", "key", "scope", "request_hash", "created_at"),
-        [(user_id, key, scope, fingerprint, now)],
-        suffix='ON CONFLICT ("user_id", "key") DO NOTHING RETURNING "id"',
-    )
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, _claim_sql(), [user_id, key, scope, fingerprint, now])
+        inserted = cursor.fetchone()
     if inserted:
-        return int(inserted[0][0]), None
+        return int(inserted[0]), None
     record = IdempotencyRecord.objects.get(user_id=user_id, key=key)
     if record.request_hash != fingerprint:
         raise IdempotencyKeyReused(

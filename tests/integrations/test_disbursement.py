@@ -31,7 +31,7 @@ from integrations.bank.interface import (
 )
 from integrations.bank.sandbox import SandboxBank, SandboxConfig
 from integrations.models import SandboxTransfer
-from integrations.tasks import disburse_loan, disbursement_sweeper
+from integrations.tasks import disburse_loan, disburse_loans, disbursement_sweeper
 from lending.models import (
     AccountCode,
     AuditLog,
@@ -54,6 +54,7 @@ from lending.services.disbursement import (
     disbursements_due,
     dispatch_task,
     end_to_end_id_for,
+    payout_relay,
 )
 from lending.services.finance import loan_finance
 from lending.services.terms import due_date_for
@@ -534,3 +535,50 @@ def test_ten_workers_at_once_pay_once(committed_loan, settings):
     assert sorted(outcomes) == sorted([Outcome.SETTLED] + [Outcome.BUSY] * 9)
     assert SandboxTransfer.objects.get().requests_received == 1
     assert_paid_once(committed_loan)
+
+
+# --- batches from the web processes' relay ------------------------------------------------------
+
+
+def test_a_batch_pays_each_of_its_loans_once(line, agent_user):
+    loans = [approved_loan(agent_user) for _ in range(3)]
+    ids = [Disbursement.objects.get(loan=loan).pk for loan in loans]
+    assert disburse_loans.delay(ids).get() == ["settled"] * 3
+    for loan in loans:
+        assert_paid_once(loan)
+    # Redelivered (a worker died before acknowledging): each is final, nothing is done again.
+    assert disburse_loans.delay(ids).get() == ["busy"] * 3
+    for loan in loans:
+        assert_paid_once(loan)
+    assert book_check() == []
+
+
+def test_a_transient_error_in_a_batch_goes_on_as_a_retry_of_that_payment(
+    loan, settings, eager_retries
+):
+    """The batch's attempt is the first; the hand-over to ``disburse_loan`` counts as the first
+    retry, so the bank sees exactly what a single message would have caused."""
+    settings.BANK_ADAPTER = "tests.integrations.test_disbursement.DownOnSend"
+    settings.DISBURSEMENT_MAX_RETRIES = 3
+    DownOnSend.calls = []
+    disbursement = Disbursement.objects.get(loan=loan)
+    assert disburse_loans.delay([disbursement.pk]).get() == ["retrying"]
+    assert DownOnSend.calls == ["initiate"] + ["status", "initiate"] * 3 + ["status"]
+    disbursement.refresh_from_db()
+    assert (disbursement.status, disbursement.attempts) == ("failed", 5)
+
+
+def test_with_a_broker_the_commit_hands_the_payment_to_the_relay(
+    line, agent_user, monkeypatch, django_capture_on_commit_callbacks
+):
+    handed: list[int] = []
+    monkeypatch.setattr(payout_relay(), "put", handed.append)
+    conf = disburse_loan.app.conf
+    saved, conf.task_always_eager = conf.task_always_eager, False
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            loan = approved_loan(agent_user)
+    finally:
+        conf.task_always_eager = saved
+    assert handed == [Disbursement.objects.get(loan=loan).pk]
+    assert Loan.objects.get(pk=loan.pk).status == LoanStatus.DISBURSING  # not paid in place

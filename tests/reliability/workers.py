@@ -5,7 +5,8 @@ A worker is ``celery -A scf worker`` in its own process group, on the pytest tes
 ``scf.settings.test`` plus a few lines written to a temporary module (the sandbox bank's faults,
 short backoffs and leases); extra environment variables (``SCF_CHAOS_KILL``) go to its
 environment. This process sends the tasks: the finance service's transaction commits,
-``disbursement_request``'s on-commit hook queues ``integrations.disburse_loan``, the worker pays.
+``disbursement_queue``'s on-commit hook hands the payment to the relay, which queues
+``integrations.disburse_loans`` (a batch), the worker pays.
 Beat is played by ``Sweeper``, called from the test's wait loop.
 
 Every test ends with the same proof, ``assert_each_paid_exactly_once``: every loan active, one
@@ -17,6 +18,8 @@ A test module gets the fixtures by naming them: ``broker = workers.broker``.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import socket
@@ -49,7 +52,7 @@ from lending.models import (
     Program,
 )
 from lending.services.book_check import book_check
-from lending.services.disbursement import end_to_end_id_for
+from lending.services.disbursement import end_to_end_id_for, payout_relay
 from lending.services.finance import loan_finance
 from tests.conftest import REDIS_URL
 from tests.lending.factories import CreditLineFactory, ProgramFactory
@@ -87,6 +90,7 @@ def sending_to(url: str) -> Iterator[Celery]:
     try:
         yield app
     finally:
+        payout_relay().flush()  # payments queued by this test go to this test's broker
         _reset_connections(app)
         app.conf.update(saved)
 
@@ -316,7 +320,8 @@ def agent_users(count: int) -> list[Any]:
 
 def approve_loans(count: int, agents: int = 10) -> list[int]:
     """Finance ``count`` orders through the finance service, each in its own transaction that
-    also records the disbursement (the finance service does; the task is queued on commit)."""
+    also records the disbursement (the finance service does; on commit the payment goes to the
+    relay). Returns when the relay has sent every payment to the broker."""
     users = agent_users(agents)
     loan_ids = []
     for i in range(count):
@@ -326,7 +331,27 @@ def approve_loans(count: int, agents: int = 10) -> list[int]:
             loan = loan_finance(user=user, order_id=order.pk)
         assert loan.status == LoanStatus.DISBURSING
         loan_ids.append(loan.pk)
+    assert payout_relay().flush(30)
     return loan_ids
+
+
+def queued_payments(url: str) -> list[int]:
+    """The disbursement ids in the payment messages waiting on the broker's default queue:
+    batches from the relay (``disburse_loans``) and single payments (``disburse_loan``)."""
+    ids: list[int] = []
+    for raw in redis.Redis.from_url(url).lrange("celery", 0, -1):
+        message = json.loads(raw)
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        task = message["headers"]["task"]
+        if task == "integrations.disburse_loans":
+            ids.extend(args[0])
+        elif task == "integrations.disburse_loan":
+            ids.append(args[0])
+    return ids
+
+
+def disbursement_ids(loan_ids: list[int]) -> list[int]:
+    return sorted(Disbursement.objects.filter(loan_id__in=loan_ids).values_list("pk", flat=True))
 
 
 def loan_states(loan_ids: list[int]) -> dict[str, int]:

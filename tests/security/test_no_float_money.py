@@ -45,6 +45,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("scf/settings/base.py", FLOAT_LITERAL): "timeouts and intervals in seconds",
     ("scf/metrics.py", FLOAT_LITERAL): "Prometheus histogram buckets (seconds)",
     ("scf/metrics.py", FLOAT_CALL): "Prometheus sample values",
+    ("scf/task_relay.py", FLOAT_LITERAL): "relay flush timeout (seconds)",
     ("integrations/bank/chaos.py", FLOAT_CALL): "fault-injection probabilities",
     ("integrations/bank/chaos.py", FLOAT_LITERAL): "fault-injection probabilities",
     ("integrations/bank/sandbox.py", FLOAT_LITERAL): "sandbox latency and failure rates",
