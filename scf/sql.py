@@ -11,11 +11,12 @@ import hashlib
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models import Field, Model
 
 POSTGRES_ROWS_PER_STATEMENT = 2000
@@ -106,14 +107,44 @@ def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]])
 # --- one statement for several dependent writes (PostgreSQL) -------------------------------------
 
 
+# Field classes whose ``get_db_prep_save`` returns a value of these exact Python types unchanged
+# on PostgreSQL with psycopg2 (and whose ``pre_save`` is the plain attribute). Exact classes
+# only: a subclass (an encrypted field, say) may prepare its value differently.
+_AS_IS: dict[type[Any], tuple[type, ...]] = {
+    models.AutoField: (int,),
+    models.BigAutoField: (int,),
+    models.IntegerField: (int,),
+    models.BigIntegerField: (int,),
+    models.SmallIntegerField: (int,),
+    models.PositiveIntegerField: (int,),
+    models.PositiveSmallIntegerField: (int,),
+    models.PositiveBigIntegerField: (int,),
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.BooleanField: (bool,),
+    models.DecimalField: (Decimal,),
+    models.DateField: (dt.date,),
+}
+
+
+def _as_is_types(field: Any) -> tuple[type, ...]:
+    if type(field) in (models.ForeignKey, models.OneToOneField):
+        return _as_is_types(field.target_field)
+    return _AS_IS.get(type(field), ())
+
+
 @lru_cache(maxsize=64)
-def _insert_template(model: type[Model], with_pk: bool) -> tuple[str, tuple[Field[Any, Any], ...]]:
-    """``INSERT INTO <table> (<columns>) SELECT <casts>`` for a model, built once per process."""
+def _insert_template(
+    model: type[Model], with_pk: bool
+) -> tuple[str, tuple[tuple[Field[Any, Any], tuple[type, ...]], ...]]:
+    """``INSERT INTO <table> (<columns>) SELECT <casts>`` for a model, built once per process,
+    with each field and the value types it sends as they are (``_AS_IS``)."""
     fields = tuple(f for f in model._meta.concrete_fields if with_pk or not f.primary_key)
     qn = connection.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)
     values = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in fields)
-    return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT {values}", fields
+    plan = tuple((f, _as_is_types(f)) for f in fields)
+    return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT {values}", plan
 
 
 def insert_select(obj: Model, *, source: str | None = None) -> tuple[str, list[Any]]:
@@ -121,13 +152,23 @@ def insert_select(obj: Model, *, source: str | None = None) -> tuple[str, list[A
     unsaved model instance, as a member of a ``WITH`` statement (PostgreSQL).
 
     Values are prepared exactly as ``Model.save`` prepares them (``pre_save``, then
-    ``get_db_prep_save``), and each is cast to its column's type: in a ``SELECT`` list an untyped
-    parameter would otherwise be text. With ``source`` (another member's name) the row is written
-    once per row that member returned: zero rows there means nothing is written here. The primary
-    key is sent when the instance has one (ids reserved from the sequence beforehand).
+    ``get_db_prep_save``), except that a value the preparation would return unchanged (an
+    ``int`` for an integer field, a ``Decimal`` for a decimal field, ...) is sent as it is; each
+    is cast to its column's type: in a ``SELECT`` list an untyped parameter would otherwise be
+    text. With ``source`` (another member's name) the row is written once per row that member
+    returned: zero rows there means nothing is written here. The primary key is sent when the
+    instance has one (ids reserved from the sequence beforehand).
     """
-    template, fields = _insert_template(type(obj), obj.pk is not None)
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    template, plan = _insert_template(type(obj), obj.pk is not None)
+    conn = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: no proxy lookups per field
+    params: list[Any] = []
+    for f, as_is in plan:
+        if as_is:
+            value = getattr(obj, f.attname)
+            if value is None or type(value) in as_is:
+                params.append(value)
+                continue
+        params.append(f.get_db_prep_save(f.pre_save(obj, True), conn))
     origin = f" FROM {source}" if source else ""
     return f"{template}{origin} RETURNING id", params
 
@@ -182,15 +223,16 @@ def model_from_row(model: type[M], row: Sequence[Any], start: int = 0) -> tuple[
     """Build a ``model`` instance from ``row[start:]`` as ``select_list`` ordered the columns;
     the values are converted as the ORM would convert them. Returns the instance and the index
     after its columns."""
-    names, plan = _row_plan(model, connection.vendor)
+    conn = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: no proxy lookups per value
+    names, plan = _row_plan(model, conn.vendor)
     end = start + len(names)
     values = list(row[start:end])
     for position, converters, col in plan:
         value = values[position]
         for converter in converters:
-            value = converter(value, col, connection)
+            value = converter(value, col, conn)
         values[position] = value
-    return model.from_db(connection.alias, names, values), end
+    return model.from_db(conn.alias, names, values), end
 
 
 # --- server-side prepared statements ---------------------------------------------------------------
@@ -213,15 +255,16 @@ def execute_prepared(cursor: Any, sql: str, params: Sequence[Any]) -> None:
     (Behind a pooler in transaction mode, such as PgBouncer before 1.21, turn this off with
     the ``SCF_PREPARED_STATEMENTS`` setting.)
     """
-    if connection.vendor != "postgresql" or not _prepared_enabled():
+    conn = cursor.db  # the wrapper the cursor belongs to
+    if conn.vendor != "postgresql" or not _prepared_enabled():
         cursor.execute(sql, params)
         return
-    raw = connection.connection
-    known: tuple[Any, set[str]] | None = getattr(connection, "_scf_prepared", None)
+    raw = conn.connection
+    known: tuple[Any, set[str]] | None = getattr(conn, "_scf_prepared", None)
     if known is None or known[0] is not raw:
         known = (raw, set())
-        connection._scf_prepared = known  # type: ignore[attr-defined]
-    name = "scf_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:20]
+        conn._scf_prepared = known
+    name = _statement_name(sql)
     if name not in known[1]:
         cursor.execute(f"PREPARE {name} AS {_numbered(sql)}")
         known[1].add(name)
@@ -229,6 +272,11 @@ def execute_prepared(cursor: Any, sql: str, params: Sequence[Any]) -> None:
         cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
     else:
         cursor.execute(f"EXECUTE {name}")
+
+
+@lru_cache(maxsize=256)
+def _statement_name(sql: str) -> str:
+    return "scf_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:20]
 
 
 def _prepared_enabled() -> bool:

@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from lending.models import (
     AuditLog,
@@ -22,7 +24,7 @@ from lending.models import (
     Program,
     Review,
 )
-from lending.services import finance
+from lending.services import finance, finance_record
 from lending.services.book_check import book_check
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.orders.factories import AgentFactory, OrderFactory, UserFactory
@@ -239,3 +241,32 @@ def test_an_error_reply_is_stored_and_nothing_else_written(world, single, monkey
     missing = finance.loan_finance_once(user=user, order_id=order.pk + 10**6, key="c", body={})
     assert (missing.status, missing.body["code"]) == (404, "not_found")
     assert _stored(user, "c") == (404, missing.body)
+
+
+@pytest.mark.parametrize("amount", ["10000.00", "700000.00", "1500000.00"])
+def test_values_sent_as_they_are_equal_what_django_prepares(world, amount, monkeypatch):
+    """``insert_select`` skips ``get_db_prep_save`` for values it would return unchanged; for
+    every row a decision writes, its parameters equal the ones Django's preparation gives."""
+    _program, line, user, enterprise = world
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)  # auto_now_add fields: one instant
+    order = OrderFactory(agent=line.agent, enterprise=enterprise, amount=Decimal(amount))
+    seen: list[Any] = []
+    real = finance_record.insert_select
+
+    def compared(obj: Any, *, source: Any = None) -> Any:
+        sql, params = real(obj, source=source)
+        fields = [f for f in obj._meta.concrete_fields if obj.pk is not None or not f.primary_key]
+        prepared = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+        assert [_plain(p) for p in params] == [_plain(p) for p in prepared]
+        seen.append(type(obj).__name__)
+        return sql, params
+
+    monkeypatch.setattr(finance_record, "insert_select", compared)
+    finance.loan_finance(user=user, order_id=order.pk)
+    assert "Loan" in seen and "Decision" in seen and "AuditLog" in seen
+
+
+def _plain(value: Any) -> Any:
+    """A JSON adapter's payload (adapters have no equality of their own)."""
+    return getattr(value, "adapted", value)

@@ -1,0 +1,42 @@
+"""``scf.sql.execute_prepared``: a hot statement is prepared once per database session, again
+on a new session (after a reconnect), and not at all when the setting turns it off."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from scf.sql import execute_prepared
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+SQL = "SELECT %s::int + 1"
+
+
+def _ours() -> list[str]:
+    """This session's prepared statements that are ``SQL``."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name LIKE 'scf_%%'")
+        return [row[0] for row in cursor.fetchall() if "$1::int + 1" in row[0]]
+
+
+def _run(value: int) -> int:
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, SQL, [value])
+        return int(cursor.fetchone()[0])
+
+
+def test_prepared_once_per_session_and_again_after_a_reconnect():
+    assert _run(1) == 2 and _run(41) == 42
+    assert len(_ours()) == 1
+    connection.close()
+    assert _ours() == []  # a new session knows none
+    assert _run(2) == 3
+    assert len(_ours()) == 1
+
+
+def test_the_setting_turns_preparing_off(settings):
+    settings.SCF_PREPARED_STATEMENTS = False
+    connection.close()
+    assert _run(5) == 6
+    assert _ours() == []
