@@ -313,7 +313,10 @@ class Decision(models.Model):
 class IdempotencyRecord(models.Model):
     """The first reply to a client's ``Idempotency-Key``, replayed for the same key and body."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique (user, key) constraint leads with the user.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     key = models.CharField(max_length=255)
     scope = models.CharField(max_length=64)
     request_hash = models.CharField(max_length=64)

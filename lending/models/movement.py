@@ -35,7 +35,7 @@ class DisbursementStatus(models.TextChoices):
 
 class Disbursement(models.Model):
     loan = models.OneToOneField(Loan, on_delete=models.PROTECT, related_name="disbursement")
-    end_to_end_id = models.CharField(max_length=35, unique=True)
+    end_to_end_id = models.CharField(max_length=35)  # unique: see Meta (no LIKE index needed)
     amount = money()
     currency = models.CharField(max_length=3)
     creditor_name = models.CharField(max_length=200)
@@ -56,7 +56,8 @@ class Disbursement(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(name="disbursement_amount_positive", condition=Q(amount__gt=0))
+            models.CheckConstraint(name="disbursement_amount_positive", condition=Q(amount__gt=0)),
+            models.UniqueConstraint(fields=["end_to_end_id"], name="uniq_disbursement_e2e"),
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="disb_status_next_idx")]
 
