@@ -47,7 +47,7 @@ typecheck: install
 
 # Production-like processes (set DATABASE_URL, CELERY_BROKER_URL, REDIS_URL first).
 web: install
-	$(BIN)/gunicorn scf.wsgi:application --bind 127.0.0.1:8000 --workers 4
+	$(BIN)/gunicorn scf.wsgi:application --bind 127.0.0.1:8000 --workers $${WEB_CONCURRENCY:-3}
 
 worker: install
 	$(BIN)/celery -A scf worker --loglevel INFO
