@@ -13,8 +13,12 @@
    by that last statement, so it is held for one round trip and the commit. If the program ran
    out in the meantime, the statement writes nothing and the request is decided again, now
    declined with ``insufficient_program_limit``.
-The payment task is dispatched after commit. Locks are always taken in the order sales order ->
-credit line -> program.
+The payment is handed to the process's relay after commit (``disbursement_queue``). Locks are
+always taken in the order sales order -> credit line -> program.
+
+``loan_finance_once`` is the click with an ``Idempotency-Key`` (the API and the portal): the
+key's claim comes first in the same transaction, and the reply is written by the statement of
+step 3: four statements in one transaction (after the token lookup, five in all).
 """
 
 from __future__ import annotations
