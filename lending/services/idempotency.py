@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from scf.errors import ValidationFailed
@@ -69,7 +68,8 @@ def idempotency_claim(
     """Claim ``key`` for this request, inside the caller's transaction.
 
     Returns ``(record_id, None)`` when this request is the first (the caller must store its reply
-    with ``idempotency_store`` in the same transaction), or ``(None, reply)`` to replay.
+    in the same transaction: ``idempotency_store``, or ``idempotency_store_sql`` as a member of
+    its own write statement), or ``(None, reply)`` to replay.
     """
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationFailed(
@@ -123,24 +123,3 @@ def idempotency_store(*, record_id: int, reply: StoredReply) -> None:
     sql, params = idempotency_store_sql(record_id=record_id, reply=reply)
     with connection.cursor() as cursor:
         execute_prepared(cursor, sql, params)
-
-
-def idempotent(
-    *, user_id: int, key: str, scope: str, fingerprint: str, run: Callable[[], StoredReply]
-) -> StoredReply:
-    """Run ``run`` once per (user, key): first call runs and stores, later calls replay.
-
-    ``run`` must do its writes in its own atomic block and turn domain errors into a reply, so
-    that a failed attempt leaves nothing but its stored reply behind.
-    """
-    with transaction.atomic():
-        record_id, replay = idempotency_claim(
-            user_id=user_id, key=key, scope=scope, fingerprint=fingerprint
-        )
-        if replay is not None:
-            return replay
-        assert record_id is not None
-        first = run()
-        reply = StoredReply(first.status, canonical(first.body))
-        idempotency_store(record_id=record_id, reply=reply)
-    return reply
