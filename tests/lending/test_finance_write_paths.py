@@ -26,6 +26,7 @@ from lending.models import (
 )
 from lending.services import finance, finance_record
 from lending.services.book_check import book_check
+from lending.services.idempotency import IdempotencyKeyReused
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.orders.factories import AgentFactory, OrderFactory, UserFactory
 
@@ -241,6 +242,13 @@ def test_an_error_reply_is_stored_and_nothing_else_written(world, single, monkey
     missing = finance.loan_finance_once(user=user, order_id=order.pk + 10**6, key="c", body={})
     assert (missing.status, missing.body["code"]) == (404, "not_found")
     assert _stored(user, "c") == (404, missing.body)
+    assert finance.loan_finance_once(user=user, order_id=order.pk + 10**6, key="c", body={}) == (
+        missing
+    )
+    # A key already used for another order, sent with an order that is not the agent's: 422.
+    with pytest.raises(IdempotencyKeyReused):
+        finance.loan_finance_once(user=user, order_id=order.pk + 10**6, key="a", body={})
+    assert IdempotencyRecord.objects.filter(user=user).count() == 3
 
 
 @pytest.mark.parametrize("amount", ["10000.00", "700000.00", "1500000.00"])
