@@ -26,10 +26,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if raw is None or raw.closed:
             return False
         if raw.info.transaction_status == TRANSACTION_STATUS_IDLE:
+            # poll, not select: no limit on the descriptor's number (select stops at 1024).
+            poller = select.poll()
             try:
-                readable, _, _ = select.select([raw.fileno()], [], [], 0)
+                poller.register(raw.fileno(), select.POLLIN | select.POLLPRI)
+                events = poller.poll(0)
             except (OSError, ValueError):  # the descriptor is gone
                 return False
-            if not readable:
+            if not events:
                 return True
         return bool(super().is_usable())
