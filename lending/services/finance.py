@@ -357,8 +357,6 @@ def _rows(
         now=clock.now(),
     )
     rows.reply_record = reply_to
-    if reply_to is not None and rows.loan.pk is not None:  # written with the rows
-        rows.reply = finance_reply(rows.loan)
     return rows
 
 
@@ -370,6 +368,8 @@ def _write(rows: FinanceRows) -> bool:
     """Write a decision's rows (and its reply); False (nothing written) when the program has no
     room left."""
     if connection.vendor == "postgresql" and SINGLE_STATEMENT and rows.loan.pk is not None:
+        if rows.reply_record is not None:  # the loan id is known: the reply goes with the rows
+            rows.reply = finance_reply(rows.loan)
         return finance_rows_write(rows)
     try:
         with transaction.atomic():

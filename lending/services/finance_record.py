@@ -240,8 +240,8 @@ def finance_rows_write(rows: FinanceRows) -> bool:
     line = "(SELECT count(*) FROM line)" if rows.reserved else "1"
     # Member names come from this module, never from input.
     ids = ", ".join(f"(SELECT id FROM {name})" for name, _ in named)  # noqa: S608
-    replied = "(SELECT count(*) FROM reply)" if rows.reply_record is not None else "1"
-    final = f"SELECT (SELECT count(*) FROM loan), {line}, {replied}, {ids}"  # noqa: S608
+    reply = "(SELECT count(*) FROM reply)" if rows.reply_record is not None else "1"
+    final = f"SELECT (SELECT count(*) FROM loan), {line}, {reply}, {ids}"  # noqa: S608
     sql, params = with_statement(members, final)
     with connection.cursor() as cursor:
         execute_prepared(cursor, sql, params)

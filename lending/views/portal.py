@@ -191,11 +191,6 @@ class FinanceOutcome:
         )
 
 
-def finance_once(*, request: HttpRequest, order_id: int, key: str) -> StoredReply:
-    """``loan_finance`` at most once per (user, key): the API's scope, fingerprint and replies."""
-    return loan_finance_once(user=web_user(request), order_id=order_id, key=key, body={})
-
-
 @require_POST
 @role_required(Role.AGENT)
 def order_finance(request: HttpRequest, order_id: int) -> HttpResponse:
@@ -209,7 +204,8 @@ def order_finance(request: HttpRequest, order_id: int) -> HttpResponse:
         )
     else:
         try:
-            result = FinanceOutcome.of(finance_once(request=request, order_id=order_id, key=key))
+            reply = loan_finance_once(user=web_user(request), order_id=order_id, key=key, body={})
+            result = FinanceOutcome.of(reply)
         except ApplicationError as exc:  # the key was used for another request
             result = FinanceOutcome(exc.status_code, error_code=exc.code, error=exc.detail)
     context = {"order_id": order_id, "result": result}
