@@ -18,6 +18,8 @@ against one database:
 
 Approved loans queue their payment after commit: on ``--broker-url`` (a Redis database of the
 bench's own, flushed before and after; nothing consumes it during the run), as in production.
+The per-user rate limits count in the same Redis database, as they do in production (one
+round trip per click).
 
 Reports decisions/s, latency percentiles, CPU per decision by process (app, PostgreSQL backends
 of the bench database, this client, anything else on the machine), what busy backends waited on,
@@ -197,8 +199,9 @@ def server_env(url: str, broker: str) -> dict[str, str]:
         "DATABASE_CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
         "CELERY_BROKER_URL": "" if broker == "eager" else broker,
+        # The rate limits count in Redis as in production (the broker's database, flushed).
+        "REDIS_URL": "" if broker == "eager" else broker,
     }
-    env.pop("REDIS_URL", None)
     return env
 
 

@@ -7,13 +7,14 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import redis
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.test import override_settings
 
 from lending.models import Decision, IdempotencyRecord, Loan
-from scf.throttling import parse_rate
-from tests.conftest import client_for
+from scf.throttling import parse_rate, window_count
+from tests.conftest import REDIS_URL, client_for
 from tests.lending.conftest import finance
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.orders.factories import AgentFactory, OrderFactory, UserFactory
@@ -108,9 +109,52 @@ def test_quote_over_the_limit_is_429_with_retry_after(side: Any) -> None:
     assert finance(client, orders[1].pk, key="q-1").status_code == 201
 
 
+# A Redis nobody listens on: every cache call fails to connect, as during a Redis restart.
+DEAD_REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:9/0",
+    }
+}
+
+
 @override_settings(API_RATE_LIMITS={"finance": "1/min", "quote": "1/min"})
 def test_a_cache_outage_lets_requests_through(side: Any) -> None:
     client, orders = side()
-    with mock.patch("scf.throttling.cache.incr", side_effect=ConnectionError("redis down")):
+    with override_settings(CACHES=DEAD_REDIS):
         for i, order in enumerate(orders[:3]):
             assert finance(client, order.pk, key=f"c-{i}").status_code == 201
+    assert Loan.objects.filter(order__in=orders[:3]).count() == 3
+
+
+@pytest.mark.redis
+def test_on_redis_a_window_counts_in_one_round_trip_and_expires() -> None:
+    location = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    with override_settings(CACHES={"default": location}):
+        key = f"throttle:test:{time.time_ns()}"
+        backend = caches["default"]
+        sent: list[int] = []
+        real_execute = redis.client.Pipeline.execute
+
+        def execute(pipe: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(len(pipe.command_stack))
+            return real_execute(pipe, *args, **kwargs)
+
+        # Single commands would go through Redis.execute_command (a Pipeline has its own).
+        with (
+            mock.patch.object(redis.Redis, "execute_command", side_effect=AssertionError),
+            mock.patch.object(redis.client.Pipeline, "execute", execute),
+        ):
+            assert [window_count(key, ttl=61) for _ in range(3)] == [1, 2, 3]
+        assert sent == [2, 2, 2]  # one pipelined round trip of two commands per count
+        client = backend._cache.get_client(key, write=True)
+        assert 0 < client.ttl(backend.make_and_validate_key(key)) <= 61
+        backend.delete(key)
+
+
+def test_in_local_memory_a_window_counts_and_starts_again_after_it_expires() -> None:
+    location = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "t"}
+    with override_settings(CACHES={"default": location}):
+        assert [window_count("throttle:test:mem", ttl=60) for _ in range(3)] == [1, 2, 3]
+        caches["default"].delete("throttle:test:mem")
+        assert window_count("throttle:test:mem", ttl=60) == 1
