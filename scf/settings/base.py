@@ -333,7 +333,7 @@ DISBURSEMENT_SWEEP_HOLD_SECONDS = env.float(
 DISBURSEMENT_SWEEP_BATCH = env.int("DISBURSEMENT_SWEEP_BATCH", default=500)
 # Web processes send new payments in batches (lending.services.disbursement.payout_relay): one
 # message per batch gathered within the linger time, paid one after another by one worker.
-DISBURSEMENT_RELAY_LINGER_SECONDS = env.float("DISBURSEMENT_RELAY_LINGER_SECONDS", default=0.02)
+DISBURSEMENT_RELAY_LINGER_SECONDS = env.float("DISBURSEMENT_RELAY_LINGER_SECONDS", default=0.1)
 DISBURSEMENT_RELAY_MAX_BATCH = env.int("DISBURSEMENT_RELAY_MAX_BATCH", default=20)
 
 # --- Cache ----------------------------------------------------------------------------------
