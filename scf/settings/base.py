@@ -350,6 +350,11 @@ ORDER_WEBHOOK_TOLERANCE_SECONDS = 300
 ORDER_BULK_MAX_ROWS = 10_000
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=50 * 1024 * 1024)
 
+# --- Web processes ---------------------------------------------------------------------------
+# scf.wsgi imports every view at start and freezes the heap for the garbage collector
+# (scf.warmup): no slow first requests, no full collections over the startup heap under load.
+GC_FREEZE_AT_START = env.bool("GC_FREEZE_AT_START", default=True)
+
 # --- Logging and metrics ----------------------------------------------------------------------
 # LOG_FORMAT=json: one JSON object per line (production default); request and task ids on every
 # record, credentials redacted (scf.logging).
