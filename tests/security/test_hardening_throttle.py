@@ -133,22 +133,20 @@ def test_on_redis_a_window_counts_in_one_round_trip_and_expires() -> None:
     with override_settings(CACHES={"default": location}):
         key = f"throttle:test:{time.time_ns()}"
         backend = caches["default"]
-        sent: list[int] = []
-        real_execute = redis.client.Pipeline.execute
+        full_key = backend.make_key(key)
+        sent: list[tuple[Any, ...]] = []
+        real = redis.Redis.execute_command
 
-        def execute(pipe: Any, *args: Any, **kwargs: Any) -> Any:
-            sent.append(len(pipe.command_stack))
-            return real_execute(pipe, *args, **kwargs)
+        def execute_command(client: Any, *args: Any, **kwargs: Any) -> Any:
+            sent.append(args[:1])
+            return real(client, *args, **kwargs)
 
-        # Single commands would go through Redis.execute_command (a Pipeline has its own).
-        with (
-            mock.patch.object(redis.Redis, "execute_command", side_effect=AssertionError),
-            mock.patch.object(redis.client.Pipeline, "execute", execute),
-        ):
+        with mock.patch.object(redis.Redis, "execute_command", execute_command):
             assert [window_count(key, ttl=61) for _ in range(3)] == [1, 2, 3]
-        assert sent == [2, 2, 2]  # one pipelined round trip of two commands per count
-        client = backend._cache.get_client(key, write=True)
-        assert 0 < client.ttl(backend.make_and_validate_key(key)) <= 61
+        # One command per count; the window's expiry set once, with its first count.
+        assert sent == [("INCRBY",), ("EXPIRE",), ("INCRBY",), ("INCRBY",)]
+        client = backend._cache.get_client(full_key, write=True)
+        assert 0 < client.ttl(full_key) <= 61
         backend.delete(key)
 
 
