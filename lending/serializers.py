@@ -57,6 +57,19 @@ def loan_schedule(loan: Loan) -> list[dict[str, Any]]:
     ]
 
 
+# The loan's amounts (two places) and moments, in the reply's order; shared by ``LoanOutput``
+# and ``loan_body``.
+MONEY_FIELDS = (
+    "order_amount",
+    "principal",
+    "outstanding_principal",
+    "accrued_interest",
+    "accrued_penalty",
+    "reserved_amount",
+)
+MOMENT_FIELDS = ("requested_at", "decided_at", "approved_at", "disbursed_at", "closed_at")
+
+
 class LoanOutput(serializers.ModelSerializer):
     order_external_id = serializers.CharField(source="order.external_id", read_only=True)
     agent_code = serializers.CharField(source="agent.code", read_only=True)
@@ -73,12 +86,7 @@ class LoanOutput(serializers.ModelSerializer):
             "program",
             "status",
             "currency",
-            "order_amount",
-            "principal",
-            "outstanding_principal",
-            "accrued_interest",
-            "accrued_penalty",
-            "reserved_amount",
+            *MONEY_FIELDS,
             "advance_rate",
             "annual_rate",
             "penalty_rate",
@@ -89,11 +97,7 @@ class LoanOutput(serializers.ModelSerializer):
             "due_date",
             "days_past_due",
             "reference",
-            "requested_at",
-            "decided_at",
-            "approved_at",
-            "disbursed_at",
-            "closed_at",
+            *MOMENT_FIELDS,
             "schedule",
         ]
 
@@ -127,14 +131,6 @@ def loan_body(loan: Loan) -> dict[str, Any]:
     """``LoanOutput(loan).data``, written out: the finance reply is built on every click, and
     DRF's generic field walk was most of its cost. A test compares the two for every outcome
     and a disbursed, repaid loan; a field added to ``LoanOutput`` fails it until added here."""
-    money = (
-        "order_amount",
-        "principal",
-        "outstanding_principal",
-        "accrued_interest",
-        "accrued_penalty",
-        "reserved_amount",
-    )
     body: dict[str, Any] = {
         "id": loan.pk,
         "order": loan.order_id,
@@ -145,7 +141,7 @@ def loan_body(loan: Loan) -> dict[str, Any]:
         "status": str(loan.status),
         "currency": str(loan.currency),
     }
-    for name in money:
+    for name in MONEY_FIELDS:
         body[name] = _fixed(getattr(loan, name), _CENT)
     body["advance_rate"] = _fixed(loan.advance_rate, _BASIS_POINT)
     body["annual_rate"] = _fixed(loan.annual_rate, _MICRO)
@@ -157,7 +153,7 @@ def loan_body(loan: Loan) -> dict[str, Any]:
     body["due_date"] = _date(loan.due_date)
     body["days_past_due"] = int(loan.days_past_due)
     body["reference"] = str(loan.reference)
-    for name in ("requested_at", "decided_at", "approved_at", "disbursed_at", "closed_at"):
+    for name in MOMENT_FIELDS:
         body[name] = _datetime(getattr(loan, name))
     body["schedule"] = [
         {
