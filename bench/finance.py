@@ -148,8 +148,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--servers",
-        default=f"sync:{2 * cpus + 1}",
-        help="comma-separated gunicorn settings, sync:W or gthread:WxT (default sync:2*cores+1); "
+        default=f"sync:{cpus + 1}",
+        help="comma-separated gunicorn settings, sync:W or gthread:WxT (default sync:cores+1, "
+        "which did best here, as make web's WEB_CONCURRENCY); "
         "append @PATH to serve another checkout of the app (a prototype) side by side",
     )
     parser.add_argument(
