@@ -38,8 +38,8 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 def window_count(key: str, *, ttl: int) -> int:
-    """Add one to the count under ``key`` (created at zero, expiring ``ttl`` seconds after the
-    window's first count) and return it.
+    """Add one to the count under ``key`` (a missing key counts from zero; it expires ``ttl``
+    seconds after the window's first count) and return it.
 
     On Redis, one ``INCR`` on a client kept per cache backend (Django's cache API would make
     three round trips, ``add``, ``exists``, ``incr``, and build a new redis-py client for each,

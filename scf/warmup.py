@@ -1,10 +1,10 @@
 """A web process loaded completely before it serves its first request, its heap then frozen.
 
 Django imports the URLconf (and with it every view, serializer and service module) on the first
-request, so each fresh gunicorn worker used to answer its first clicks slowly, and the import
-more than tripled its heap (50,000 to 200,000 objects) while it served. That growth is what
-makes the garbage collector run full collections over the whole heap: 60 to 230 ms each, four or
-five per worker in its first thousand clicks of a flash crowd, every click of the worker waiting.
+request, so each fresh gunicorn worker answered its first click only after that import, which
+more than tripled its heap (50,000 to 180,000 objects); the growing heap set off four full
+garbage collections on the way (measured under the finance bench: 0.27-0.30 s of CPU per worker,
+up to 290 ms of wall time each), while that click and the ones queued behind it waited.
 
 ``web_process_ready`` (called by ``scf.wsgi``) imports all of it at start, then moves everything
 alive to the collector's permanent generation (``gc.freeze``): module-level objects are never
