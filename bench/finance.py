@@ -11,7 +11,8 @@ against one database:
    serves another checkout (a prototype) against the same database, for side-by-side runs.
 2. in-process, no sockets: ``loan_finance`` called directly (the service: locks, decision,
    reservation, writes), and the whole Django stack (middleware, DRF, token auth, idempotency,
-   serialisation) through Django's test client, each in ``--inprocess-procs`` processes.
+   serialisation) called as gunicorn calls it (``WSGIHandler``, no sockets), each in
+   ``--inprocess-procs`` processes.
 3. raw SQL floor: the database work of a decision written by hand with psycopg2 (lock the line
    FOR UPDATE, insert loan and decision, reserve on line and program with conditional UPDATEs,
    commit), from ``--clients`` threads with a connection each.
@@ -172,7 +173,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-stack",
         action="store_true",
-        help="profile the whole Django + DRF stack (test client) instead of loan_finance",
+        help="profile the whole Django + DRF stack (WSGIHandler) instead of loan_finance",
     )
     parser.add_argument("--max-seconds", type=float, default=900.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -719,7 +720,7 @@ def bench_inprocess(mode: str, cohort: Cohort, tag: str, args: argparse.Namespac
     from django.db import connections
 
     procs = args.inprocess_procs
-    label = {"service": "loan_finance", "django": "Django+DRF stack (test client)"}[mode]
+    label = {"service": "loan_finance", "django": "Django+DRF stack (WSGI, no sockets)"}[mode]
     res = PhaseResult(f"inprocess-{mode}", f"in-process {label}, {procs} procs", procs)
     warm_each = max(1, args.warmup // procs)
     shares = [cohort.clicks[i::procs] for i in range(procs)]
@@ -1058,27 +1059,43 @@ def verify(setup: Setup, phases: dict[str, tuple[Cohort, PhaseResult]]) -> list[
 
 def click_runner(service: bool, tag: str, clicks: list[Click]) -> Callable[[Click], str]:
     """A click in this process: ``loan_finance`` itself (``service``), or the whole Django + DRF
-    stack through the test client. Returns the decision's outcome."""
-    from django.test import Client as DjangoClient
+    stack called as gunicorn calls it (``WSGIHandler`` with a WSGI environ, no sockets). Returns
+    the decision's outcome."""
+    from django.core.handlers.wsgi import WSGIHandler
 
     from lending.services.finance import loan_finance
     from orders.models import User
 
     users = User.objects.in_bulk({c.user_id for c in clicks})
-    web = DjangoClient(SERVER_NAME="127.0.0.1")
+    app = WSGIHandler()
+    status: list[str] = []
+
+    def start_response(line: str, headers: Any, exc_info: Any = None) -> None:
+        status[:] = [line]
 
     def one(click: Click) -> str:
         if service:
             loan = loan_finance(user=users[click.user_id], order_id=click.order_id)
             return str(loan.decision.outcome)
-        response = web.post(
-            FINANCE_PATH.format(order_id=click.order_id),
-            HTTP_AUTHORIZATION=f"Token {click.token}",
-            HTTP_IDEMPOTENCY_KEY=f"{tag}-{click.order_id}",
-        )
-        if response.status_code != 201:
-            raise RuntimeError(f"HTTP {response.status_code} {response.content[:160]!r}")
-        return str(response.json()["decision"]["outcome"])
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": FINANCE_PATH.format(order_id=click.order_id),
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1",
+            "CONTENT_LENGTH": "0",
+            "HTTP_AUTHORIZATION": f"Token {click.token}",
+            "HTTP_IDEMPOTENCY_KEY": f"{tag}-{click.order_id}",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": sys.stderr,
+            "wsgi.url_scheme": "http",
+        }
+        body = b"".join(app(environ, start_response))
+        if not status[0].startswith("201"):
+            raise RuntimeError(f"HTTP {status[0]} {body[:160]!r}")
+        return str(json.loads(body)["decision"]["outcome"])
 
     return one
 
@@ -1094,7 +1111,7 @@ def profile_service(cohort: Cohort, calls: int, out: Path | None, stack: bool, t
         one(click)
     profiler.disable()
     wall = time.perf_counter() - start
-    what = "Django + DRF stack (test client)" if stack else "loan_finance"
+    what = "Django + DRF stack (WSGIHandler)" if stack else "loan_finance"
     print(f"\n{what}, serial, profiled: {calls} calls in {wall:.2f} s")
     for order in ("tottime", "cumulative"):
         buf = io.StringIO()
