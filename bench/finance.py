@@ -1107,7 +1107,11 @@ def click_runner(service: bool, tag: str, clicks: list[Click]) -> Callable[[Clic
             "wsgi.errors": sys.stderr,
             "wsgi.url_scheme": "http",
         }
-        body = b"".join(app(environ, start_response))
+        result = app(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            result.close()  # as a WSGI server does: Django's request_finished runs here
         if not status[0].startswith("201"):
             raise RuntimeError(f"HTTP {status[0]} {body[:160]!r}")
         return str(json.loads(body)["decision"]["outcome"])
