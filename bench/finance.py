@@ -248,19 +248,14 @@ class Setup:
     cohorts: dict[str, Cohort] = field(default_factory=dict)
 
 
-def analyze(url: str) -> None:
+def analyze() -> None:
     """``ANALYZE`` the bench database after seeding: the planner then sees the new orders, lines
     and tokens, as autovacuum would have let it in production (it may be off on a bench
     machine, and the database grows by every run's cohorts)."""
-    import psycopg2
+    from django.db import connection
 
-    conn = psycopg2.connect(**bench_dsn(url))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("ANALYZE")
-    finally:
-        conn.close()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
 
 
 def seed_program(tag: str, serial: int) -> Setup:
@@ -1266,7 +1261,7 @@ def main(argv: list[str] | None = None) -> int:
         setup.cohorts[name] = seed_cohort(
             setup, name, serial, n * args.agents, args.agents, count, args.seed + n
         )
-    analyze(args.database_url)
+    analyze()
     print(
         f"run {tag}: seeded {len(wanted)} cohorts of {args.agents} agents and analyzed in "
         f"{time.perf_counter() - start:.1f} s",
