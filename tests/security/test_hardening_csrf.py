@@ -10,8 +10,6 @@ import pytest
 from django.test import Client
 
 from lending.models import Loan
-from tests.lending.factories import CreditLineFactory, ProgramFactory
-from tests.orders.factories import AgentFactory, OrderFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = sorted(
@@ -51,14 +49,8 @@ def test_every_post_form_in_every_template_has_a_csrf_token() -> None:
 
 
 @pytest.fixture
-def agent_side(db: Any) -> Any:
-    program = ProgramFactory()
-    agent = AgentFactory(enterprises=[program.enterprise])
-    CreditLineFactory(agent=agent, program=program)
-    user = UserFactory(role="agent", agent=agent)
-    order = OrderFactory(agent=agent, enterprise=program.enterprise)
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
+def agent_side(signed_in_agent: Any) -> Any:
+    client, _user, order = signed_in_agent
     return client, order
 
 
