@@ -1139,6 +1139,26 @@ def profile_service(cohort: Cohort, calls: int, out: Path | None, stack: bool, t
 # --- report ---------------------------------------------------------------------------------
 
 
+def machine_speed_ms() -> float:
+    """Median time of a fixed single-threaded Python workload (string, dict and arithmetic work
+    like a request's), in ms: this machine's speed drifts by a third within minutes and from day
+    to day, so runs are compared by it (the lower, the faster) and pairs are run side by side."""
+
+    def workload() -> int:
+        counts: dict[str, int] = {}
+        for i in range(200_000):
+            key = f"k{i % 1000}"
+            counts[key] = counts.get(key, 0) + i
+        return len(counts)
+
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        workload()
+        times.append((time.perf_counter() - start) * 1e3)
+    return sorted(times)[2]
+
+
 def environment(args: argparse.Namespace) -> dict[str, Any]:
     from django.db import connection
 
@@ -1153,6 +1173,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "postgresql": version,
         "synchronous_commit": sync,
         "load_average_before": os.getloadavg(),
+        "machine_speed_ms_before": machine_speed_ms(),
         "clients": args.clients,
         "requests": args.requests,
         "warmup": args.warmup,
@@ -1171,6 +1192,11 @@ def report(env: dict[str, Any], results: list[PhaseResult], problems: list[str])
         f"Finance decisions: PostgreSQL {env['postgresql']}, {env['cpus']} CPUs, Python "
         f"{env['python']}, {env['requests']} measured clicks per phase, {env['agents_per_phase']} "
         f"agents per phase (load before: {env['load_average_before'][0]:.2f})"
+    )
+    print(
+        f"machine speed: a fixed Python workload took {env['machine_speed_ms_before']:.0f} ms "
+        f"before the phases and {env.get('machine_speed_ms_after', float('nan')):.0f} ms after "
+        "(the lower, the faster; compare runs of different days by it)"
     )
     head = (
         f"{'path':<44} {'conc':>4} {'dec/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} "
@@ -1293,6 +1319,7 @@ def main(argv: list[str] | None = None) -> int:
         # Stopped (Ctrl-C, SIGTERM): report the phases that finished.
         print(f"interrupted ({exc!r}); reporting the finished phases", flush=True)
     broker_flush(args.broker_url)
+    env["machine_speed_ms_after"] = machine_speed_ms()
     problems = verify(setup, phases)
     verdicts = report(env, results, problems)
     if args.json:

@@ -1,5 +1,6 @@
 """``scf.sql.execute_prepared``: a hot statement is prepared once per database session, again
-on a new session (after a reconnect), and not at all when the setting turns it off."""
+on a new session (after a reconnect), and not at all when the setting turns it off; with it on,
+the session plans a prepared statement once (a generic plan), not at every execution."""
 
 from __future__ import annotations
 
@@ -40,3 +41,47 @@ def test_the_setting_turns_preparing_off(settings):
     connection.close()
     assert _run(5) == 6
     assert _ours() == []
+
+
+def _plan_cache_mode() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        return str(cursor.fetchone()[0])
+
+
+def _custom_plans() -> int:
+    """How many times this session planned ``SQL`` afresh for its parameters (PostgreSQL 14+)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%$1::int + 1%"],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_a_prepared_statement_is_planned_once_per_session():
+    connection.close()
+    assert _plan_cache_mode() == "force_generic_plan"
+    for value in range(8):
+        assert _run(value) == value + 1
+    assert _custom_plans() == 0
+
+
+def test_without_prepared_statements_the_server_chooses_its_plans(settings):
+    settings.SCF_PREPARED_STATEMENTS = False
+    connection.close()
+    assert _plan_cache_mode() == "auto"
+
+
+def test_options_of_the_deployment_are_kept():
+    options = connection.settings_dict.get("OPTIONS", {})
+    connection.settings_dict["OPTIONS"] = {**options, "options": "-c work_mem=8MB"}
+    try:
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW work_mem")
+            assert cursor.fetchone()[0] == "8MB"
+        assert _plan_cache_mode() == "force_generic_plan"
+    finally:
+        connection.settings_dict["OPTIONS"] = options
+        connection.close()
