@@ -30,7 +30,6 @@ from django.conf import settings
 from django.db.backends.postgresql import base
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
-
 GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
 
 
