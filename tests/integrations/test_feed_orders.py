@@ -38,6 +38,7 @@ def demo_file(tmp_path: Path) -> Path:
         "30",
         "--agents",
         "5",
+        "--no-credit-history",  # the feed sends orders; the scoring history is test_demo's
         stdout=StringIO(),
     )
     return path
