@@ -33,9 +33,14 @@ def admin_dsn(url: str) -> tuple[str, dict[str, Any]]:
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql", "pgsql"):
         raise SystemExit(f"DATABASE_URL must be PostgreSQL, not {parts.scheme!r}")
-    host = parts.hostname or "127.0.0.1"
-    if host not in LOOPBACK:
-        raise SystemExit("the benchmark runs on loopback only: use a PostgreSQL on 127.0.0.1")
+    host, name = parts.hostname or "127.0.0.1", unquote(parts.path[1:])
+    if name.startswith("/"):  # a Unix socket's directory, as django-environ reads it
+        host, name = name.rsplit("/", 1)  # postgres://postgres@//var/run/postgresql/NAME
+    elif host not in LOOPBACK:
+        raise SystemExit(
+            "the benchmark runs on this machine only: use a PostgreSQL on 127.0.0.1 or its "
+            "Unix socket (postgres://postgres@//var/run/postgresql/scf_bench_NAME)"
+        )
     dsn: dict[str, Any] = {
         "host": host,
         "port": parts.port or 5432,
@@ -44,7 +49,7 @@ def admin_dsn(url: str) -> tuple[str, dict[str, Any]]:
     }
     if parts.password:
         dsn["password"] = unquote(parts.password)
-    return unquote(parts.path.lstrip("/")), dsn
+    return name, dsn
 
 
 def ensure_database(url: str, *, fresh: bool = False) -> bool:
