@@ -248,7 +248,7 @@ class Setup:
     cohorts: dict[str, Cohort] = field(default_factory=dict)
 
 
-def analyze() -> None:
+def analyze_and_checkpoint() -> None:
     """``ANALYZE`` the bench database after seeding: the planner then sees the new orders, lines
     and tokens, as autovacuum would have let it in production (it may be off on a bench
     machine, and the database grows by every run's cohorts). Then ``CHECKPOINT``: otherwise the
@@ -1294,7 +1294,7 @@ def main(argv: list[str] | None = None) -> int:
         setup.cohorts[name] = seed_cohort(
             setup, name, serial, n * args.agents, args.agents, count, args.seed + n
         )
-    analyze()
+    analyze_and_checkpoint()
     print(
         f"run {tag}: seeded {len(wanted)} cohorts of {args.agents} agents and analyzed in "
         f"{time.perf_counter() - start:.1f} s",
