@@ -43,7 +43,6 @@ import argparse
 import contextlib
 import cProfile
 import datetime as dt
-import http.client
 import io
 import itertools
 import json
@@ -55,6 +54,7 @@ import pstats
 import random
 import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -570,41 +570,74 @@ class PhaseResult:
 # --- HTTP phase -----------------------------------------------------------------------------
 
 
-class Client:
-    """One keep-alive connection; reconnects when the server closes it (sync workers do).
+class HttpError(Exception):
+    """A reply the lean client cannot read (closed early, malformed)."""
 
-    A POST that failed before any reply is sent again on a fresh connection: the same
-    Idempotency-Key makes that safe, which is the point of the key.
+
+class Client:
+    """One connection, kept alive when the server allows (gthread workers); sync workers close
+    it after each reply and the next click connects again.
+
+    HTTP/1.1 on a plain socket rather than ``http.client``: the load generator shares the two
+    cores with the app and PostgreSQL, and ``http.client`` parses every reply's headers with the
+    ``email`` package. A POST that failed before any reply is sent again on a fresh connection:
+    the same Idempotency-Key makes that safe, which is the point of the key.
     """
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
+        self.sock: socket.socket | None = None
         self.retries = 0
 
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
     def post(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         for attempt in range(3):
             try:
-                self.conn.request("POST", path, body=b"", headers=headers)
-                response = self.conn.getresponse()
-                data = response.read()
-                if response.will_close:
-                    self.conn.close()
-                return response.status, data
-            except (ConnectionError, http.client.HTTPException, OSError):
-                self.conn.close()
+                return self._exchange(request)
+            except (OSError, HttpError):
+                self.close()
                 if attempt == 2:
                     raise
                 self.retries += 1
         raise AssertionError("unreachable")
 
-    def get(self, path: str) -> int:
-        self.conn.request("GET", path)
-        response = self.conn.getresponse()
-        response.read()
-        if response.will_close:
-            self.conn.close()
-        return response.status
+    def _exchange(self, request: bytes) -> tuple[int, bytes]:
+        if self.sock is None:
+            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=HTTP_TIMEOUT)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = self.sock
+        sock.sendall(request)
+        data = b""
+        while (split := data.find(b"\r\n\r\n")) < 0:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise HttpError("connection closed before the reply's headers")
+            data += chunk
+        head, body = data[:split].decode("latin-1"), data[split + 4 :]
+        status_line, *header_lines = head.split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        fields = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        length = int(fields["content-length"]) if "content-length" in fields else None
+        while length is None or len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                if length is None:
+                    break
+                raise HttpError("connection closed inside the reply's body")
+            body += chunk
+        if length is None or fields.get("connection", "").lower() == "close":
+            self.close()
+        return status, body[:length] if length is not None else body
 
 
 def serve(
@@ -650,7 +683,7 @@ def drive(
                 status, body = conn.post(
                     FINANCE_PATH.format(order_id=click.order_id), click_headers(tag, click)
                 )
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, HttpError) as exc:
                 errors.append(f"order {click.order_id}: {exc!r}")
                 continue
             latencies.append((time.perf_counter() - start) * 1000)
@@ -658,6 +691,7 @@ def drive(
                 outcomes[json.loads(body)["decision"]["outcome"]] += 1
             else:
                 errors.append(f"order {click.order_id}: HTTP {status} {body[:160]!r}")
+        conn.close()
         with lock:
             res.latencies_ms.extend(latencies)
             res.outcomes.update(outcomes)
