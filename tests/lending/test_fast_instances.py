@@ -4,15 +4,27 @@ they must be the instances Django makes, field by field, cache by cache."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.db.models import Model, signals
+from rest_framework.authtoken.models import Token
 
-from lending.models import AuditLog, Decision, Disbursement, Loan, LoanStatus, Review, ReviewKind
-from orders.models import SalesOrder
+from lending.models import (
+    AuditLog,
+    CreditLine,
+    Decision,
+    Disbursement,
+    Loan,
+    LoanStatus,
+    Program,
+    Review,
+    ReviewKind,
+)
+from orders.models import Agent, CoreEnterprise, SalesOrder, User
 from scf.sql import build, execute_prepared, model_from_row, select_list
 from tests.lending.factories import CreditLineFactory
 from tests.orders.factories import OrderFactory, UserFactory
@@ -123,15 +135,32 @@ def test_a_model_with_init_receivers_goes_through_init(parties: dict[str, Any]) 
     assert build(AuditLog, action="y") not in seen
 
 
-def test_rows_read_equal_djangos_own(parties: dict[str, Any]) -> None:
-    order: SalesOrder = parties["order"]
-    table = connection.ops.quote_name(SalesOrder._meta.db_table)
-    sql = f"SELECT {select_list(SalesOrder, 'o')}, 1 FROM {table} o WHERE o.id = %s"
+@pytest.mark.parametrize(
+    ("model", "pick"),
+    [
+        (SalesOrder, lambda p: p["order"]),
+        (Agent, lambda p: p["order"].agent),
+        (CreditLine, lambda p: p["line"]),
+        (Program, lambda p: p["program"]),
+        (CoreEnterprise, lambda p: p["program"].enterprise),
+        (User, lambda p: p["user"]),
+        (Token, lambda p: Token.objects.create(user=p["user"])),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else "",
+)
+def test_rows_read_equal_djangos_own(
+    parties: dict[str, Any], model: type[Model], pick: Callable[[dict[str, Any]], Model]
+) -> None:
+    """Every model the hot paths read with ``model_from_row`` (the token lookup, the click)."""
+    obj = pick(parties)
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    sql = f"SELECT {select_list(model, 'x')}, 1 FROM {table} x WHERE x.{pk} = %s"
     with connection.cursor() as cursor:
-        execute_prepared(cursor, sql, [order.pk])
+        execute_prepared(cursor, sql, [obj.pk])
         row = cursor.fetchone()
-    ours, end = model_from_row(SalesOrder, row)
+    ours, end = model_from_row(model, row)
     assert row[end] == 1
-    theirs = SalesOrder.objects.get(pk=order.pk)
+    theirs = model.objects.get(pk=obj.pk)
     assert _state(ours) == _state(theirs)
-    assert ours.raw_payload == order.raw_payload and isinstance(ours.amount, Decimal)
+    assert ours == theirs and type(ours.pk) is type(theirs.pk)
