@@ -622,12 +622,15 @@ class Client:
             data += chunk
         head, body = data[:split].decode("latin-1"), data[split + 4 :]
         status_line, *header_lines = head.split("\r\n")
-        status = int(status_line.split(" ", 2)[1])
         fields = {}
         for line in header_lines:
             name, _, value = line.partition(":")
             fields[name.strip().lower()] = value.strip()
-        length = int(fields["content-length"]) if "content-length" in fields else None
+        try:
+            status = int(status_line.split(" ", 2)[1])
+            length = int(fields["content-length"]) if "content-length" in fields else None
+        except (IndexError, ValueError) as exc:
+            raise HttpError(f"malformed reply head: {head[:120]!r}") from exc
         while length is None or len(body) < length:
             chunk = sock.recv(65536)
             if not chunk:
