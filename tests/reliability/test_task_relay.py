@@ -96,3 +96,15 @@ def test_a_first_value_waits_at_most_the_linger_time():
 def test_bad_settings_are_refused(linger, max_batch):
     with pytest.raises(ValueError):
         BatchRelay("x", Recorder(), linger=linger, max_batch=max_batch)
+
+
+def test_values_put_during_the_linger_go_together_and_an_overflow_at_once():
+    sent = Recorder()
+    relay = BatchRelay("o", sent, linger=0.2, max_batch=10)
+    started = time.monotonic()
+    for value in range(25):
+        relay.put(value)
+    assert relay.flush(5)
+    elapsed = time.monotonic() - started
+    assert sent.batches == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
+    assert 0.15 < elapsed < 0.35  # one linger for all three batches, not one each
