@@ -96,7 +96,8 @@ class BatchRelay:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
-                    self._deliver(batch)
+                    if batch:
+                        self._deliver(batch)
                     return
             self._deliver(batch)
             batch = []

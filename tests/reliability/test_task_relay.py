@@ -108,3 +108,15 @@ def test_values_put_during_the_linger_go_together_and_an_overflow_at_once():
     elapsed = time.monotonic() - started
     assert sent.batches == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
     assert 0.15 < elapsed < 0.55  # one linger for all three batches (one each: 0.6 s)
+
+
+@pytest.mark.parametrize("count", [1, 10, 20])
+def test_a_whole_number_of_full_batches_sends_no_empty_one(count):
+    sent = Recorder()
+    relay = BatchRelay("w", sent, linger=0.05, max_batch=10 if count > 1 else 1)
+    for value in range(count):
+        relay.put(value)
+    assert relay.flush(5)
+    time.sleep(0.1)  # flush returns once every value is out: give a stray batch time to show
+    assert [v for batch in sent.batches for v in batch] == list(range(count))
+    assert all(sent.batches)  # no empty batch (one message each, with no payment in it)
