@@ -119,13 +119,8 @@ class BatchRelay:
 
     def drain(self) -> None:
         """Send whatever is queued now, in this thread (at interpreter exit)."""
-        if self._pid != os.getpid():
-            return
-        try:
-            first = self._queue.get_nowait()
-        except queue.Empty:
-            return
-        self._deliver_waiting([first])
+        if self._pid == os.getpid():
+            self._deliver_waiting([])
 
 
 _relays: list[BatchRelay] = []

@@ -120,3 +120,18 @@ def test_a_whole_number_of_full_batches_sends_no_empty_one(count):
     time.sleep(0.1)  # flush returns once every value is out: give a stray batch time to show
     assert [v for batch in sent.batches for v in batch] == list(range(count))
     assert all(sent.batches)  # no empty batch (one message each, with no payment in it)
+
+
+def test_drain_sends_what_waits_at_once_on_the_callers_thread():
+    sent = Recorder()
+    relay = BatchRelay("d", sent, linger=0.5, max_batch=3)
+    relay.drain()  # nothing put yet: nothing sent
+    assert sent.batches == []
+    for value in range(5):
+        relay.put(value)
+    time.sleep(0.05)  # the relay's thread holds the first value through its linger
+    relay.drain()
+    assert sent.batches == [[1, 2, 3], [4]]
+    assert sent.threads == {threading.current_thread().name}
+    assert relay.flush(5)
+    assert sent.batches[-1] == [0]
