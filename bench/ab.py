@@ -16,7 +16,7 @@ What is switched (``--toggle``):
 * ``roundtrip``: the click as it is (A), or with one more round trip to PostgreSQL, a prepared
   ``SELECT 1`` before the order is read (B): what one round trip costs the app and the backend.
 
-    .venv/bin/python bench/ab.py [--toggle instances] [--blocks 80] [--block 50]
+    .venv/bin/python bench/ab.py [--toggle instances|roundtrip] [--blocks 80] [--block 50]
 """
 
 from __future__ import annotations
