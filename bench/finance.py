@@ -31,6 +31,7 @@ of line headroom that would have fitted, and the clients' outcomes matching the 
 Usage (PostgreSQL must answer on loopback; the database is created and migrated if needed)::
 
     .venv/bin/python bench/finance.py [--servers sync:5,sync:4,gthread:2x4] [--json out.json]
+    .venv/bin/python bench/finance.py --plot docs/img/finance-bench.png  # needs '.[bench]'
     .venv/bin/python bench/finance.py --profile 1000      # cProfile of loan_finance, then exit
 
 gunicorn runs in its own session and is stopped however the script ends; ``--max-seconds``
@@ -177,6 +178,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-seconds", type=float, default=900.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="also draw each HTTP phase's latencies and rate over its run to this PNG "
+        "(needs matplotlib: pip install -e '.[bench]')",
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     try:
@@ -538,6 +545,7 @@ class PhaseResult:
     decisions: int = 0
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    done_at: list[float] = field(default_factory=list)  # HTTP: perf_counter at each reply
     outcomes: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     retries: int = 0
@@ -697,6 +705,7 @@ def drive(
     def client(_: int) -> None:
         conn = Client(port)
         latencies: list[float] = []
+        finished: list[float] = []
         outcomes = Counter[str]()
         errors: list[str] = []
         while True:
@@ -715,7 +724,9 @@ def drive(
             except (OSError, HttpError) as exc:
                 errors.append(f"order {click.order_id}: {exc!r}")
                 continue
-            latencies.append((time.perf_counter() - start) * 1000)
+            done = time.perf_counter()
+            latencies.append((done - start) * 1000)
+            finished.append(done)
             if status == 201:
                 outcomes[json.loads(body)["decision"]["outcome"]] += 1
             else:
@@ -723,6 +734,7 @@ def drive(
         conn.close()
         with lock:
             res.latencies_ms.extend(latencies)
+            res.done_at.extend(finished)
             res.outcomes.update(outcomes)
             res.errors.extend(errors)
             res.retries += conn.retries
@@ -1333,6 +1345,46 @@ def report(env: dict[str, Any], results: list[PhaseResult], problems: list[str])
     return verdicts
 
 
+def plot(tag: str, env: dict[str, Any], results: list[PhaseResult], path: Path) -> None:
+    """Two panels over each phase's run: every click's latency at the moment its reply came
+    (with the p99 target), and decisions per second in half-second bins (with the rate target).
+    The slow seconds a percentile hides show here."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: .venv/bin/pip install -e '.[bench]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (lat, rate) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    width = 0.5
+    for r in results:
+        t0 = min(d - ms / 1000 for d, ms in zip(r.done_at, r.latencies_ms, strict=True))
+        times = [d - t0 for d in r.done_at]
+        label = f"{r.label}: {r.rate:.0f}/s, p99 {r.pct(99):.0f} ms"
+        dots = lat.scatter(times, r.latencies_ms, s=2, alpha=0.35, label=label)
+        bins = Counter(int(t / width) for t in times)
+        last = max(bins)
+        xs = [(i + 0.5) * width for i in range(last)]  # the last bin is partial: left out
+        rate.plot(xs, [bins[i] / width for i in range(last)], color=dots.get_facecolor()[0][:3])
+    lat.axhline(TARGET_P99_MS, color="red", linestyle="--", linewidth=1, label="p99 target")
+    top = max(max(r.latencies_ms) for r in results)
+    lat.set(xlabel="seconds into the phase", ylabel="latency of the click (ms)")
+    lat.set_ylim(0, max(1.25 * top, 1.25 * TARGET_P99_MS))
+    lat.legend(loc="upper right", fontsize=7, markerscale=4)
+    rate.axhline(TARGET_RATE, color="red", linestyle="--", linewidth=1, label="rate target")
+    rate.set(xlabel="seconds into the phase", ylabel="decisions per second (0.5 s bins)")
+    rate.set_ylim(bottom=0)
+    rate.legend(loc="lower right", fontsize=7)
+    fig.suptitle(
+        f"Finance clicks, run {tag}: {env['clients']} clients, {env['requests']} clicks per phase, "
+        f"{env['cpus']} CPUs, machine speed {env['machine_speed_ms_before']:.0f} ms",
+        fontsize=10,
+    )
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -1404,6 +1456,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         print(f"results written to {args.json}")
+    if args.plot:
+        plot(tag, env, [r for r in results if r.done_at], args.plot)
+        print(f"plot written to {args.plot}")
     return 1 if problems or any(r.errors for r in results) else 0
 
 
