@@ -284,7 +284,7 @@ CLICK_TABLES = (
 
 
 def analyze_click_tables() -> None:
-    """``ANALYZE`` what the warm-up wrote. On a fresh database the loans table is empty when
+    """``ANALYZE`` what the warm-up wrote (HTTP and in-process phases). On a fresh database the loans table is empty when
     the phases start, and the plans the workers' connections prepare during the warm-up scan it
     (a sequential scan is the cheapest way to read an empty table) for as long as they are kept:
     run B114D29's first phase took 2.07 ms of PostgreSQL CPU per click against 1.23-1.24 for the
@@ -774,7 +774,8 @@ def bench_http(
 def _inprocess_child(
     mode: str, tag: str, clicks: list[Click], barrier: Any, out: Any, done: Any, warm: int
 ) -> None:
-    """One process: warm up, then finance its share of the clicks serially. Its database
+    """One process: warm up, wait for the parent's analyze (``analyze_click_tables``), then
+    finance its share of the clicks serially. Its database
     connection stays open until the parent has read the backends' CPU time (``done``)."""
     from django.db import connection
 
@@ -794,7 +795,8 @@ def _inprocess_child(
     errors: list[str] = []
     for click in clicks[:warm]:
         one(click)
-    barrier.wait()
+    barrier.wait()  # warmed up; the parent analyzes
+    barrier.wait()  # go
     with connection.execute_wrapper(count):
         for click in clicks[warm:]:
             start = time.perf_counter()
@@ -830,6 +832,8 @@ def bench_inprocess(mode: str, cohort: Cohort, tag: str, args: argparse.Namespac
     meter = CpuMeter(lambda pid, comm, pgrp: pid in pids, bench_dsn(os.environ["DATABASE_URL"]))
     try:
         barrier.wait(timeout=300)
+        analyze_click_tables()
+        barrier.wait(timeout=60)
         start = time.perf_counter()
         with meter:
             gathered = [out.get(timeout=600) for _ in children]
@@ -1349,10 +1353,8 @@ def plot(tag: str, env: dict[str, Any], results: list[PhaseResult], path: Path) 
     """Two panels over each phase's run: every click's latency at the moment its reply came
     (with the p99 target), and decisions per second in half-second bins (with the rate target).
     The slow seconds a percentile hides show here."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise SystemExit("--plot needs matplotlib: .venv/bin/pip install -e '.[bench]'") from None
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -1390,6 +1392,13 @@ def plot(tag: str, env: dict[str, Any], results: list[PhaseResult], path: Path) 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.plot:  # before the run, not after it
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise SystemExit(
+                "--plot needs matplotlib: .venv/bin/pip install -e '.[bench]'"
+            ) from None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     dl = Deadline(args.max_seconds)
     ensure_database(args.database_url)
@@ -1456,9 +1465,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         print(f"results written to {args.json}")
-    if args.plot:
-        plot(tag, env, [r for r in results if r.done_at], args.plot)
+    plotted = [r for r in results if r.done_at]
+    if args.plot and plotted:
+        plot(tag, env, plotted, args.plot)
         print(f"plot written to {args.plot}")
+    elif args.plot:
+        print("no HTTP phase finished: nothing to plot")
     return 1 if problems or any(r.errors for r in results) else 0
 
 
