@@ -2,7 +2,7 @@
 
 On this shared two-core machine the speed drifts by a third within minutes, so two HTTP runs
 cannot resolve a change of a few per cent. Here one process clicks through the whole Django +
-DRF stack (``WSGIHandler``, no sockets, as ``bench/finance.py``'s in-process phase), serially,
+DRF stack (``WSGIHandler``, no sockets, as ``bench.finance``'s in-process phase), serially,
 in blocks of ``--block`` clicks that take turns, ABBA: A, B, B, A, and so on, so that each pair
 of neighbouring blocks ran under about the same machine speed. For every block it takes the CPU
 per click of this process (the app) and of its PostgreSQL backend (``/proc/PID/schedstat``,
@@ -16,7 +16,7 @@ What is switched (``--toggle``):
 * ``roundtrip``: the click as it is (A), or with one more round trip to PostgreSQL, a prepared
   ``SELECT 1`` before the order is read (B): what one round trip costs the app and the backend.
 
-    .venv/bin/python bench/ab.py [--toggle instances|roundtrip] [--blocks 80] [--block 50]
+    .venv/bin/python -m bench.ab [--toggle instances|roundtrip] [--blocks 80] [--block 50]
 """
 
 from __future__ import annotations
@@ -29,8 +29,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import finance
-from common import django_setup, ensure_database
+from bench.finance.clicks import (
+    DEFAULT_BROKER_URL,
+    DEFAULT_DATABASE_URL,
+    analyze_and_checkpoint,
+    broker_flush,
+    click_env,
+    click_runner,
+    seed_cohort,
+    seed_program,
+)
+from bench.lib.cpu import backend_cpu_seconds
+from bench.lib.db import app_env, django_setup, ensure_database
 
 
 def _instances(on: bool) -> Callable[[], None]:
@@ -76,43 +86,37 @@ TOGGLES: dict[str, tuple[str, str, Callable[[bool], Callable[[], None]]]] = {
 }
 
 
-def _backend_ns() -> int:
-    from django.db import connection
-
-    pid = connection.connection.get_backend_pid()
-    with open(f"/proc/{pid}/schedstat") as f:
-        return int(f.read().split()[0])
-
-
 def _summary(name: str, values: list[float]) -> str:
     shown = " ".join(f"{v:.0f}" for v in values)
     return f"{name:>22}: median {statistics.median(values):6.0f} us CPU/click ({shown})"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ab", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("DATABASE_URL") or finance.DEFAULT_DATABASE_URL,
+        default=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
     )
-    parser.add_argument("--broker-url", default=finance.DEFAULT_BROKER_URL)
+    parser.add_argument("--broker-url", default=DEFAULT_BROKER_URL)
     parser.add_argument("--toggle", choices=sorted(TOGGLES), default="instances")
     parser.add_argument("--blocks", type=int, default=80, help="blocks, half of each kind")
     parser.add_argument("--block", type=int, default=50, help="clicks per block")
     parser.add_argument("--warmup", type=int, default=200)
     args = parser.parse_args()
     ensure_database(args.database_url)
-    django_setup(args.database_url, finance.server_env(args.database_url, args.broker_url))
-    finance.broker_flush(args.broker_url)  # payments are queued (as in production), never paid
+    django_setup(args.database_url, app_env(args.database_url, **click_env(args.broker_url)))
+    broker_flush(args.broker_url)  # payments are queued (as in production), never paid
 
     label_a, label_b, switch = TOGGLES[args.toggle]
     serial = int(time.time())
     tag = f"{serial:x}"[-7:].upper()
-    setup = finance.seed_program(tag, serial)
+    setup = seed_program(tag, serial)
     clicks = args.warmup + args.blocks * args.block
-    cohort = finance.seed_cohort(setup, "ab", serial, 0, max(50, clicks // 10), clicks, serial)
-    finance.analyze_and_checkpoint()
-    one = finance.click_runner(False, tag, cohort.clicks)
+    cohort = seed_cohort(setup, "ab", serial, 0, max(50, clicks // 10), clicks, serial)
+    analyze_and_checkpoint()
+    one = click_runner(False, tag, cohort.clicks)
     for click in cohort.clicks[: args.warmup]:
         one(click)
 
@@ -126,12 +130,12 @@ def main() -> int:
         undo = switch(b)
         try:
             first = args.warmup + n * args.block
-            cpu, pg = time.process_time(), _backend_ns()
+            cpu, pg = time.process_time(), backend_cpu_seconds()
             for click in cohort.clicks[first : first + args.block]:
                 outcome = one(click)
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
             app[b].append((time.process_time() - cpu) / args.block * 1e6)
-            backend[b].append((_backend_ns() - pg) / args.block / 1e3)
+            backend[b].append((backend_cpu_seconds() - pg) / args.block * 1e6)
         finally:
             undo()
         if n % 2:
@@ -139,7 +143,7 @@ def main() -> int:
             ratios["backend"].append(backend[True][-1] / backend[False][-1])
             both = [app[side][-1] + backend[side][-1] for side in (True, False)]
             ratios["both"].append(both[0] / both[1])
-    finance.broker_flush(args.broker_url)
+    broker_flush(args.broker_url)
 
     print(f"run {tag}: {args.toggle}, {args.blocks} blocks of {args.block} clicks, {outcomes}")
     for side, label in ((False, label_a), (True, label_b)):
