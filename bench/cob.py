@@ -1,7 +1,7 @@
 """Close-of-business benchmark: one night's accrual for 1,000,000 open loans on PostgreSQL.
 
-What it does, in one run against its own database (``scf_bench_cob``, dropped and recreated
-unless ``--reuse``; no other database is touched):
+What it does, in one run against its own database (``scf_bench_cob``, or another whose name
+starts so; dropped and recreated unless ``--reuse``; no other database is touched):
 
 1. seeds, set-based (``INSERT ... SELECT generate_series``): one program of ``--loans`` open
    loans (orders, loans in the disbursement service's shape with their ``disburse:<id>`` ledger
@@ -19,7 +19,7 @@ unless ``--reuse``; no other database is touched):
 Prints both timings, loans per second, the ratio and the target (``--loans`` in under 60 s).
 ``--max-seconds`` bounds the run (SIGALRM). Usage::
 
-    .venv/bin/python bench/cob.py [--loans 1000000] [--sample 10000] [--days 2] [--reuse]
+    .venv/bin/python -m bench.cob [--loans 1000000] [--sample 10000] [--days 2] [--reuse]
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ import signal
 import sys
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from common import admin_dsn, django_setup, ensure_database
+from bench.lib.books import accrual_books
+from bench.lib.cpu import backend_cpu_seconds
+from bench.lib.db import analyze, django_setup, ensure_database, scratch_name
+from bench.lib.seeding import agents_seed, program_seed
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_cob"
-BENCH_DATABASE = "scf_bench_cob"
 TARGET_SECONDS = 60.0
 FIRST_DAY = dt.date(2026, 3, 2)  # the first night timed; loans are accrued through the day before
 AGENTS = 1000
@@ -46,7 +47,9 @@ SERIALS = {"main": 1, "naive": 2}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.cob", description=(__doc__ or "").split("\n\n")[0]
+    )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--loans", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=10_000, help="loans in the naive baseline")
@@ -58,28 +61,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# --- the database -------------------------------------------------------------------------------
-
-
 # --- seeding ------------------------------------------------------------------------------------
 
 
 def seed_parties(tag: str) -> tuple[int, int]:
     """A program with ``AGENTS`` agents and lines; (program id, enterprise id)."""
-    from lending.models import Bank, CreditLine, Program
-    from orders.models import Agent, AgentRelationship, CoreEnterprise
+    from orders.models import Agent, CoreEnterprise
     from orders.services.parties import uscc_complete
 
     def make_uscc(n: int) -> str:
         return uscc_complete("9131" + f"{n:013d}"[-13:])
 
     serial = SERIALS[tag]
-    bank, _ = Bank.objects.get_or_create(code="BENCH", defaults={"name": "Bench bank"})
     enterprise = CoreEnterprise.objects.create(
         code=f"BENCH-CE-{tag}", name=f"Bench enterprise {tag}", uscc=make_uscc(900 + serial)
     )
-    program = Program.objects.create(
-        bank=bank,
+    program = program_seed(
         enterprise=enterprise,
         code=f"BENCH-{tag}",
         name=f"Bench {tag}",
@@ -91,17 +88,18 @@ def seed_parties(tag: str) -> tuple[int, int]:
         auto_approve_limit=Decimal("10000000.00"),
         maker_checker_threshold=Decimal("10000000.00"),
     )
-    agents = Agent.objects.bulk_create(
-        Agent(
-            code=f"B{serial}-{n:05d}", name=f"Bench agent {n}", uscc=make_uscc(serial * 10**7 + n)
-        )
-        for n in range(AGENTS)
-    )
-    AgentRelationship.objects.bulk_create(
-        AgentRelationship(agent=a, enterprise=enterprise) for a in agents
-    )
-    CreditLine.objects.bulk_create(
-        CreditLine(agent=a, program=program, limit=Decimal("9000000000000.00")) for a in agents
+    agents_seed(
+        enterprise=enterprise,
+        program_id=program.pk,
+        agents=[
+            Agent(
+                code=f"B{serial}-{n:05d}",
+                name=f"Bench agent {n}",
+                uscc=make_uscc(serial * 10**7 + n),
+            )
+            for n in range(AGENTS)
+        ],
+        limit=lambda k: Decimal("9000000000000.00"),
     )
     return program.pk, enterprise.pk
 
@@ -192,17 +190,14 @@ def seed_program(tag: str, count: int) -> int:
 
 
 def vacuum() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        for table in (
-            "lending_loan",
-            "lending_accrual",
-            "lending_journalentry",
-            "lending_journalline",
-            "orders_salesorder",
-        ):
-            cur.execute(f"VACUUM ANALYZE {table}")
+    analyze(
+        "lending_loan",
+        "lending_accrual",
+        "lending_journalentry",
+        "lending_journalline",
+        "orders_salesorder",
+        vacuum=True,
+    )
 
 
 def seeded_programs() -> dict[str, int]:
@@ -212,20 +207,6 @@ def seeded_programs() -> dict[str, int]:
 
 
 # --- the runs -----------------------------------------------------------------------------------
-
-
-def backend_cpu_seconds() -> float:
-    """CPU time (user + system) used so far by this connection's PostgreSQL backend process.
-
-    Wall time on a shared machine depends on what else runs; the backend's CPU time does not.
-    """
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid()")
-        pid = cur.fetchone()[0]
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_cob(program_id: int, day: dt.date) -> tuple[dt.date, float, float, Any]:
@@ -282,35 +263,6 @@ def snapshot_sample(program_id: int, size: int) -> dict[int, Any]:
     }
 
 
-def verify(program_id: int, before: dict[int, Any], days: list[dt.date]) -> list[str]:
-    """Problems found: sampled loans against Python, rows against the ledger entries."""
-    from django.db.models import Sum
-
-    from lending.models import Accrual, JournalLine, Loan
-    from lending.services.accrual import LoanState, accrue_day
-
-    problems = []
-    for loan in Loan.objects.filter(pk__in=before):
-        state, terms = before[loan.pk]
-        for day in days:
-            state, _ = accrue_day(state, terms, day)
-        if LoanState.of(loan) != state:
-            problems.append(f"loan {loan.pk}: {LoanState.of(loan)} != {state}")
-    for day in days:
-        rows = Accrual.objects.filter(loan__program_id=program_id, business_date=day)
-        for kind, account in (
-            ("interest", "interest_receivable"),
-            ("penalty", "penalty_receivable"),
-        ):
-            total = rows.filter(kind=kind).aggregate(t=Sum("amount"))["t"] or Decimal(0)
-            posted = JournalLine.objects.filter(
-                entry__idempotency_key=f"cob:{program_id}:{day}:{kind}", account=account
-            ).aggregate(t=Sum("debit"))["t"] or Decimal(0)
-            if total != posted:
-                problems.append(f"{day} {kind}: rows {total} != ledger {posted}")
-    return problems
-
-
 def report(
     args: argparse.Namespace,
     runs: list[tuple[dt.date, float, float, Any]],
@@ -338,15 +290,14 @@ def report(
 
 
 def out_of_time(signum: int, frame: Any) -> None:
-    raise SystemExit("bench/cob.py: --max-seconds reached, stopping")
+    raise SystemExit("bench.cob: --max-seconds reached, stopping")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGALRM, out_of_time)
     signal.alarm(int(args.max_seconds))
-    if admin_dsn(args.database_url)[0] != BENCH_DATABASE:
-        raise SystemExit(f"this benchmark only uses its own database {BENCH_DATABASE!r}")
+    scratch_name(args.database_url, "scf_bench_cob")  # dropped unless --reuse: only its own
     reused = ensure_database(args.database_url, fresh=not args.reuse)
     django_setup(args.database_url)
     started = time.perf_counter()
@@ -375,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     runs.append(timed_cob(main_id, days[0]))  # again: must post nothing
     naive = naive_loop(naive_id, first)
     report(args, runs, naive)
-    problems = verify(main_id, before, days)
+    problems = accrual_books(main_id, before, days)
     print("verification:", "OK" if not problems else f"{len(problems)} problem(s)")
     for problem in problems[:20]:
         print("  ", problem)

@@ -17,7 +17,7 @@ cost of the idempotency check (everything already scored).
 
 Usage (PostgreSQL must answer on loopback)::
 
-    .venv/bin/python bench/credit.py [--agents 100000] [--fresh] [--json bench-credit.json]
+    .venv/bin/python -m bench.credit [--agents 100000] [--fresh] [--json bench-credit.json]
 """
 
 from __future__ import annotations
@@ -26,15 +26,14 @@ import argparse
 import datetime as dt
 import functools
 import json
-import os
-import platform
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import django_setup, ensure_database
+from bench.lib.db import analyze, django_setup, ensure_database
+from bench.lib.report import environment, load_average, write_json
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_credit"
 COHORT = "BENCH"
@@ -45,7 +44,9 @@ SEED = 2026
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.credit", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--agents", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=365, help="days of history")
@@ -72,8 +73,6 @@ def timed(label: str, timings: dict[str, float], fn: Callable[..., Any]) -> Call
 
 def cohort(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The bench program with its history: generated once, reused after."""
-    from django.db import connection
-
     from lending.models import CreditLine, Program
     from lending.scoring.generator import cohort_program, history_generate
 
@@ -95,8 +94,7 @@ def cohort(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     )
     generated = time.perf_counter() - started
     started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")
+    analyze(vacuum=True)
     return program, {
         "reused": False,
         "generate_seconds": round(generated, 1),
@@ -163,7 +161,7 @@ def reset(program: Any) -> None:
             'UPDATE lending_creditline AS cl SET "limit" = s."limit", risk_grade = s.risk_grade '
             "FROM bench_credit_line_start AS s WHERE cl.id = s.id"
         )
-        cursor.execute("VACUUM ANALYZE lending_creditline")
+    analyze("lending_creditline", vacuum=True)
 
 
 # --- the timed run ------------------------------------------------------------------------------
@@ -218,25 +216,12 @@ def rerun(program: Any) -> dict[str, Any]:
     return {"seconds": round(time.perf_counter() - started, 2), "run": _run(run)}
 
 
-def environment() -> dict[str, Any]:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server = cursor.fetchone()[0]
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "postgresql": server,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_database(args.database_url, fresh=args.fresh)
     django_setup(args.database_url)
-    results: dict[str, Any] = {"environment": environment(), "agents": args.agents}
+    env = environment(load_average_at_start=load_average())
+    results: dict[str, Any] = {"environment": env, "agents": args.agents}
     program, results["setup"] = cohort(args)
     if not results["setup"]["reused"]:
         snapshot_lines(program)
@@ -249,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     results["met"] = seconds < TARGET_SECONDS
     print(json.dumps(results, indent=2))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_json(args.json, results)
     return 0
 
 

@@ -22,7 +22,7 @@ one request each, one disbursement entry per loan, debits equal credits, ``book_
 Usage (PostgreSQL and Redis on loopback; the database is created and migrated if needed; the
 Redis database is flushed)::
 
-    .venv/bin/python bench/disburse.py [--loans 1000] [--concurrency 1,2] [--db-reuse 0,1000]
+    .venv/bin/python -m bench.disburse [--loans 1000] [--concurrency 1,2] [--db-reuse 0,1000]
         [--fresh] [--json out.json]
 
 The worker runs in its own process group and is stopped however the script ends.
@@ -31,10 +31,8 @@ The worker runs in its own process group and is stopped however the script ends.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import signal
 import subprocess
 import tempfile
 import time
@@ -48,7 +46,19 @@ from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
 
-from common import LOOPBACK, ROOT, django_setup, ensure_database
+from bench.lib.books import disbursement_books
+from bench.lib.db import (
+    LOOPBACK,
+    ROOT,
+    app_env,
+    django_setup,
+    ensure_database,
+    redis_flush,
+    scratch_name,
+)
+from bench.lib.processes import stop_group
+from bench.lib.report import write_json
+from bench.lib.seeding import agents_seed, program_seed
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_disburse"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -57,7 +67,9 @@ ORDER_AMOUNT = Decimal("10000.00")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.disburse", description=(__doc__ or "").split("\n\n")[0]
+    )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="flushed; use your own db")
     parser.add_argument("--loans", type=int, default=1000, help="loans per worker round")
@@ -82,23 +94,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for url in (args.database_url, args.redis_url):
         if (urlsplit(url).hostname or "") not in LOOPBACK:
             parser.error(f"loopback only: {url}")
-    if not urlsplit(args.database_url).path.lstrip("/").startswith("scf_bench"):
-        parser.error("the bench database's name must start with scf_bench")
+    scratch_name(args.database_url)  # a scratch database of its own: --fresh drops it
     return args
 
 
-# --- database, Django, worker ----------------------------------------------------------------
+# --- the worker ------------------------------------------------------------------------------
 
 
 def process_env(args: argparse.Namespace) -> dict[str, str]:
-    """The environment of this process and of the worker: production-like settings."""
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="scf.settings.base",
-        DATABASE_URL=args.database_url,
-        CELERY_BROKER_URL=args.redis_url,
-        PYTHONPATH=str(ROOT),
-    )
+    """The environment of this process and of the worker: production-like settings, the
+    broker on the bench's Redis, no Redis cache."""
+    env = app_env(args.database_url, CELERY_BROKER_URL=args.redis_url, PYTHONPATH=str(ROOT))
+    env.pop("REDIS_URL", None)
     return env
 
 
@@ -158,14 +165,8 @@ class Worker:
         raise SystemExit(f"worker not ready after {timeout}s; log: {self.log}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        if self.proc is not None:
+            stop_group(self.proc, timeout=30)
 
 
 @contextmanager
@@ -186,12 +187,10 @@ def running_worker(
 
 def seed_parties(tag: str) -> tuple[int, list[Any]]:
     """One enterprise, program and ``AGENTS`` agents with lines and users: (enterprise id, users)."""
-    from lending.models import Bank, CreditLine, Program
-    from orders.models import Agent, AgentRelationship, CoreEnterprise, User
+    from orders.models import Agent, CoreEnterprise
     from orders.services.parties import uscc_complete
 
     serial = int(time.time() * 1000) % 10**9
-    bank, _ = Bank.objects.get_or_create(code="BENCH-BANK", defaults={"name": "Bench Bank"})
     enterprise = CoreEnterprise.objects.create(
         code=f"BD-CE-{tag}",
         name=f"Bench enterprise {tag}",
@@ -200,25 +199,28 @@ def seed_parties(tag: str) -> tuple[int, list[Any]]:
         settlement_account_no=f"6222{serial:012d}",
         settlement_bank="Demo Bank Shanghai Branch",
     )
-    program = Program.objects.create(
-        bank=bank, enterprise=enterprise, code=f"BD-{tag}", name=f"Bench {tag}",
+    program = program_seed(
+        enterprise=enterprise, code=f"BD-{tag}", name=f"Bench {tag}",
         advance_rate=Decimal("0.8"), limit=Decimal("9" * 12), max_principal=Decimal("1000000"),
         annual_rate=Decimal("0.054"), penalty_rate=Decimal("0.081"),
         auto_approve_limit=Decimal("500000"), maker_checker_threshold=Decimal("200000"),
     )  # fmt: skip
-    users = []
-    for i in range(AGENTS):
-        agent = Agent.objects.create(
-            code=f"BD-AG-{tag}-{i}",
-            name=f"Bench agent {i}",
-            uscc=uscc_complete(f"9132{serial + i + 1:013d}"),
-        )
-        AgentRelationship.objects.create(agent=agent, enterprise=enterprise)
-        CreditLine.objects.create(
-            agent=agent, program=program, limit=Decimal("9" * 11), risk_grade="B"
-        )
-        users.append(User.objects.create(username=f"bd-{tag}-{i}", role="agent", agent=agent))
-    return enterprise.pk, users
+    seeded = agents_seed(
+        enterprise=enterprise,
+        program_id=program.pk,
+        agents=[
+            Agent(
+                code=f"BD-AG-{tag}-{i}",
+                name=f"Bench agent {i}",
+                uscc=uscc_complete(f"9132{serial + i + 1:013d}"),
+            )
+            for i in range(AGENTS)
+        ],
+        limit=lambda k: Decimal("9" * 11),
+        risk_grade="B",
+        users=True,
+    )
+    return enterprise.pk, [s.user for s in seeded]
 
 
 def seed_loans(count: int) -> list[int]:
@@ -299,40 +301,9 @@ def bank_span_rate(ids: list[int]) -> float:
     return (len(ids) - 1) / seconds if seconds > 0 else 0.0
 
 
-def check_books(ids: list[int]) -> str:
-    """Exactly once, and a balanced book; raises SystemExit on any difference."""
-    from django.db.models import Count, Max, Sum
-
-    from integrations.models import SandboxTransfer
-    from lending.models import Disbursement, JournalEntry, JournalLine
-    from lending.services.book_check import book_check
-
-    rows = Disbursement.objects.filter(pk__in=ids)
-    loans = rows.values("loan_id")
-    transfers = SandboxTransfer.objects.filter(end_to_end_id__in=rows.values("end_to_end_id"))
-    facts = {
-        "settled": rows.filter(status="settled", loan__status="active").count(),
-        "transfers": transfers.count(),
-        "max_requests": transfers.aggregate(m=Max("requests_received"))["m"],
-        "entries": JournalEntry.objects.filter(kind="disbursement", loan_id__in=loans)
-        .values("loan_id")
-        .annotate(n=Count("id"))
-        .filter(n=1)
-        .count(),
-    }
-    totals = JournalLine.objects.aggregate(dr=Sum("debit"), cr=Sum("credit"))
-    differences = book_check()
-    expected = {"settled": len(ids), "transfers": len(ids), "max_requests": 1, "entries": len(ids)}
-    if facts != expected or totals["dr"] != totals["cr"] or differences:
-        raise SystemExit(f"books wrong: {facts} {totals} {differences[:5]}")
-    return f"{len(ids)} paid once each; ledger Dr = Cr = {totals['dr']}; book_check clean"
-
-
 def worker_round(args: argparse.Namespace, app: Any, concurrency: int, db_reuse: int) -> Round:
-    import redis
-
     ids = seed_loans(args.loans)
-    redis.Redis.from_url(args.redis_url).flushdb()
+    redis_flush(args.redis_url)
     with running_worker(args, app, concurrency, db_reuse):
         start = time.perf_counter()
         with app.producer_or_acquire() as producer:
@@ -354,7 +325,7 @@ def worker_round(args: argparse.Namespace, app: Any, concurrency: int, db_reuse:
         enqueue_seconds=enqueued,
         bank_span_per_second=bank_span_rate(ids),
         load_average=os.getloadavg()[0],
-        checks=check_books(ids),
+        checks=disbursement_books(ids),
     )
 
 
@@ -375,7 +346,7 @@ def floor_round(args: argparse.Namespace) -> Round:
         seconds=seconds,
         per_second=len(ids) / seconds,
         load_average=os.getloadavg()[0],
-        checks=check_books(ids),
+        checks=disbursement_books(ids),
     )
 
 
@@ -402,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"    load average {r.load_average:.1f}; {r.checks}")
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in rounds], indent=2))
+        write_json(args.json, [asdict(r) for r in rounds])
 
 
 if __name__ == "__main__":

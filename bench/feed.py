@@ -12,7 +12,7 @@ What it measures, in one run and against one database:
 
 Usage (PostgreSQL must answer; the bench database is created if missing and reused after)::
 
-    .venv/bin/python bench/feed.py [--json results.json] [--workers 4] [--bulk-rounds 5]
+    .venv/bin/python -m bench.feed [--json results.json] [--workers 4] [--bulk-rounds 5]
 
 Everything stays on loopback; gunicorn runs in its own process group and is stopped however the
 script ends. ``--max-seconds`` bounds the whole run. ``--fresh`` drops and recreates the bench
@@ -22,24 +22,25 @@ database first (only a database whose name starts with ``scf_bench``).
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
-import http.client
 import json
 import os
 import platform
-import signal
 import statistics
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from common import Deadline, django_setup, ensure_database, gunicorn, run_threads
+from bench.lib.db import django_setup, ensure_database
+from bench.lib.http import request
+from bench.lib.processes import Deadline, exit_on_sigterm, gunicorn, run_threads
+from bench.lib.report import environment, latency_summary, load_average, percentile, write_json
+from bench.lib.seeding import order_payload
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench"
 BULK_PATH = "/api/v1/integrations/orders/bulk/"
@@ -49,11 +50,13 @@ HTTP_TIMEOUT_SECONDS = 120.0
 TARGET_BULK_ORDERS_PER_SECOND = 10_000
 
 
-# --- arguments and the database -------------------------------------------------------------
+# --- arguments ------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.feed", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     )
@@ -120,50 +123,16 @@ def bench_parties(agent_count: int) -> Party:
 
 
 def make_order(external_id: str, agent_code: str, n: int) -> dict[str, Any]:
-    """An order as a sales system sends it: two lines that add up to the amount."""
-    first = 1000 + n % 997
-    second = 250 + n % 89
-    return {
-        "external_id": external_id,
-        "agent_code": agent_code,
-        "amount": f"{first * 3 + second}.50",
-        "currency": "CNY",
-        "status": "confirmed",
-        "order_date": "2026-11-20",
-        "version": 1,
-        "lines": [
-            {"sku": f"SKU-{n % 40}", "quantity": 3, "unit_price": f"{first}.00"},
-            {"sku": "FREIGHT", "quantity": 1, "unit_price": f"{second}.50"},
-        ],
-    }
+    """An order of three of a product and the freight."""
+    first, second = 1000 + n % 997, 250 + n % 89
+    lines = [(f"SKU-{n % 40}", 3, Decimal(f"{first}.00")), ("FREIGHT", 1, Decimal(f"{second}.50"))]
+    return order_payload(external_id, agent_code, lines, "2026-11-20")
 
 
 def make_orders(prefix: str, count: int, agent_codes: list[str]) -> list[dict[str, Any]]:
     return [
         make_order(f"{prefix}-{i:05d}", agent_codes[i % len(agent_codes)], i) for i in range(count)
     ]
-
-
-# --- gunicorn -------------------------------------------------------------------------------
-
-
-def http_request(
-    port: int,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, bytes, float]:
-    """One request on a fresh connection (gunicorn's sync workers close after each reply)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_SECONDS)
-    try:
-        start = time.perf_counter()
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        data = response.read()
-        return response.status, data, time.perf_counter() - start
-    finally:
-        conn.close()
 
 
 # --- measurements ---------------------------------------------------------------------------
@@ -183,12 +152,6 @@ class PathResult:
     def median_rate(self) -> float:
         return statistics.median(self.rates) if self.rates else 0.0
 
-    def percentile_ms(self, p: float) -> float:
-        if not self.latencies_ms:
-            return 0.0
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
     def summary(self) -> dict[str, Any]:
         return {
             "orders": self.orders,
@@ -196,12 +159,7 @@ class PathResult:
             "orders_per_second_median": round(self.median_rate, 1),
             "orders_per_second_rounds": [round(r, 1) for r in self.rates],
             "requests": len(self.latencies_ms),
-            "latency_ms": {
-                "p50": round(self.percentile_ms(50), 2),
-                "p95": round(self.percentile_ms(95), 2),
-                "p99": round(self.percentile_ms(99), 2),
-                "max": round(max(self.latencies_ms, default=0.0), 2),
-            },
+            "latency_ms": latency_summary(self.latencies_ms),
             "errors": self.errors[:10],
             "notes": self.notes,
         }
@@ -222,7 +180,7 @@ def bench_bulk(
         {"orders": make_orders(f"{run_id}-bw{clients}", 50, party.agent_codes)}
     ).encode()
     for _ in range(args.workers * 2):
-        http_request(port, "POST", BULK_PATH, warm, headers)
+        request(port, "POST", BULK_PATH, warm, headers, timeout=HTTP_TIMEOUT_SECONDS)
     for round_no in range(args.bulk_rounds):
         if deadline.left() < 60:
             result.notes.append(f"stopped after {round_no} rounds: time bound")
@@ -242,7 +200,9 @@ def bench_bulk(
 
         def send(c: int, bodies: list[bytes] = bodies, lock: threading.Lock = lock) -> None:
             try:
-                status, data, elapsed = http_request(port, "POST", BULK_PATH, bodies[c], headers)
+                status, data, elapsed = request(
+                    port, "POST", BULK_PATH, bodies[c], headers, timeout=HTTP_TIMEOUT_SECONDS
+                )
             except OSError as exc:  # refused, reset or timed out: the round fails
                 with lock:
                     result.errors.append(f"{type(exc).__name__}: {exc}")
@@ -272,8 +232,9 @@ def bench_bulk(
 def bench_webhook(
     port: int, party: Party, args: argparse.Namespace, run_id: str, deadline: Deadline
 ) -> PathResult:
+    from integrations.feed.signing import sign
+
     result = PathResult("webhook")
-    secret = party.webhook_secret.encode()
     lock = threading.Lock()
     seconds = min(args.webhook_seconds, max(1.0, deadline.left() - 30))
 
@@ -282,14 +243,13 @@ def bench_webhook(
         event["order"] = make_order(external_id, party.agent_codes[n % len(party.agent_codes)], n)
         body = json.dumps(event, separators=(",", ":")).encode()
         ts = str(int(time.time()))
-        signature = hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
         headers = {
             "Content-Type": "application/json",
             "X-SCF-Enterprise": party.code,
             "X-SCF-Timestamp": ts,
-            "X-SCF-Signature": f"sha256={signature}",
+            "X-SCF-Signature": sign(party.webhook_secret, ts, body),
         }
-        return http_request(port, "POST", WEBHOOK_PATH, body, headers)
+        return request(port, "POST", WEBHOOK_PATH, body, headers, timeout=HTTP_TIMEOUT_SECONDS)
 
     for i in range(args.workers * 4):
         post(f"{run_id}-ww-{i}", i)
@@ -352,26 +312,21 @@ def bench_inprocess(party: Party, args: argparse.Namespace, run_id: str) -> Path
 # --- report ---------------------------------------------------------------------------------
 
 
-def environment(args: argparse.Namespace) -> dict[str, Any]:
+def run_environment(args: argparse.Namespace) -> dict[str, Any]:
     from django.db import connection
 
-    with connection.cursor() as cur:
-        cur.execute("SHOW server_version")
-        pg_version = cur.fetchone()[0]
+    env = environment(
+        machine=platform.machine(),
+        gunicorn_workers=args.workers,
+        bulk_size=args.bulk_size,
+        bulk_clients=args.bulk_clients,
+        bulk_rounds=args.bulk_rounds,
+        webhook_clients=args.webhook_clients,
+        webhook_seconds=args.webhook_seconds,
+        load_average_at_start=load_average(),
+    )
     connection.close()
-    return {
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "postgresql": pg_version,
-        "gunicorn_workers": args.workers,
-        "bulk_size": args.bulk_size,
-        "bulk_clients": args.bulk_clients,
-        "bulk_rounds": args.bulk_rounds,
-        "webhook_clients": args.webhook_clients,
-        "webhook_seconds": args.webhook_seconds,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    return env
 
 
 def print_table(env: dict[str, Any], results: dict[str, PathResult]) -> dict[str, float]:
@@ -394,8 +349,8 @@ def print_table(env: dict[str, Any], results: dict[str, PathResult]) -> dict[str
     for key, res in results.items():
         rate = f"{res.median_rate:>9,.0f}" if res.rates and not res.errors else f"{'FAILED':>9}"
         print(
-            f"{labels[key]:<38} {rate} {res.percentile_ms(50):>9.1f} "
-            f"{res.percentile_ms(95):>9.1f} {res.percentile_ms(99):>9.1f} "
+            f"{labels[key]:<38} {rate} {percentile(res.latencies_ms, 50):>9.1f} "
+            f"{percentile(res.latencies_ms, 95):>9.1f} {percentile(res.latencies_ms, 99):>9.1f} "
             f"{max(res.latencies_ms, default=0.0):>9.1f}"
         )
     floor = results["in-process"].median_rate
@@ -419,34 +374,23 @@ def print_table(env: dict[str, Any], results: dict[str, PathResult]) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # SIGTERM runs the finally blocks (gunicorn is stopped) like Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     deadline = Deadline(args.max_seconds)
     ensure_database(args.database_url, fresh=args.fresh)
     django_setup(args.database_url)
     party = bench_parties(args.agents)
-    env = environment(args)
+    env = run_environment(args)
     run_id = f"R{int(time.time())}"
     print(f"bench run {run_id} on {urlsplit(args.database_url).path.lstrip('/')}", flush=True)
     results: dict[str, PathResult] = {}
     log_path = Path(tempfile.gettempdir()) / f"scf-bench-gunicorn-{os.getpid()}.log"
-    server_env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "scf.settings.base",
-        "DATABASE_URL": args.database_url,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-    }
     server_args = ["--workers", str(args.workers), "--timeout", str(int(HTTP_TIMEOUT_SECONDS))]
-    with gunicorn([*server_args, "--log-level", "warning"], env=server_env, log_path=log_path) as (
-        port,
-        _pid,
-    ):
+    with gunicorn(args.database_url, server_args, log_path=log_path) as (port, _pid):
         for clients in sorted({1, args.bulk_clients}):
             results[f"bulk-{clients}"] = bench_bulk(port, party, args, run_id, deadline, clients)
         results["webhook"] = bench_webhook(port, party, args, run_id, deadline)
     results["in-process"] = bench_inprocess(party, args, run_id)
-    env["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    env["load_average_at_end"] = load_average()
     ratios = print_table(env, results)
     if args.json:
         summaries = {key: res.summary() for key, res in results.items()}
@@ -457,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratios": ratios,
             "results": summaries,
         }
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(args.json, payload)
         print(f"results written to {args.json}")
     if any(res.errors for res in results.values()):
         print(f"requests failed; gunicorn's log: {log_path}")
