@@ -1,4 +1,5 @@
-"""Demo data: a bank, two core enterprises, their agents, six months of orders, and logins.
+"""Demo data: a bank, two core enterprises, their agents, six months of orders, and logins;
+apart from them, the synthetic history the credit scorecard learns from.
 
 Design:
 - ``demo_build`` creates everything through the real services (``enterprise_create``,
@@ -12,6 +13,9 @@ Design:
   from the ``DemoData`` in hand. When the demo already exists, ``demo_refresh`` rotates them and
   resets the demo users' passwords, so a rewritten file always matches the database.
 - Demo users are recognised by their e-mail domain; a refresh touches only them.
+- The scorecard's history (300 synthetic dealers over 18 months, ``demo_credit_seed``) belongs to
+  an enterprise and a program of its own, so the demo's programs and dashboards show the demo's
+  50 agents and 5,000 orders only. ``demo_contents`` counts both, as the README states them.
 - Money is ``Decimal`` throughout; floats only weight random choices.
 """
 
@@ -26,11 +30,11 @@ from typing import Any
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from rest_framework.authtoken.models import Token
 
-from lending.models import Bank, Program
-from lending.scoring.generator import demo_credit_seed
+from lending.models import Bank, CreditLine, Loan, Program
+from lending.scoring.generator import DEMO_COHORT, DemoCredit, demo_credit_seed
 from orders.models import Agent, CoreEnterprise, FeedChannel, Role, SalesOrder, User
 from orders.services.ingest import orders_ingest
 from orders.services.parties import (
@@ -176,6 +180,7 @@ class DemoData:
     agents: list[DemoAgent]
     logins: list[DemoLogin] = field(default_factory=list)
     created: bool = True  # False when an existing demo was refreshed
+    credit: DemoCredit | None = None  # the scorecard's history and model, when seeded
 
 
 def _rng(seed: int, part: str) -> random.Random:
@@ -204,12 +209,9 @@ def demo_build(
     data.logins = _logins_create(data)
     demo_loans_create(_rng(seed, "loans"))
     if credit_history:
-        # Synthetic dealers with 18 months of history, so the scorecard has something to learn.
-        demo_credit_seed(
-            program=Program.objects.get(pk=data.enterprises[0].program_ids[0]),
-            today=today,
-            seed=seed,
-        )
+        # Synthetic dealers with 18 months of history, so the scorecard has something to learn;
+        # in a program of their own, so they do not crowd the demo's.
+        data.credit = demo_credit_seed(today=today, seed=seed)
     return data
 
 
@@ -542,6 +544,60 @@ def demo_credentials_json(data: DemoData, *, base_url: str = DEFAULT_BASE_URL) -
             for login in data.logins
         ],
     }
+
+
+# What ``demo_contents`` counts, in the order and words of the README's table.
+DEMO_CONTENTS = {
+    "banks": "bank",
+    "enterprises": "core enterprises",
+    "programs": "programs",
+    "agents": "agents",
+    "credit_lines": "credit lines",
+    "orders": "orders",
+    "finance_requests": "finance requests",
+    "users": "users",
+    "history_agents": "synthetic dealers",
+    "history_orders": "their orders",
+    "history_loans": "their loans",
+}
+
+
+def _demo_programs() -> QuerySet[Program]:
+    return Program.objects.filter(bank__code=BANK_CODE, enterprise__code__in=ENTERPRISE_CODES)
+
+
+def demo_contents() -> dict[str, int]:
+    """What the demo holds: its own rows (the demo bank's programs with the demo enterprises),
+    then the scorecard's synthetic history (``PRG-HIST``); keys as in ``DEMO_CONTENTS``."""
+    programs = _demo_programs()
+    history = Program.objects.filter(code=f"PRG-{DEMO_COHORT}")
+    contents = {
+        "banks": Bank.objects.filter(code=BANK_CODE).count(),
+        "enterprises": CoreEnterprise.objects.filter(code__in=ENTERPRISE_CODES).count(),
+        "programs": programs.count(),
+        "agents": Agent.objects.filter(relationships__enterprise__code__in=ENTERPRISE_CODES)
+        .distinct()
+        .count(),
+        "credit_lines": CreditLine.objects.filter(program__in=programs).count(),
+        "orders": SalesOrder.objects.filter(enterprise__code__in=ENTERPRISE_CODES).count(),
+        "finance_requests": Loan.objects.filter(program__in=programs).count(),
+        "users": User.objects.filter(email__iendswith="@" + DEMO_EMAIL_DOMAIN).count(),
+        "history_agents": CreditLine.objects.filter(program__in=history).count(),
+        "history_orders": SalesOrder.objects.filter(enterprise__programs__in=history).count(),
+        "history_loans": Loan.objects.filter(program__in=history).count(),
+    }
+    return {key: contents[key] for key in DEMO_CONTENTS}
+
+
+def demo_loan_counts() -> dict[str, int]:
+    """The demo programs' loans by status (the scoring history's are not among them)."""
+    rows = (
+        Loan.objects.filter(program__in=_demo_programs())
+        .values("status")
+        .annotate(n=Count("id"))
+        .order_by("status")
+    )
+    return {row["status"]: row["n"] for row in rows}
 
 
 def demo_order_counts(data: DemoData) -> dict[str, int]:

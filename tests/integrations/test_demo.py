@@ -13,6 +13,7 @@ from typing import Any
 
 import pgtrigger
 import pytest
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.management import call_command
@@ -22,6 +23,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from stdnum.cn import uscc
 
+from integrations.demo import DEMO_CONTENTS, demo_contents
 from lending.models import (
     AuditLog,
     Bank,
@@ -30,6 +32,7 @@ from lending.models import (
     IdempotencyRecord,
     Loan,
     Program,
+    ProgramStatus,
     Review,
 )
 from orders.models import (
@@ -333,15 +336,70 @@ def test_demo_logins_prints_every_login_and_the_urls(demo, demo_file):
     assert demo["enterprises"][0]["webhook_secret"] not in text
 
 
+def test_demo_logins_name_the_three_front_ends_and_who_signs_in_to_each(demo, demo_file):
+    out = StringIO()
+    call_command("demo_logins", str(demo_file), stdout=out)
+    lines = out.getvalue().splitlines()
+    for name, path, roles in (
+        ("Agent portal", "/", {Role.AGENT}),
+        ("Enterprise dashboard", "/dashboard/", {Role.ENTERPRISE_ADMIN}),
+        ("Risk review queue", "/reviews/", {Role.RISK_REVIEWER, Role.RISK_APPROVER}),
+    ):
+        line = next(row for row in lines if row.strip().startswith(name))
+        assert f"http://127.0.0.1:8000{path} " in line, line
+        users = {u["username"] for u in demo["users"] if u["role"] in roles}
+        assert set(line.rsplit(": ", 1)[1].split(", ")) == users, line
+
+
 def test_demo_logins_without_a_file_says_to_seed_first(tmp_path):
     with pytest.raises(CommandError, match="seed_demo"):
         call_command("demo_logins", str(tmp_path / "missing.json"), stdout=StringIO())
 
 
-def test_demo_with_credit_history_trains_and_grades(demo_file):
+def test_demo_with_credit_history_trains_and_grades_outside_the_demo_programs(demo_file):
     from lending.models import AgentScore, CreditModel
 
-    seed(demo_file, credit=True)
+    demo = seed(demo_file, credit=True)
+    history = Program.objects.get(code="PRG-HIST")
+    assert history.status == ProgramStatus.SUSPENDED
+    assert history.enterprise.code not in {e["code"] for e in demo["enterprises"]}
+    demo_agents = {a["code"] for a in demo["agents"]}
+    # The model learnt from the history; the nightly run graded the demo's lines with it.
     model = CreditModel.objects.get()
     assert model.promoted_at is not None
-    assert AgentScore.objects.exists()
+    assert Loan.objects.filter(program=history).count() > 1000
+    graded = set(AgentScore.objects.filter(model=model).values_list("agent__code", flat=True))
+    assert graded == demo_agents
+    for entry in demo["enterprises"]:
+        lines = CreditLine.objects.filter(program_id__in=entry["program_ids"])
+        assert set(lines.values_list("agent__code", flat=True)) <= demo_agents
+    admin = next(u for u in demo["users"] if u["role"] == Role.ENTERPRISE_ADMIN)
+    client = token_client(admin["token"])
+    (program,) = client.get("/api/v1/programs/").json()["results"]
+    assert program["code"] != history.code
+    orders = client.get("/api/v1/orders/", {"page_size": 1}).json()["count"]
+    assert orders == SalesOrder.objects.filter(enterprise__code=admin["enterprise_code"]).count()
+    assert demo_contents()["orders"] == ORDERS
+    assert demo_contents()["history_agents"] == 300
+
+
+def readme_seed_counts() -> list[int]:
+    """The count column of the README's "What it seeds" table, in order."""
+    text = (settings.BASE_DIR / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("What it seeds") :].split("\n\n")[1]
+    rows = [line for line in table.splitlines() if line.startswith("|")][2:]
+    return [int(row.rstrip(" |").rsplit("|", 1)[1].replace(",", "")) for row in rows]
+
+
+def test_the_readme_states_exactly_what_the_default_seed_creates(demo_file):
+    out = StringIO()
+    call_command("seed_demo", "--out", str(demo_file), "--today", TODAY.isoformat(), stdout=out)
+    contents = demo_contents()
+    assert dict(zip(DEMO_CONTENTS, readme_seed_counts(), strict=True)) == contents
+    printed = out.getvalue()
+    for key in ("agents", "credit_lines", "orders", "finance_requests", "users"):
+        assert f"{contents[key]} {DEMO_CONTENTS[key]}" in printed, (key, printed)
+    assert (
+        f"{contents['history_agents']} synthetic dealers, {contents['history_orders']} orders, "
+        f"{contents['history_loans']} loans"
+    ) in printed

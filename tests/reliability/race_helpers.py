@@ -5,6 +5,13 @@ the exception it raised (the Django test client re-raises a view's exception, so
 serialization failure surfaces here instead of being hidden in a thread). ``server_errors`` scans
 finance/feed replies for anything a client must never see: a 5xx, a reply that is not the API's
 error shape, or a database error leaking through.
+
+How many clients race at once is sized from the server (``race_clients``): each racing thread
+holds a connection of its own, and a stock PostgreSQL allows 100 in all. A race runs the clients
+it wants when the server has room for them beside the connections already open and a margin for
+the rest of the suite, fewer when it has not (the calls are then spread over the threads it
+got), and fails with the figures when even its floor, the fewest clients that still prove its
+point, would not fit.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import pytest
 from django.db import connection, connections
 
 from orders.models import SalesOrder, SalesOrderLine
@@ -26,6 +34,41 @@ T = TypeVar("T")
 
 # What a database error reaching a client would look like in a reply body.
 DB_ERROR_MARKERS = (b"deadlock", b"could not serialize", b"IntegrityError", b"OperationalError")
+
+
+# Connections a race leaves free for everything else: the test's own connections opened later
+# (a fixture's, a lazily connected alias), a Celery worker or a second test process.
+SPARE_CONNECTIONS = 10
+
+
+def race_clients(wanted: int, *, floor: int) -> int:
+    """How many clients (threads, each with its own connection) a race may run at once.
+
+    ``wanted`` if the server has that many connections free, else as many as it has (its
+    ``max_connections``, less the slots reserved for superusers, the client connections open now
+    on any database, and ``SPARE_CONNECTIONS``). Fails the test, saying why, when fewer than
+    ``floor`` are free: below that the race would no longer prove what it tests.
+    """
+    floor = min(floor, wanted)
+    if connection.vendor != "postgresql":
+        return wanted
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('max_connections')::int,"
+            " current_setting('superuser_reserved_connections')::int,"
+            " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+        )
+        allowed, reserved, open_now = cursor.fetchone()
+    free = allowed - reserved - open_now - SPARE_CONNECTIONS
+    if free < floor:
+        pytest.fail(
+            f"PostgreSQL allows {allowed} connections ({reserved} reserved for superusers) and "
+            f"{open_now} are open: {free} are free for this race beside {SPARE_CONNECTIONS} kept "
+            f"spare, and it needs at least {floor} clients at once. Raise max_connections or "
+            "close the other clients.",
+            pytrace=False,
+        )
+    return min(wanted, free)
 
 
 @dataclass(frozen=True)
@@ -38,15 +81,14 @@ class Failed:
         return f"Failed({type(self.error).__name__}: {self.error})"
 
 
-def run_at_once(
-    calls: Sequence[Callable[[], T]], *, workers: int | None = None
-) -> list[T | Failed]:
-    """Run ``calls`` on ``workers`` threads (default: one per call), all released together.
+def run_at_once(calls: Sequence[Callable[[], T]], *, floor: int | None = None) -> list[T | Failed]:
+    """Run ``calls`` on one thread per call, all released together, or on as many threads as the
+    server has connections for (``race_clients``; at least ``floor``, default every call).
 
     Each thread uses its own connection (closed when the thread ends) and takes the calls
-    ``i, i + workers, ...``; the results come back in the order of ``calls``.
+    ``i, i + threads, ...``; the results come back in the order of ``calls``.
     """
-    count = workers or len(calls)
+    count = race_clients(len(calls), floor=len(calls) if floor is None else floor)
     barrier = threading.Barrier(count, timeout=120)
     results: list[Any] = [None] * len(calls)
 
@@ -74,13 +116,14 @@ class Racers:
     """A fixed set of threads that keep their database connections from one race to the next.
 
     Opening a PostgreSQL connection costs a backend fork; a test that races many times (seeds)
-    reuses the same ``size`` threads and connections. ``close`` closes them (call it before the
-    test ends, or the test database cannot be dropped).
+    reuses the same threads and connections: ``wanted`` of them, or as many as the server has
+    room for and at least ``floor`` (``race_clients``); ``size`` says how many. ``close`` closes
+    them (call it before the test ends, or the test database cannot be dropped).
     """
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="racer")
+    def __init__(self, wanted: int, *, floor: int) -> None:
+        self.size = race_clients(wanted, floor=floor)
+        self._executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="racer")
 
     def _everyone(self, task: Callable[[int, threading.Barrier], None]) -> None:
         # Each of the ``size`` tasks waits at the barrier, so each runs on its own thread.

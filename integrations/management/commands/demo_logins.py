@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 from argparse import ArgumentParser
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.demo import DEFAULT_BASE_URL
+from orders.models import Role
 
 COLUMNS = ("username", "password", "role", "agent/enterprise")
+# The three front ends and who works in each (``/`` sends everyone else to theirs); then the admin.
+FRONT_ENDS = (
+    ("Agent portal", "/", "agents", (Role.AGENT,)),
+    ("Enterprise dashboard", "/dashboard/", "enterprise admins", (Role.ENTERPRISE_ADMIN,)),
+    ("Risk review queue", "/reviews/", "risk staff", (Role.RISK_REVIEWER, Role.RISK_APPROVER)),
+    ("Admin", "/admin/", "operations admin", (Role.OPS_ADMIN,)),
+)
 
 
 def login_rows(credentials: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -26,7 +35,17 @@ def login_rows(credentials: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def table(rows: list[tuple[str, ...]]) -> list[str]:
+def front_end_rows(credentials: dict[str, Any], base: str) -> list[tuple[str, str, str]]:
+    """(front end, its URL, who uses it: the role and the demo usernames that have it)."""
+    users = credentials.get("users", [])
+    rows = []
+    for name, path, who, roles in FRONT_ENDS:
+        names = [u["username"] for u in users if u["role"] in roles]
+        rows.append((name, base + path, f"{who}: {', '.join(names) or '-'}"))
+    return rows
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in rows]  # fmt: skip
@@ -50,7 +69,10 @@ class Command(BaseCommand):
         for line in table([COLUMNS, *rows]):
             self.stdout.write("  " + line)
         self.stdout.write("")
-        self.stdout.write(f"  Admin        {base}/admin/")
+        self.stdout.write("Where to sign in (bank staff also see every dashboard and the queue):")
+        for line in table(front_end_rows(credentials, base)):
+            self.stdout.write("  " + line)
+        self.stdout.write("")
         self.stdout.write(f"  API docs     {base}/api/docs/")
         self.stdout.write(f"  Order feed   {base}/api/v1/integrations/orders/webhook/")
         self.stdout.write(

@@ -24,11 +24,14 @@ from integrations.demo import (
     ENTERPRISE_CODES,
     DemoData,
     demo_build,
+    demo_contents,
     demo_credentials_json,
     demo_exists,
+    demo_loan_counts,
     demo_order_counts,
     demo_refresh,
 )
+from lending.scoring.generator import DEMO_COHORT
 
 MAX_AGENTS = 9999
 
@@ -97,14 +100,24 @@ class Command(BaseCommand):
         self._summary(data, path, time.monotonic() - started)
 
     def _summary(self, data: DemoData, path: Path, seconds: float) -> None:
-        counts = demo_order_counts(data)
-        by_status = ", ".join(f"{status} {n}" for status, n in counts.items())
+        contents = demo_contents()
+        orders = ", ".join(f"{status} {n}" for status, n in demo_order_counts(data).items())
+        loans = ", ".join(f"{status} {n}" for status, n in demo_loan_counts().items())
         action = "Seeded demo data" if data.created else "Demo data already present; refreshed"
         self.stdout.write(
             f"{action} in {seconds:.1f} s: bank {data.bank.code}, "
-            f"{len(data.enterprises)} enterprises, {len(data.agents)} agents, "
-            f"{sum(counts.values())} orders ({by_status or 'none'}), {len(data.logins)} users."
+            f"{contents['enterprises']} enterprises with {contents['programs']} programs, "
+            f"{contents['agents']} agents, {contents['credit_lines']} credit lines, "
+            f"{contents['users']} users;\n"
+            f"  {contents['orders']} orders ({orders or 'none'});\n"
+            f"  {contents['finance_requests']} finance requests ({loans or 'none'})."
         )
+        if contents["history_agents"]:
+            self.stdout.write(
+                f"Scoring history (program PRG-{DEMO_COHORT}, seen by bank staff only): "
+                f"{contents['history_agents']} synthetic dealers, "
+                f"{contents['history_orders']} orders, {contents['history_loans']} loans."
+            )
         if not data.created:
             self.stdout.write(
                 "Rotated the enterprises' webhook secrets and API keys; reset the demo passwords."
