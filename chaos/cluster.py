@@ -91,6 +91,16 @@ class Process:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def freeze(self) -> None:
+        """SIGSTOP the process: its sockets stay open and accept connections (the kernel
+        completes the handshakes), but nothing answers: a hung server, not a dead one."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is None:
             return
@@ -112,6 +122,8 @@ class Cluster:
         redis_port: int = 6390,
         web_port: int = 8099,
         worker_chaos: str = "",
+        cache: bool = False,
+        env: dict[str, str] | None = None,
         keep: bool = True,
     ) -> None:
         self.base = base or Path(f"/tmp/scf-chaos-{os.getpid()}")  # noqa: S108 - a throwaway
@@ -130,7 +142,10 @@ class Cluster:
             "DATABASE_URL": self.database_url,
             "CELERY_BROKER_URL": self.broker_url,
             "PYTHONPATH": str(ROOT),
+            **(env or {}),
         }
+        if cache:  # the cache and the rate limits on the same Redis, another database
+            self.env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/1"
         worker_env = dict(self.env)
         if worker_chaos:
             worker_env |= {"SCF_CHAOS_KILL": worker_chaos, "SCF_CHAOS_LOG": str(self.kill_log)}
