@@ -311,8 +311,14 @@ CELERY_BEAT_SCHEDULE.update(
             "task": "integrations.send_reminders",
             "schedule": crontab(hour=9, minute=0),
         },
+        "lending-purge-idempotency-records": {
+            "task": "lending.purge_idempotency_records",
+            "schedule": crontab(hour=4, minute=15),
+        },
     }
 )
+# Idempotency-Key replies are replayed for this many days, then purged (the beat task above).
+IDEMPOTENCY_RETENTION_DAYS = env.int("IDEMPOTENCY_RETENTION_DAYS", default=7)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scf-no-reply@localhost")
 REMINDER_DAYS_BEFORE_DUE = env.int("REMINDER_DAYS_BEFORE_DUE", default=3)
