@@ -249,18 +249,14 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 # Workers keep Django's LOGGING (ids, redaction, JSON) instead of Celery's own root handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# A broker that hangs (frozen, a half-open connection, a failover) must cost a publish these
-# many seconds, never a web process: kombu's Redis transport waits forever without them. A
-# publish that fails is retried by Celery (``CELERY_TASK_PUBLISH_RETRY_POLICY``) and then left to
-# the outbox sweepers. Workers use them too; their BRPOP is read from the event loop only once
-# Redis has answered, so the read timeout does not cut it short.
-BROKER_CONNECT_TIMEOUT = env.float("BROKER_CONNECT_TIMEOUT", default=0.5)
-BROKER_READ_TIMEOUT = env.float("BROKER_READ_TIMEOUT", default=0.5)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
-    "socket_connect_timeout": BROKER_CONNECT_TIMEOUT,
-    "socket_timeout": BROKER_READ_TIMEOUT,
 }
+# A broker that hangs (frozen, a half-open connection, a failover) costs a publish at most these
+# (per attempt; Celery tries 4 times), never a web process: kombu's Redis transport waits forever
+# without them. Publishing connections only (scf.celery.App); the queue-depth metric uses them too.
+BROKER_CONNECT_TIMEOUT = env.float("BROKER_CONNECT_TIMEOUT", default=0.5)
+BROKER_READ_TIMEOUT = env.float("BROKER_READ_TIMEOUT", default=0.5)
 # GET /healthz waits at most this long for the broker's answer (scf.health), then reports the
 # broker as not answering ("degraded"): a health check must never wait on Redis.
 HEALTH_CHECK_BROKER_TIMEOUT = env.float("HEALTH_CHECK_BROKER_TIMEOUT", default=0.5)

@@ -31,6 +31,7 @@ from django.urls import get_resolver
 
 from lending.models import Loan
 from scf import throttling
+from scf.celery import app as celery_app
 from tests.conftest import client_for
 from tests.lending.conftest import finance
 from tests.orders.factories import OrderFactory
@@ -142,6 +143,19 @@ def test_a_publish_to_a_hung_broker_gives_up_within_its_bound(frozen_redis: Redi
     assert seconds < 5.0, f"the publish took {seconds:.1f}s"
 
 
+def test_only_the_publishing_connections_have_the_short_timeouts() -> None:
+    """A worker's consuming connection keeps kombu's defaults: with a short read timeout a
+    worker stopped consuming for good after a freeze (chaos/redis_freeze.py)."""
+    with celery_app.connection_for_write() as write, celery_app.connection_for_read() as read:
+        assert write.transport_options["socket_timeout"] == settings.BROKER_READ_TIMEOUT
+        assert write.transport_options["socket_connect_timeout"] == (
+            settings.BROKER_CONNECT_TIMEOUT
+        )
+        assert "socket_timeout" not in read.transport_options
+    with celery_app.connection_for_write(transport_options={"socket_timeout": 0.1}) as own:
+        assert own.transport_options["socket_timeout"] == 0.1  # the health check sets its own
+
+
 # --- the web tier, for real: gunicorn's sync workers ------------------------------------------
 
 
@@ -154,12 +168,13 @@ def gunicorn(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
     command = [
         str(ROOT / ".venv" / "bin" / "gunicorn"), "scf.wsgi:application",
         "--bind", f"127.0.0.1:{port}", "--workers", "3", "--timeout", "60",
+        "--preload",  # the app imported once, before the fork: a quicker start
     ]  # fmt: skip
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a busy machine starts slowly
         while True:
             try:
                 requests.get(f"{base}/accounts/login/", timeout=5)
