@@ -307,6 +307,7 @@ def main() -> int:
         print(f"Redis frozen (SIGSTOP) for {args.freeze:.0f}s", flush=True)
         time.sleep(args.freeze)
         cluster.redis.thaw()
+        resumed = time.monotonic()
         frozen = False
         rec.phase = "after"
         print("Redis resumed (SIGCONT)", flush=True)
@@ -317,6 +318,7 @@ def main() -> int:
             thread.join(timeout=TIMEOUT + 5)
         print("load stopped; waiting for every payment to be final", flush=True)
         left = settle_down(180)
+        settled = time.monotonic() - resumed
         check = cluster.manage("ledger_check", check=False)
         numbers = reconcile()
         web_restarts = cluster.web.starts - 1
@@ -346,6 +348,14 @@ def main() -> int:
         f"finance clicks finished: {len(rec.finance)}; by final status: "
         f"{dict(Counter(rec.finance.values()))}"
     )
+    unsent = sum(
+        int(found.group(1))
+        for found in re.finditer(
+            r"could not send (\d+) values", (cluster.base / "web.log").read_text()
+        )
+    )
+    print(f"payments the web processes could not publish (left to the sweeper): {unsent}")
+    print(f"every payment final {settled:.0f}s after Redis resumed")
     print(f"disbursements not final after the wait: {left or 0}")
     for key, value in numbers.items():
         print(f"{key}: {value}")
