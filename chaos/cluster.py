@@ -1,6 +1,7 @@
 """A throwaway platform on loopback for the chaos scripts: its own PostgreSQL cluster, its own
-Redis, gunicorn, a Celery worker and beat, each of which can be killed and started again without
-touching anyone else's servers.
+Redis (the broker; with ``cache=True`` also the cache and rate limits), gunicorn, a Celery worker
+and beat, each of which can be killed (or frozen) and started again without touching anyone
+else's servers.
 
 Everything lives under one directory (``/tmp/scf-chaos-<pid>`` by default): the PostgreSQL data
 directory (``initdb`` with the Debian binaries, run as the ``postgres`` user when we are root),
