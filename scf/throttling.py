@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 clock = time.time  # replaced in tests, so a window cannot end halfway through one
-_cache_retry_at = 0.0  # monotonic time before which this process does not ask the cache
+_cache_retry_at: float = 0  # monotonic time before which this process does not ask the cache
 
 
 class RateLimited(ApplicationError):
