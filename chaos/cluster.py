@@ -1,6 +1,7 @@
 """A throwaway platform on loopback for the chaos scripts: its own PostgreSQL cluster, its own
-Redis, gunicorn, a Celery worker and beat, each of which can be killed and started again without
-touching anyone else's servers.
+Redis (the broker; with ``cache=True`` also the cache and rate limits), gunicorn, a Celery worker
+and beat, each of which can be killed (or frozen) and started again without touching anyone
+else's servers.
 
 Everything lives under one directory (``/tmp/scf-chaos-<pid>`` by default): the PostgreSQL data
 directory (``initdb`` with the Debian binaries, run as the ``postgres`` user when we are root),
@@ -91,6 +92,16 @@ class Process:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def freeze(self) -> None:
+        """SIGSTOP the process: its sockets stay open and accept connections (the kernel
+        completes the handshakes), but nothing answers: a hung server, not a dead one."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is None:
             return
@@ -112,6 +123,8 @@ class Cluster:
         redis_port: int = 6390,
         web_port: int = 8099,
         worker_chaos: str = "",
+        cache: bool = False,
+        env: dict[str, str] | None = None,
         keep: bool = True,
     ) -> None:
         self.base = base or Path(f"/tmp/scf-chaos-{os.getpid()}")  # noqa: S108 - a throwaway
@@ -130,7 +143,10 @@ class Cluster:
             "DATABASE_URL": self.database_url,
             "CELERY_BROKER_URL": self.broker_url,
             "PYTHONPATH": str(ROOT),
+            **(env or {}),
         }
+        if cache:  # the cache and the rate limits on the same Redis, another database
+            self.env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/1"
         worker_env = dict(self.env)
         if worker_chaos:
             worker_env |= {"SCF_CHAOS_KILL": worker_chaos, "SCF_CHAOS_LOG": str(self.kill_log)}

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from scf.errors import ApplicationError
+from scf.throttling import RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, ApplicationError):
         reply = error_response(exc.code, exc.detail, exc.status_code, exc.fields)
         reply.data.update(exc.extra)
+        if isinstance(exc, RateLimited):
+            reply["Retry-After"] = str(exc.retry_after)
         return reply
     if isinstance(exc, Http404):
         return error_response("not_found", "Not found.", status.HTTP_404_NOT_FOUND)

@@ -13,7 +13,33 @@ from scf.logging import task_finished, task_started
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scf.settings.base")
 
-app = Celery("scf")
+
+class App(Celery):
+    """Celery with socket timeouts on the connections that publish, and only on those.
+
+    A publish (a web process's relay, beat, a task queueing a task) to a Redis that hangs must
+    fail in ``BROKER_CONNECT_TIMEOUT`` / ``BROKER_READ_TIMEOUT`` (kombu's Redis transport
+    waits forever without them); Celery retries it (``task_publish_retry_policy``), then the
+    outbox sweepers send what was not sent. A worker's consuming connection keeps kombu's
+    defaults: it has nothing to do but wait for Redis, and with a short read timeout a worker
+    (Celery 5.7) could stop consuming for good after Redis hung: its acks timed out and its
+    consumer never reconnected (``chaos/redis_freeze.py``). Celery's producer pool,
+    beat and ``send_task`` connect through ``connection_for_write``; consumers through
+    ``connection_for_read``.
+    """
+
+    def connection_for_write(self, url: str | None = None, **kwargs: Any) -> Any:
+        from django.conf import settings
+
+        options = {
+            "socket_connect_timeout": settings.BROKER_CONNECT_TIMEOUT,
+            "socket_timeout": settings.BROKER_READ_TIMEOUT,
+            **(kwargs.pop("transport_options", None) or {}),
+        }
+        return super().connection_for_write(url, transport_options=options, **kwargs)
+
+
+app = App("scf")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

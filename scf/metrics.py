@@ -2,8 +2,9 @@
 
 Two kinds, chosen so that gunicorn's several worker processes report one truth:
 
-- Request latency (``scf_http_request_duration_seconds{view,method,status}``) is observed in
-  each process. With ``PROMETHEUS_MULTIPROC_DIR`` set (before the process starts; gunicorn's
+- Request latency (``scf_http_request_duration_seconds{view,method,status}``: the route's
+  name, the method if a standard one (else ``other``), the status class ``2xx``..``5xx``) is
+  observed in each process. With ``PROMETHEUS_MULTIPROC_DIR`` set (before the process starts; gunicorn's
   ``--env`` or the service's environment), prometheus_client writes it to memory-mapped files in
   that directory and the scrape merges every process's files; without it, a single process
   reports its own.
@@ -15,9 +16,11 @@ Two kinds, chosen so that gunicorn's several worker processes report one truth:
   ``LLEN`` of each queue's Redis lists; ``scf_celery_broker_up`` is 0 and the depth absent when
   Redis does not answer).
 
-Access: with ``METRICS_TOKEN`` set, a request must carry ``Authorization: Bearer <token>``; the
-client address must also be in ``METRICS_ALLOWED_IPS`` (default loopback only; ``*`` for any).
-Anything else gets a 404, so the endpoint is not advertised.
+Access: without ``METRICS_TOKEN``, loopback clients only (whatever ``METRICS_ALLOWED_IPS``
+says). With it, a request must carry ``Authorization: Bearer <token>`` and come from
+``METRICS_ALLOWED_IPS`` (default loopback only; ``*`` for any). A reverse proxy on the same host
+makes every client look like loopback: set the token there. Anything else gets a 404, so the
+endpoint is not advertised.
 """
 
 from __future__ import annotations
@@ -50,14 +53,32 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # PROMETHEUS_MULTIPROC_DIR instead of this process's memory.
 REQUEST_LATENCY = Histogram(
     "scf_http_request_duration_seconds",
-    "Time to answer an HTTP request, by view, method and status.",
+    "Time to answer an HTTP request, by view, method and status class.",
     ["view", "method", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+# Every label value comes from a fixed set, whatever the client sends: each new value is a new
+# series in every process (and a file in PROMETHEUS_MULTIPROC_DIR), so a client inventing HTTP
+# methods could otherwise grow the scrape without bound. The view label is the route's name
+# from the URL conf (or ``<unresolved>``, set by ``scf.middleware``), never the path.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER
+
+
+def status_label(status: int) -> str:
+    """``201`` -> ``"2xx"``; anything outside 100-599 is ``other``."""
+    return f"{status // 100}xx" if 100 <= status <= 599 else OTHER
+
 
 def observe_request(*, view: str, method: str, status: int, seconds: float) -> None:
-    REQUEST_LATENCY.labels(view=view, method=method, status=str(status)).observe(seconds)
+    REQUEST_LATENCY.labels(
+        view=view, method=method_label(method), status=status_label(status)
+    ).observe(seconds)
 
 
 class BusinessCollector(Collector):
@@ -140,7 +161,11 @@ def queue_depths(url: str, queues: Iterable[str]) -> dict[str, int]:
     """``LLEN`` of each queue, its priority sub-queues included (kombu's ``<q>\\x06\\x16<n>``)."""
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    client = redis.Redis.from_url(
+        url,
+        socket_connect_timeout=settings.BROKER_CONNECT_TIMEOUT,
+        socket_timeout=settings.BROKER_READ_TIMEOUT,
+    )
     try:
         depths: dict[str, int] = {}
         for queue in queues:
@@ -175,19 +200,20 @@ def exposition() -> bytes:
 
 
 def client_allowed(request: HttpRequest) -> bool:
-    token = settings.METRICS_TOKEN
-    if token:
-        sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-            return False
-    allowed = settings.METRICS_ALLOWED_IPS
-    if "*" in allowed:
-        return True
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in allowed)
+    token = settings.METRICS_TOKEN
+    if not token:  # no secret to check: this machine only, whatever METRICS_ALLOWED_IPS says
+        return address.is_loopback
+    sent = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        return False
+    allowed = settings.METRICS_ALLOWED_IPS
+    return "*" in allowed or any(
+        address in ipaddress.ip_network(net, strict=False) for net in allowed
+    )
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

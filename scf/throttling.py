@@ -1,40 +1,86 @@
-"""Per-user rate limits for the expensive agent calls (finance and quote).
+"""Per-user rate limits for the expensive agent calls (finance and quote): one limiter for every
+door.
+
+``rate_limit`` is called where the service is entered (``loan_quote``, ``loan_finance_once``), so
+the API, the portal and any later door share one count per user and scope, and none can go
+around it. Over the limit it raises ``RateLimited`` (429, ``throttled``) before anything is
+claimed or written; the API answers it with ``Retry-After`` (seconds to the end of the window)
+and the project's error shape (``scf.api``), the portal with a page that says how long to wait.
 
 A fixed window per user and scope, counted with an atomic increment (Redis ``INCR`` in
 production, one round trip, so every gunicorn process shares the count; the cache's ``add`` and
 ``incr`` in local memory otherwise). DRF's own ``UserRateThrottle`` keeps a list of timestamps per
 user and rewrites it on every request: not atomic under a flash crowd, and a long list at
-hundreds a minute. Over the limit, DRF answers 429 with ``Retry-After`` (seconds to the end of
-the window) and the project's error shape, before the view runs, so nothing is written.
+hundreds a minute.
 
 Rates come from ``settings.API_RATE_LIMITS`` (``{"finance": "120/min", ...}``, read at each
-request so tests can override them). When the cache does not answer (Redis restarting), requests
-are let through: a rate limit must never turn a cache outage into a finance outage.
+call so tests can override them). When the cache does not answer (Redis restarting, or hung: the
+cache's socket timeouts bound the wait), the call is let through: a rate limit must never turn a
+cache outage into a finance outage. For ``RATE_LIMIT_CACHE_RETRY_SECONDS`` after such a failure
+the process does not ask the cache at all, so a hung Redis costs one request a second per
+process its timeout, not every request.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
-from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
-from rest_framework.views import APIView
+
+from scf.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 clock = time.time  # replaced in tests, so a window cannot end halfway through one
+_cache_retry_at: float = 0  # monotonic time before which this process does not ask the cache
+
+
+class RateLimited(ApplicationError):
+    """Over the per-user limit: retry after ``retry_after`` seconds (the end of the window)."""
+
+    code = "throttled"
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
     """``"120/min"`` -> ``(120, 60)``; the period's first letter counts (s, m, h, d)."""
     count, _, period = rate.partition("/")
     return int(count), _PERIODS[period.strip()[0].lower()]
+
+
+def rate_limit(*, user_id: int, scope: str) -> None:
+    """Count one ``scope`` call for the user; ``RateLimited`` when it is over the limit."""
+    global _cache_retry_at
+    rate = settings.API_RATE_LIMITS.get(scope)
+    if not rate or time.monotonic() < _cache_retry_at:
+        return
+    limit, period = parse_rate(rate)
+    now = clock()
+    window = int(now // period)
+    try:
+        count = window_count(f"throttle:{scope}:{user_id}:{window}", ttl=period + 1)
+    except Exception as exc:
+        _cache_retry_at = time.monotonic() + settings.RATE_LIMIT_CACHE_RETRY_SECONDS
+        logger.warning(
+            "rate limit cache unavailable; requests allowed",
+            extra={"scope": scope, "error": type(exc).__name__},
+        )
+        return
+    if count > limit:
+        wait = math.ceil((window + 1) * period - now)
+        raise RateLimited(
+            f"Too many requests. Try again in {wait} seconds.", retry_after=max(wait, 1)
+        )
 
 
 def window_count(key: str, *, ttl: int) -> int:
@@ -65,49 +111,10 @@ def window_count(key: str, *, ttl: int) -> int:
 
 def _counter_client(backend: RedisCache) -> Any:
     """The backend's redis-py client for writes, made once per backend instance (Django keeps
-    one instance per thread; the client shares the backend's connection pool)."""
+    one instance per thread; the client shares the backend's connection pool, and with it the
+    cache's socket timeouts)."""
     client = getattr(backend, "_scf_counter_client", None)
     if client is None:
         client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
         backend._scf_counter_client = client  # type: ignore[attr-defined]
     return client
-
-
-class UserScopeRateThrottle(BaseThrottle):
-    """Limits each authenticated user to ``API_RATE_LIMITS[scope]`` calls per window."""
-
-    scope = ""
-    _wait: float | None = None
-
-    def allow_request(self, request: Request, view: APIView) -> bool:
-        user = request.user
-        rate = settings.API_RATE_LIMITS.get(self.scope)
-        if not rate or user is None or not user.is_authenticated or user.pk is None:
-            return True  # unauthenticated callers are refused by the permission check
-        limit, period = parse_rate(rate)
-        now = clock()
-        window = int(now // period)
-        key = f"throttle:{self.scope}:{user.pk}:{window}"
-        try:
-            count = window_count(key, ttl=period + 1)
-        except Exception as exc:
-            logger.warning(
-                "rate limit cache unavailable; request allowed",
-                extra={"scope": self.scope, "error": type(exc).__name__},
-            )
-            return True
-        if count <= limit:
-            return True
-        self._wait = (window + 1) * period - now
-        return False
-
-    def wait(self) -> float | None:
-        return self._wait
-
-
-class FinanceRateThrottle(UserScopeRateThrottle):
-    scope = "finance"
-
-
-class QuoteRateThrottle(UserScopeRateThrottle):
-    scope = "quote"

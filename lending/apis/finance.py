@@ -1,4 +1,8 @@
-"""Quote and finance: the agent's endpoints on an order."""
+"""Quote and finance: the agent's endpoints on an order.
+
+The per-user rate limits are counted by the services themselves (``scf.throttling``), so the
+portal shares them; over a limit, ``scf.api`` answers 429 with ``Retry-After``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from orders.models import Role
 from orders.permissions import api_user, role_permission
 from scf.errors import ValidationFailed
 from scf.schema import errors
-from scf.throttling import FinanceRateThrottle, QuoteRateThrottle
 
 from ..serializers import FinanceOutput, QuoteOutput
 from ..services.finance import loan_finance_once, loan_quote
@@ -21,7 +24,6 @@ AgentOnly = role_permission(Role.AGENT)
 
 class OrderQuoteApi(APIView):
     permission_classes = [AgentOnly]
-    throttle_classes = [QuoteRateThrottle]
 
     @extend_schema(
         operation_id="orders_quote",
@@ -35,7 +37,6 @@ class OrderQuoteApi(APIView):
 
 class OrderFinanceApi(APIView):
     permission_classes = [AgentOnly]
-    throttle_classes = [FinanceRateThrottle]
 
     @extend_schema(
         operation_id="orders_finance",

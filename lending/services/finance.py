@@ -16,8 +16,9 @@
 The payment is handed to the process's relay after commit (``disbursement_queue``). Locks are
 always taken in the order sales order -> credit line -> program.
 
-``loan_finance_once`` is the click with an ``Idempotency-Key`` (the API and the portal): the
-key's claim comes first in the same transaction, and the reply is written by the statement of
+``loan_finance_once`` is the click with an ``Idempotency-Key`` (the API and the portal): after
+the user's rate limit (``scf.throttling``, one count for every door), the key's claim comes first
+in the same transaction, and the reply is written by the statement of
 step 3: four statements in one transaction (after the token lookup, five in all).
 """
 
@@ -35,6 +36,7 @@ from orders.models import Agent, AgentRelationship, CoreEnterprise, SalesOrder, 
 from scf import clock
 from scf.errors import ApplicationError, Conflict, NotFound
 from scf.sql import execute_prepared, model_from_row, select_list
+from scf.throttling import rate_limit
 
 from .. import engine
 from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program, ProgramStatus
@@ -253,7 +255,9 @@ def _inputs(
 
 
 def loan_quote(*, user: User, order_id: int) -> Quote:
-    """What financing this order would give, and whether it would be approved now. Writes nothing."""
+    """What financing this order would give, and whether it would be approved now. Writes
+    nothing; counts against the user's ``quote`` rate limit (``RateLimited`` over it)."""
+    rate_limit(user_id=user.pk, scope="quote")
     order = _order_for_agent(user, order_id, lock=False)
     program, line, facts = _program_and_line(order, lock=False)
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
@@ -284,7 +288,12 @@ def loan_finance_once(
     same key waits on it, then replays), decide, and write the decision's rows together with the
     reply (one statement on PostgreSQL). A domain error (404, 409, 422) is a reply too, stored
     on the claim: it is raised before anything else is written, so no savepoint is needed. Any
-    other failure rolls the claim back with the rest, and the same key can be tried again."""
+    other failure rolls the claim back with the rest, and the same key can be tried again.
+
+    The user's ``finance`` rate limit is counted first, whichever door the click came through:
+    over it, ``RateLimited`` is raised before the key is claimed, so nothing is written and the
+    same key can be sent again after the wait."""
+    rate_limit(user_id=user.pk, scope="finance")
     scope = f"finance:{order_id}"
     fingerprint = request_fingerprint(scope, dict(body))
     with transaction.atomic():

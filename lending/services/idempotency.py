@@ -4,12 +4,15 @@ The key is claimed with ``INSERT ... ON CONFLICT DO NOTHING``: a concurrent requ
 key waits on the unique index until the first commits, then finds its stored reply. A key reused
 with another body is refused with 422 ``idempotency_key_reused``.
 
+Records are kept ``IDEMPOTENCY_RETENTION_DAYS`` (beat runs ``idempotency_records_purge`` daily).
+
 Replies are byte-identical, not just equal: PostgreSQL's ``jsonb`` does not keep the order of an
 object's keys, so the first reply and every replay put their keys in one canonical (sorted) order.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -123,3 +126,24 @@ def idempotency_store(*, record_id: int, reply: StoredReply) -> None:
     sql, params = idempotency_store_sql(record_id=record_id, reply=reply)
     with connection.cursor() as cursor:
         execute_prepared(cursor, sql, params)
+
+
+def idempotency_records_purge(*, created_before: dt.datetime, batch: int = 5000) -> int:
+    """Delete the records created before ``created_before``; returns how many.
+
+    Past the retention period a client no longer retries, and the table would otherwise grow by
+    one row per click forever. Oldest first, ``batch`` rows per statement, each its own short
+    transaction (not one long one over the whole purge), found through the primary key: ids
+    grow with ``created_at``, so the oldest rows come first in the key's order and the purge
+    needs no index of its own on the hot insert path. A key purged and sent again is a new
+    request: a finance click on an order already financed is then a 409, never a second loan."""
+    deleted = 0
+    while True:
+        ids = list(
+            IdempotencyRecord.objects.filter(created_at__lt=created_before)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        deleted += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]

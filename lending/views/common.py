@@ -1,14 +1,17 @@
-"""Small helpers shared by the web pages: the signed-in user, filters, pages, safe redirects."""
+"""Small helpers shared by the web pages: the signed-in user, filters, pages, safe redirects,
+the rate-limited answer."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
 from django.core.paginator import Page, Paginator
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from orders.models import User
+from scf.throttling import RateLimited
 
 PAGE_SIZE = 25
 
@@ -44,3 +47,18 @@ def safe_next(request: HttpRequest, fallback: str) -> str:
     ):
         return target
     return fallback
+
+
+def rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    """The portal's answer to a click over the user's rate limit: 429 with ``Retry-After`` and a
+    dialog saying how long to wait. htmx is told to swap it into the finance dialog (the base
+    page's htmx config swaps a 429), whichever element the click targeted."""
+    context = {"seconds": exc.retry_after, "partial": "lending/_rate_limited.html"}
+    if request.htmx:  # type: ignore[attr-defined]
+        response = render(request, "lending/_rate_limited.html", context, status=429)
+        response["HX-Retarget"] = "#finance-dialog"
+        response["HX-Reswap"] = "innerHTML"
+    else:
+        response = render(request, "lending/finance_page.html", context, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response

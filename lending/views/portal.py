@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from orders.models import OrderStatus, Role, SalesOrder
 from orders.views import BANK_STAFF, role_required
 from scf.errors import ApplicationError, NotFound
+from scf.throttling import RateLimited
 
 from ..models import AuditLog, Disbursement, Loan, LoanStatus, Program, ProgramStatus
 from ..program_selectors import credit_lines_visible_to
@@ -44,7 +45,7 @@ from ..serializers import loan_schedule
 from ..services.finance import loan_finance_once, loan_quote
 from ..services.idempotency import MAX_KEY_LENGTH, StoredReply
 from ..services.terms import principal_for
-from .common import choice, page_of, query_without_page, web_user
+from .common import choice, page_of, query_without_page, rate_limited, web_user
 from .words import REASONS as REASON_WORDS
 from .words import reason_words, word
 
@@ -138,6 +139,8 @@ def order_quote(request: HttpRequest, order_id: int) -> HttpResponse:
     """The quote for one of the agent's orders, with a fresh Idempotency-Key for the confirm."""
     try:
         quote = loan_quote(user=web_user(request), order_id=order_id)
+    except RateLimited as exc:
+        return rate_limited(request, exc)
     except NotFound:
         raise Http404 from None
     except ApplicationError as exc:
@@ -206,6 +209,8 @@ def order_finance(request: HttpRequest, order_id: int) -> HttpResponse:
         try:
             reply = loan_finance_once(user=web_user(request), order_id=order_id, key=key, body={})
             result = FinanceOutcome.of(reply)
+        except RateLimited as exc:
+            return rate_limited(request, exc)
         except ApplicationError as exc:  # the key was used for another request
             result = FinanceOutcome(exc.status_code, error_code=exc.code, error=exc.detail)
     context = {"order_id": order_id, "result": result}

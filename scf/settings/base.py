@@ -211,6 +211,9 @@ API_RATE_LIMITS = {
     "finance": env.str("API_RATE_FINANCE", default="120/min"),
     "quote": env.str("API_RATE_QUOTE", default="600/min"),
 }
+# After the cache fails to answer, a process lets requests through without asking it for this
+# long: during a Redis outage one request a second per process pays the cache's timeout, not all.
+RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", default=1.0)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "SCF order-to-loan API",
@@ -249,6 +252,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
 }
+# A broker that hangs (frozen, a half-open connection, a failover) costs a publish at most these
+# (per attempt; Celery tries 4 times), never a web process: kombu's Redis transport waits forever
+# without them. Publishing connections only (scf.celery.App); the queue-depth metric uses them too.
+BROKER_CONNECT_TIMEOUT = env.float("BROKER_CONNECT_TIMEOUT", default=0.5)
+BROKER_READ_TIMEOUT = env.float("BROKER_READ_TIMEOUT", default=0.5)
+# GET /healthz waits at most this long for the broker's answer (scf.health), then reports the
+# broker as not answering ("degraded"): a health check must never wait on Redis.
+HEALTH_CHECK_BROKER_TIMEOUT = env.float("HEALTH_CHECK_BROKER_TIMEOUT", default=0.5)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "orders-pull-feeds": {
         "task": "integrations.pull_order_feeds",
@@ -296,8 +307,14 @@ CELERY_BEAT_SCHEDULE.update(
             "task": "integrations.send_reminders",
             "schedule": crontab(hour=9, minute=0),
         },
+        "lending-purge-idempotency-records": {
+            "task": "lending.purge_idempotency_records",
+            "schedule": crontab(hour=4, minute=15),
+        },
     }
 )
+# Idempotency-Key replies are replayed for this many days, then purged (the beat task above).
+IDEMPOTENCY_RETENTION_DAYS = env.int("IDEMPOTENCY_RETENTION_DAYS", default=7)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scf-no-reply@localhost")
 REMINDER_DAYS_BEFORE_DUE = env.int("REMINDER_DAYS_BEFORE_DUE", default=3)
@@ -339,9 +356,20 @@ DISBURSEMENT_RELAY_MAX_BATCH = env.int("DISBURSEMENT_RELAY_MAX_BATCH", default=2
 
 # --- Cache ----------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# The cache (and the rate limits on it) gives up on a Redis that does not answer within these
+# (redis-py would wait 5 s): every quote and finance click asks it once.
+CACHE_CONNECT_TIMEOUT = env.float("CACHE_CONNECT_TIMEOUT", default=0.25)
+CACHE_READ_TIMEOUT = env.float("CACHE_READ_TIMEOUT", default=0.25)
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_CONNECT_TIMEOUT,
+                "socket_timeout": CACHE_READ_TIMEOUT,
+            },
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

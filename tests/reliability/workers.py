@@ -153,6 +153,16 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the socket stays open and the kernel still completes connections, but
+        nothing answers (a hung server, not a dead one)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
 
 # --- the worker ------------------------------------------------------------------------------
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from django.test import Client, override_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,3 +46,15 @@ def test_check_deploy_fails_on_a_weak_secret_key() -> None:
     result = deploy_check(DJANGO_SECRET_KEY="short-key")
     assert result.returncode != 0
     assert "security.W009" in result.stdout + result.stderr
+
+
+def test_every_cookie_is_secure_under_production_settings(monkeypatch: Any) -> None:
+    """``check --deploy`` looks at the session and CSRF cookies only; the language cookie is
+    set by the language switcher and must not travel over plain HTTP either."""
+    monkeypatch.setenv("DJANGO_SECRET_KEY", secrets.token_urlsafe(64))
+    production = importlib.reload(importlib.import_module("scf.settings.production"))
+    flags = ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "LANGUAGE_COOKIE_SECURE")
+    assert {flag: getattr(production, flag, False) for flag in flags} == dict.fromkeys(flags, True)
+    with override_settings(LANGUAGE_COOKIE_SECURE=production.LANGUAGE_COOKIE_SECURE):
+        response = Client().post("/accounts/language/", {"language": "zh-hans", "next": "/"})
+    assert response.cookies["django_language"]["secure"] is True

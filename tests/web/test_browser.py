@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import pytest
+from django.core.cache import caches
+from django.test import override_settings
 from playwright.sync_api import Browser, Page, expect
 
 from lending.models import AccountCode, EntryKind, IdempotencyRecord, Loan, Review
@@ -21,7 +25,7 @@ from lending.services.finance import loan_finance
 from lending.services.ledger import Posting, ledger_post
 from lending.views.words import LOAN_STATUS, word
 from orders.models import FeedEvent, User
-from scf import clock
+from scf import clock, throttling
 from tests.lending.factories import CreditLineFactory
 from tests.orders.factories import AgentFactory
 from tests.web.conftest import (
@@ -64,7 +68,7 @@ def open_page(browser: Browser, live_server: Any) -> Iterator[Any]:
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("console", lambda msg: errors.append(msg.text) if console_error(msg) else None)
         if user is not None:
             sign_in(page, user.username)
         return page
@@ -73,6 +77,15 @@ def open_page(browser: Browser, live_server: Any) -> Iterator[Any]:
     for context in contexts:
         context.close()
     assert errors == []
+
+
+# Chromium logs every 4xx reply as a console error; a 429 is the portal's "please slow down"
+# answer, expected where a test sends one (any other failed load still fails the test).
+RATE_LIMITED_LOAD = "the server responded with a status of 429"
+
+
+def console_error(message: Any) -> bool:
+    return bool(message.type == "error" and RATE_LIMITED_LOAD not in message.text)
 
 
 def sign_in(page: Page, username: str) -> None:
@@ -183,6 +196,34 @@ def test_the_same_finance_click_sent_twice_at_once_makes_one_loan(
     assert all('data-outcome="approved"' in reply for reply in replies)
     assert Loan.objects.filter(order=order).count() == 1
     assert IdempotencyRecord.objects.filter(user=world.agent_user).count() == 1
+
+
+def test_a_click_over_the_rate_limit_shows_the_please_slow_down_dialog(
+    world: World, open_page: Any
+) -> None:
+    """The portal answers 429 (with Retry-After); htmx swaps it in (the base page's config)."""
+    first, second = world.order("5000.00"), world.order("4000.00")
+    now = (int(time.time()) // 60) * 60 + 1.0  # one second into a minute: one window
+    limits = {"finance": "1/min", "quote": "600/min"}
+    with (
+        override_settings(API_RATE_LIMITS=limits),
+        mock.patch.object(throttling, "clock", return_value=now),
+    ):
+        caches["default"].delete(f"throttle:finance:{world.agent_user.pk}:{int(now // 60)}")
+        page = open_page(world.agent_user)
+        page.goto("/orders/")
+        for order, outcome in ((first, "approved"), (second, "rate-limited")):
+            page.locator(f'tr[data-order="{order.external_id}"] .finance-button').click()
+            page.click("#confirm-finance")
+            expect(page.locator("#finance-body[data-outcome]")).to_have_attribute(
+                "data-outcome", outcome
+            )
+            if order is first:
+                page.goto("/orders/")
+        expect(page.locator("[data-error=throttled]")).to_contain_text("Please wait 59 seconds")
+        page.click("#finance-body [data-close-dialog]")
+        expect(page.locator("#quote-dialog")).to_have_count(0)
+    assert not Loan.objects.filter(order=second).exists()
 
 
 def test_referred_request_is_claimed_approved_and_second_approved(
