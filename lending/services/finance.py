@@ -69,6 +69,11 @@ class Quote:
     terms: Terms
     decision: engine.DecisionResult
 
+    @property
+    def agent_reasons(self) -> list[dict[str, str]]:
+        """The reasons as the agent who asked may read them (no bank thresholds)."""
+        return engine.reasons_for_agent(self.decision.reasons)
+
 
 def _for_update(of: str, lock: bool) -> str:
     return f" FOR UPDATE OF {of}" if lock and connection.features.has_select_for_update_of else ""
