@@ -88,9 +88,9 @@ def sign_in(page: Page, username: str) -> None:
     expect(page.locator("#sign-out")).to_be_visible()
 
 
-def shoot(page: Page, name: str) -> None:
+def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
 
 
 def test_agent_signs_in_finances_an_order_and_sees_the_loan(world: World, open_page: Any) -> None:
@@ -119,7 +119,7 @@ def test_agent_signs_in_finances_an_order_and_sees_the_loan(world: World, open_p
     assert page.evaluate("window.stillHere === true")  # closed in place, not by navigating
     row.locator(".finance-button").click()
     expect(dialog.locator("[data-figure=total]")).to_contain_text("CN¥")
-    shoot(page, "agent-quote.png")
+    shoot(page, "agent-quote.png", full_page=False)  # the dialog over the page
 
     page.click("#confirm-finance")
     outcome = page.locator("#finance-body[data-outcome]")
@@ -528,7 +528,7 @@ def test_orders_offer_finance_only_where_the_click_would_pass(
         page.goto(f"/orders/{too_big.pk}/quote/")  # asked for anyway (a bookmark, an old page)
         expect(page.locator("#close-quote")).to_have_text("Close")
         expect(page.locator("#quote-figures")).not_to_contain_text("You receive")
-        shoot(page, "agent-quote-refused.png")
+        shoot(page, "agent-quote-refused.png", full_page=False)
     CreditLine.objects.filter(pk=world.line.pk).update(limit=Decimal("100000.00"))
     credit_line_freeze(actor=world.ops, line=CreditLine.objects.get(pk=world.line.pk), reason="x")
     page.goto("/orders/")
