@@ -13,7 +13,7 @@ sends the request to review with ``program_rule_refer`` instead of declining it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
@@ -42,6 +42,26 @@ REASON_TEXT = {
     "grade_below_auto_approve": "The agent's risk grade is below automatic approval.",
     "program_rule_refer": "The program sends this case to review.",
 }
+
+# What an agent is told instead of the stored detail, for the reasons whose detail names the
+# bank's own settings: the auto-approve limit and grade, the rules a program refers, the
+# program's headroom. The programs API hides those from agents, and a reason must not give them
+# away (an agent could size its orders just below the limit). The codes stay as they are; bank
+# staff read the stored detail.
+AGENT_DETAIL = {
+    "above_auto_approve_limit": "Needs a review by the bank.",
+    "grade_below_auto_approve": "Needs a review by the bank.",
+    "program_rule_refer": "Needs a review by the bank.",
+    "insufficient_program_limit": "The program has no room left for this loan right now.",
+}
+
+
+def reasons_for_agent(reasons: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """A decision's reasons as an agent may read them: same codes, no bank thresholds."""
+    return [
+        {"code": str(r["code"]), "detail": AGENT_DETAIL.get(str(r["code"]), str(r["detail"]))}
+        for r in reasons
+    ]
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
+
 from django.db.models import Exists, OuterRef, QuerySet
 
 from orders.models import SalesOrder, User
 from orders.selectors import order_list
 
 from .engine import FINANCEABLE_STATUSES
-from .models import HOLDS_ORDER, JournalLine, Loan, Program, ProgramStatus
+from .models import HOLDS_ORDER, OPEN, JournalLine, Loan, Program, ProgramStatus
 
 
 def loan_list(*, user: User, status: str | None = None) -> QuerySet[Loan]:
@@ -25,6 +28,14 @@ def loan_get(*, user: User, loan_id: int) -> Loan | None:
         .filter(pk=loan_id)
         .first()
     )
+
+
+def loans_past_due(*, agent_ids: Iterable[int], more_than: int = 0) -> QuerySet[Loan]:
+    """The agents' open loans more than ``more_than`` days past due (the loans the decision's
+    ``agent_max_dpd`` looks at), worst first: the ones to repay to finance again."""
+    return Loan.objects.filter(
+        agent_id__in=list(agent_ids), status__in=OPEN, days_past_due__gt=more_than
+    ).order_by("-days_past_due", "id")
 
 
 def loan_journal_lines(*, loan: Loan) -> QuerySet[JournalLine]:
@@ -46,9 +57,19 @@ def financeable_orders(orders: QuerySet[SalesOrder]) -> QuerySet[SalesOrder]:
 
 
 def order_list_for_lending(
-    *, user: User, status: str | None = None, financeable: bool | None = None
+    *,
+    user: User,
+    status: str | None = None,
+    financeable: bool | None = None,
+    search: str = "",
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    sort: str = "",
 ) -> QuerySet[SalesOrder]:
-    orders = order_list(user=user, status=status)
+    """``order_list`` with its filters; only the financeable orders when asked."""
+    orders = order_list(
+        user=user, status=status, search=search, date_from=date_from, date_to=date_to, sort=sort
+    )
     if financeable is True:
         orders = financeable_orders(orders)
     return orders

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from scf import clock
 
+from .engine import reasons_for_agent
 from .models import Decision, Loan
 from .services.terms import interest_for
 
@@ -178,9 +179,10 @@ class FinanceOutput(serializers.Serializer):
 
 
 def finance_reply_body(loan: Loan) -> dict[str, Any]:
-    """The body ``FinanceOutput`` describes, built with the shared serializers."""
+    """The body ``FinanceOutput`` describes, built with the shared serializers. Only the agent
+    who clicked reads it: the reasons are the agent's (``reasons_for_agent``)."""
     decision = loan.decision
-    reasons = [{"code": str(r["code"]), "detail": str(r["detail"])} for r in decision.reasons]
+    reasons = reasons_for_agent(decision.reasons)
     return {"loan": loan_body(loan), "decision": {"outcome": decision.outcome, "reasons": reasons}}
 
 
@@ -207,7 +209,7 @@ class QuoteOutput(serializers.Serializer):
     )
     eligible = serializers.SerializerMethodField()
     expected_outcome = serializers.CharField(source="decision.outcome")
-    reasons = ReasonOutput(many=True, source="decision.reasons")
+    reasons = ReasonOutput(many=True, source="agent_reasons")
 
     def get_eligible(self, quote: Any) -> bool:
         return bool(quote.decision.outcome != "declined")

@@ -148,6 +148,13 @@ class User(AbstractUser):
     def is_bank_staff(self) -> bool:
         return self.role in (Role.RISK_REVIEWER, Role.RISK_APPROVER, Role.OPS_ADMIN)
 
+    @property
+    def company_name(self) -> str:
+        """The company the user works for: the agent's or the enterprise's name ("" for bank
+        staff). Reads the party row when first asked."""
+        party = self.agent if self.agent_id else self.enterprise if self.enterprise_id else None
+        return party.name if party is not None else ""
+
 
 class OrderStatus(models.TextChoices):
     CONFIRMED = "confirmed", "Confirmed"

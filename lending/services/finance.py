@@ -71,6 +71,11 @@ class Quote:
     terms: Terms
     decision: engine.DecisionResult
 
+    @property
+    def agent_reasons(self) -> list[dict[str, str]]:
+        """The reasons as the agent who asked may read them (no bank thresholds)."""
+        return engine.reasons_for_agent(self.decision.reasons)
+
 
 def _for_update(of: str, lock: bool) -> str:
     return f" FOR UPDATE OF {of}" if lock and connection.features.has_select_for_update_of else ""
@@ -101,9 +106,9 @@ def _order_for_agent(user: User, order_id: int, *, lock: bool) -> SalesOrder:
     return order
 
 
-def program_for_order(order: SalesOrder) -> Program:
-    """The enterprise's program in the order's currency (or, failing that, any of its programs)."""
-    programs = list(Program.objects.filter(enterprise_id=order.enterprise_id).order_by("id"))
+def pick_program(programs: Sequence[Program], order: SalesOrder) -> Program:
+    """Among the order's enterprise's ``programs`` (by id), the one that decides the order: the
+    first active one in its currency, else the first (the engine then says why not)."""
     for program in programs:
         if program.currency == order.currency and program.status == ProgramStatus.ACTIVE:
             return program
@@ -112,13 +117,23 @@ def program_for_order(order: SalesOrder) -> Program:
     raise NotConfigured("No financing program covers this order.", code="no_program")
 
 
+def program_for_order(order: SalesOrder) -> Program:
+    """The enterprise's program in the order's currency (or, failing that, any of its programs)."""
+    return pick_program(
+        list(Program.objects.filter(enterprise_id=order.enterprise_id).order_by("id")), order
+    )
+
+
+NO_CREDIT_LINE = "The agent has no credit line in this program."
+
+
 def _line_for(order: SalesOrder, program: Program, *, lock: bool) -> CreditLine:
     lines = CreditLine.objects.filter(agent_id=order.agent_id, program=program)
     if lock:
         lines = lines.select_for_update()
     line = lines.first()
     if line is None:
-        raise NotConfigured("The agent has no credit line in this program.", code="no_credit_line")
+        raise NotConfigured(NO_CREDIT_LINE, code="no_credit_line")
     return line
 
 
@@ -216,7 +231,7 @@ def _facts(order: SalesOrder, *, reserve_loan_id: bool = False) -> Facts:
         return _facts_from(cursor.fetchone())
 
 
-def _inputs(
+def decision_inputs(
     order: SalesOrder,
     program: Program,
     line: CreditLine,
@@ -261,7 +276,7 @@ def loan_quote(*, user: User, order_id: int) -> Quote:
     order = _order_for_agent(user, order_id, lock=False)
     program, line, facts = _program_and_line(order, lock=False)
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
-    decision = engine.decide(_inputs(order, program, line, terms.principal, facts))
+    decision = engine.decide(decision_inputs(order, program, line, terms.principal, facts))
     return Quote(order, program, terms, decision)
 
 
@@ -329,14 +344,14 @@ def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> Fin
     if facts.already_financed:
         raise OrderAlreadyFinanced("This order has already been financed.")
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
-    decision = engine.decide(_inputs(order, program, line, terms.principal, facts))
+    decision = engine.decide(decision_inputs(order, program, line, terms.principal, facts))
     rows = _rows(user, order, program, line, terms, decision, facts, reply_to)
     if _write(rows):
         return rows
     # The program ran out between the line lock and the reservation: decide again on its
     # current figures (declined, insufficient_program_limit); nothing was written.
     program.refresh_from_db(fields=["outstanding_principal", "reserved", "limit"])
-    inputs = _inputs(
+    inputs = decision_inputs(
         order, program, line, terms.principal, facts, program_available=program.available
     )
     rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to)

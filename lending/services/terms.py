@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from scf.clock import roll_forward
 from scf.money import CENT
@@ -17,6 +17,20 @@ DAY_COUNT_BASIS = {DayCount.ACT_360: Decimal(360), DayCount.ACT_365F: Decimal(36
 def principal_for(order_amount: Decimal, advance_rate: Decimal) -> Decimal:
     """Order amount x advance rate, rounded down to the cent."""
     return (order_amount * advance_rate).quantize(CENT, rounding=ROUND_DOWN)
+
+
+def largest_order_for(principal_cap: Decimal, advance_rate: Decimal) -> Decimal:
+    """The largest order amount (in cents) whose principal (``principal_for``) is at most
+    ``principal_cap``: what an agent with that much credit left could still finance."""
+    if advance_rate <= 0 or principal_cap < 0:
+        raise ValueError("advance rate must be positive and the cap not negative")
+    # principal_for(a) <= cap  <=>  a x rate < cap + 1 cent: the last cent below that bound.
+    amount = ((principal_cap + CENT) / advance_rate).quantize(CENT, rounding=ROUND_CEILING) - CENT
+    while principal_for(amount, advance_rate) > principal_cap:  # the division's last digit
+        amount -= CENT
+    while principal_for(amount + CENT, advance_rate) <= principal_cap:
+        amount += CENT
+    return max(amount, Decimal("0.00"))
 
 
 def interest_for(principal: Decimal, annual_rate: Decimal, days: int, day_count: str) -> Decimal:

@@ -3,6 +3,7 @@ the rate-limited answer."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, cast
 
 from django.core.paginator import Page, Paginator
@@ -25,6 +26,14 @@ def choice(request: HttpRequest, name: str, choices: list[str]) -> str | None:
     """A query parameter that must be one of ``choices``; anything else is ignored."""
     value = request.GET.get(name, "")
     return value if value in choices else None
+
+
+def day_param(request: HttpRequest, name: str) -> dt.date | None:
+    """A query parameter that must be an ISO date (``2026-11-20``); anything else is ignored."""
+    try:
+        return dt.date.fromisoformat(request.GET.get(name, ""))
+    except ValueError:
+        return None
 
 
 def page_of(request: HttpRequest, rows: Any, per_page: int = PAGE_SIZE) -> Page:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -21,6 +22,7 @@ from django.views.decorators.http import require_GET
 from orders.models import Role
 from orders.selectors import order_list
 from orders.views import BANK_STAFF, role_required
+from scf.display import csv_date, csv_datetime, with_zone
 
 from ..models import Grade, Program
 from ..program_selectors import program_dashboard, program_list, programs_visible_to
@@ -108,6 +110,7 @@ def program_dashboard_page(request: HttpRequest, program_id: int) -> HttpRespons
         "columns": _columns(request, filters),
         "agents": page_of(request, filters.apply(dashboard.agents), EXPOSURE_PAGE),
         "query": query_without_page(request),
+        "export_query": urlencode(filters.params()),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "lending/_exposure_table.html", context)
@@ -160,18 +163,34 @@ def _stamp() -> str:
     return timezone.localtime().strftime("%Y%m%d-%H%M")
 
 
+def _filtered(request: HttpRequest, program: Program, rows: Any) -> Any:
+    """The rows of the agents the dashboard's filter shows (its ``q``, ``grade``, ``frozen``)."""
+    agent_ids = _exposure_filter(request).agent_ids(program)
+    return rows if agent_ids is None else rows.filter(agent_id__in=agent_ids)
+
+
 @require_GET
 @role_required(*DASHBOARD_ROLES)
 def export_orders(request: HttpRequest, program_id: int) -> StreamingHttpResponse:
-    """The program's enterprise's orders in its currency, as CSV (streamed, any size)."""
+    """The program's enterprise's orders in its currency, of the agents the page's filter
+    shows, as CSV (streamed, any size): headings in words, times in the local zone."""
     program = _program_or_404(request, program_id)
     orders = (
         order_list(user=web_user(request))
         .filter(enterprise_id=program.enterprise_id, currency=program.currency)
         .order_by("order_date", "id")
     )
-    header = ["external_id", "agent_code", "agent_name", "amount", "currency", "status"]
-    header += ["order_date", "version", "updated_at"]
+    header = [
+        gettext("Order number"),
+        gettext("Agent code"),
+        gettext("Agent name"),
+        gettext("Amount"),
+        gettext("Currency"),
+        gettext("Status"),
+        gettext("Order date"),
+        gettext("Version"),
+        with_zone(gettext("Updated at")),
+    ]
     rows = (
         [
             _text(o.external_id),
@@ -180,68 +199,74 @@ def export_orders(request: HttpRequest, program_id: int) -> StreamingHttpRespons
             f"{o.amount:.2f}",
             o.currency,
             o.status,
-            o.order_date.isoformat(),
+            csv_date(o.order_date),
             o.version,
-            o.updated_at.isoformat(),
+            csv_datetime(o.updated_at),
         ]
-        for o in orders.iterator(chunk_size=CSV_CHUNK)
+        for o in _filtered(request, program, orders).iterator(chunk_size=CSV_CHUNK)
     )
     return _csv(f"orders-{program.code}-{_stamp()}.csv", header, rows)
 
 
-LOAN_COLUMNS = [
-    "id",
-    "reference",
-    "order_external_id",
-    "agent_code",
-    "agent_name",
-    "status",
-    "currency",
-    "order_amount",
-    "principal",
-    "outstanding_principal",
-    "accrued_interest",
-    "accrued_penalty",
-    "due_date",
-    "days_past_due",
-    "requested_at",
-    "approved_at",
-    "disbursed_at",
-    "closed_at",
-]
+# (heading, the loan's field): money to two places, dates as ISO dates, moments in local time.
+LOAN_COLUMNS: tuple[tuple[Any, str], ...] = (
+    (_("Loan id"), "id"),
+    (_("Reference"), "reference"),
+    (_("Order number"), "order_external_id"),
+    (_("Agent code"), "agent_code"),
+    (_("Agent name"), "agent_name"),
+    (_("Status"), "status"),
+    (_("Currency"), "currency"),
+    (_("Order amount"), "order_amount"),
+    (_("Principal"), "principal"),
+    (_("Outstanding principal"), "outstanding_principal"),
+    (_("Accrued interest"), "accrued_interest"),
+    (_("Penalty interest"), "accrued_penalty"),
+    (_("Due date"), "due_date"),
+    (_("Days past due"), "days_past_due"),
+    (_("Requested at"), "requested_at"),
+    (_("Approved at"), "approved_at"),
+    (_("Paid out at"), "disbursed_at"),
+    (_("Closed at"), "closed_at"),
+)
+MOMENTS = {"requested_at", "approved_at", "disbursed_at", "closed_at"}
 
 
-def _iso(value: Any) -> str:
-    return value.isoformat() if value is not None else ""
+def _loan_row(loan: Any) -> list[Any]:
+    return [
+        loan.pk,
+        _text(loan.reference),
+        _text(loan.order.external_id),
+        _text(loan.agent.code),
+        _text(loan.agent.name),
+        loan.status,
+        loan.currency,
+        f"{loan.order_amount:.2f}",
+        f"{loan.principal:.2f}",
+        f"{loan.outstanding_principal:.2f}",
+        f"{loan.accrued_interest:.2f}",
+        f"{loan.accrued_penalty:.2f}",
+        csv_date(loan.due_date),
+        loan.days_past_due,
+        csv_datetime(loan.requested_at),
+        csv_datetime(loan.approved_at),
+        csv_datetime(loan.disbursed_at),
+        csv_datetime(loan.closed_at),
+    ]
 
 
 @require_GET
 @role_required(*DASHBOARD_ROLES)
 def export_loans(request: HttpRequest, program_id: int) -> StreamingHttpResponse:
-    """The program's loans (every status) as CSV (streamed, any size)."""
+    """The program's loans (every status) of the agents the page's filter shows, as CSV
+    (streamed, any size): headings in words, times in the local zone."""
     program = _program_or_404(request, program_id)
     loans = loan_list(user=web_user(request)).filter(program_id=program.pk).order_by("id")
+    header = [
+        with_zone(str(label)) if field in MOMENTS else str(label) for label, field in LOAN_COLUMNS
+    ]
     rows = (
-        [
-            loan.pk,
-            _text(loan.reference),
-            _text(loan.order.external_id),
-            _text(loan.agent.code),
-            _text(loan.agent.name),
-            loan.status,
-            loan.currency,
-            f"{loan.order_amount:.2f}",
-            f"{loan.principal:.2f}",
-            f"{loan.outstanding_principal:.2f}",
-            f"{loan.accrued_interest:.2f}",
-            f"{loan.accrued_penalty:.2f}",
-            loan.due_date.isoformat(),
-            loan.days_past_due,
-            _iso(loan.requested_at),
-            _iso(loan.approved_at),
-            _iso(loan.disbursed_at),
-            _iso(loan.closed_at),
-        ]
-        for loan in loans.iterator(chunk_size=CSV_CHUNK)
+        _loan_row(loan)
+        for loan in _filtered(request, program, loans).iterator(chunk_size=CSV_CHUNK)
     )
-    return _csv(f"loans-{program.code}-{_stamp()}.csv", LOAN_COLUMNS, rows)
+    return _csv(f"loans-{program.code}-{_stamp()}.csv", header, rows)

@@ -153,15 +153,32 @@ class ExposureFilter:
     sort: str = "exposure"
     descending: bool = True
 
-    def apply(self, lines: list[CreditLine]) -> list[CreditLine]:
-        """Filter and sort the dashboard's lines (already loaded in one query)."""
+    @property
+    def narrows(self) -> bool:
+        """Whether the filter leaves some agents out (the sort order does not)."""
+        return bool(self.query.strip() or self.grade or self.frozen)
+
+    def params(self) -> dict[str, str]:
+        """The filter (not the sort) as query parameters, for the CSV exports' links."""
+        values = {"q": self.query.strip(), "grade": self.grade, "frozen": self.frozen}
+        return {name: value for name, value in values.items() if value}
+
+    def matches(self, line: CreditLine) -> bool:
         needle = self.query.strip().casefold()
-        rows = [
-            line
-            for line in lines
-            if (not needle or needle in f"{line.agent.code} {line.agent.name}".casefold())
+        return (
+            (not needle or needle in f"{line.agent.code} {line.agent.name}".casefold())
             and (not self.grade or line.risk_grade == self.grade)
             and (not self.frozen or line.frozen == (self.frozen == "yes"))
-        ]
+        )
+
+    def apply(self, lines: list[CreditLine]) -> list[CreditLine]:
+        """Filter and sort the dashboard's lines (already loaded in one query)."""
         key = SORT_KEYS.get(self.sort, SORT_KEYS["exposure"])
-        return sorted(rows, key=key, reverse=self.descending)
+        return sorted(filter(self.matches, lines), key=key, reverse=self.descending)
+
+    def agent_ids(self, program: Program) -> list[int] | None:
+        """The program's agents the filter keeps (one query); ``None`` when it keeps all."""
+        if not self.narrows:
+            return None
+        lines = CreditLine.objects.filter(program_id=program.pk).select_related("agent")
+        return [line.agent_id for line in lines if self.matches(line)]

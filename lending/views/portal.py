@@ -2,22 +2,27 @@
 
 Thin pages over the same reads and writes as the API:
 
-- orders come from ``order_list_for_lending`` and ``financeable_orders``; the amount on offer is
-  ``terms.principal_for`` with the program ``finance.program_for_order`` would pick;
+- orders come from ``order_list_for_lending`` (search by number, dates, status, sort); what each
+  row offers is the engine run in quote mode on the whole page (``loan_quotes``, three queries):
+  "Finance this order" only where the click would not be refused, otherwise why, with the
+  figures, and a financed order links to its loan;
 - the quote is ``loan_quote``; **Finance this order** is ``loan_finance_once``, the same call
   with the same scope and fingerprint as ``POST /api/v1/orders/{id}/finance/``. The
   quote carries a fresh Idempotency-Key, sent as a header by htmx (and as a form field without
   JavaScript), so a double click, a retry or a second tab replays the first reply and never
   makes a second loan;
+- a refusal says what the agent can do (``advice.advise``: how large an order fits, which loan
+  to repay), never the bank's own thresholds;
 - loans come from ``loan_list`` / ``loan_get`` (another agent's loan is a 404) and the schedule
-  from ``loan_schedule``.
+  from ``loan_schedule``; a loan nothing was paid out for (declined, in review, expired, failed)
+  has no schedule and no repayment instructions, and a declined one gives the bank's reason.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -27,15 +32,23 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from orders.models import OrderStatus, Role, SalesOrder
+from orders.models import OrderStatus, Role, User
+from orders.selectors import ORDER_SORTS
 from orders.views import BANK_STAFF, role_required
 from scf.errors import ApplicationError, NotFound
 from scf.throttling import RateLimited
 
-from ..models import AuditLog, Disbursement, Loan, LoanStatus, Program, ProgramStatus
+from ..models import (
+    AuditLog,
+    Disbursement,
+    Loan,
+    LoanStatus,
+    Review,
+    ReviewKind,
+    ReviewStatus,
+)
 from ..program_selectors import credit_lines_visible_to
 from ..selectors import (
-    financeable_orders,
     loan_get,
     loan_journal_lines,
     loan_list,
@@ -44,10 +57,11 @@ from ..selectors import (
 from ..serializers import loan_schedule
 from ..services.finance import loan_finance_once, loan_quote
 from ..services.idempotency import MAX_KEY_LENGTH, StoredReply
-from ..services.terms import principal_for
-from .common import choice, page_of, query_without_page, rate_limited, web_user
+from .advice import Advice, advise
+from .common import choice, day_param, page_of, query_without_page, rate_limited, web_user
+from .offers import advice_for, order_offers
+from .words import ORDER_SORT, SETUP_ERRORS, agent_decline_reason, word
 from .words import REASONS as REASON_WORDS
-from .words import reason_words, word
 
 EVERYONE = (Role.AGENT, Role.ENTERPRISE_ADMIN, *BANK_STAFF)
 RECENT = 5
@@ -72,54 +86,42 @@ def portal(request: HttpRequest) -> HttpResponse:
     context = {
         "lines": lines,
         "orders": orders,
-        "offers": order_offers(orders),
+        "offers": order_offers(orders, staff=user.is_bank_staff),
         "loans": list(loan_list(user=user)[:RECENT]),
     }
     return render(request, "lending/portal.html", context)
 
 
-def order_offers(orders: list[SalesOrder]) -> dict[int, Decimal]:
-    """Principal on offer for each financeable order of a page, in two queries for any page.
-
-    Financeable is the API's ``financeable_orders``; the program is the one the finance service
-    would use (the enterprise's first active program in the order's currency).
-    """
-    if not orders:
-        return {}
-    ids = [order.pk for order in orders]
-    financeable = set(
-        financeable_orders(SalesOrder.objects.filter(pk__in=ids)).values_list("pk", flat=True)
-    )
-    programs: dict[tuple[int, str], Program] = {}
-    for active in Program.objects.filter(
-        enterprise_id__in={order.enterprise_id for order in orders}, status=ProgramStatus.ACTIVE
-    ).order_by("id"):
-        programs.setdefault((active.enterprise_id, active.currency), active)
-    offers: dict[int, Decimal] = {}
-    for order in orders:
-        program = programs.get((order.enterprise_id, order.currency))
-        if order.pk in financeable and program is not None:
-            offers[order.pk] = principal_for(order.amount, program.advance_rate)
-    return offers
+def _order_filters(request: HttpRequest) -> dict[str, Any]:
+    """The orders page's filters, each ignored when it does not parse."""
+    sort = request.GET.get("sort", "")
+    return {
+        "status": choice(request, "status", OrderStatus.values),
+        "search": request.GET.get("q", "").strip()[:64],
+        "date_from": day_param(request, "from"),
+        "date_to": day_param(request, "to"),
+        "sort": sort if sort in ORDER_SORTS else "-date",
+    }
 
 
 @require_GET
 @role_required(*EVERYONE)
 def order_list(request: HttpRequest) -> HttpResponse:
-    """Orders the user may see, filtered by status and "financeable only"."""
-    status = choice(request, "status", OrderStatus.values)
+    """Orders the user may see: search by number, dates, status, "financeable only", sorted."""
+    user = web_user(request)
+    filters = _order_filters(request)
     financeable = request.GET.get("financeable") == "1"
-    orders = order_list_for_lending(
-        user=web_user(request), status=status, financeable=financeable or None
-    )
+    orders = order_list_for_lending(user=user, financeable=financeable or None, **filters)
     page = page_of(request, orders)
+    rows = list(page.object_list)
     context = {
         "page": page,
-        "rows": list(page.object_list),
-        "offers": order_offers(list(page.object_list)),
-        "status": status or "",
+        "rows": rows,
+        "offers": order_offers(rows, staff=user.is_bank_staff),
+        "filters": filters,
         "financeable": financeable,
         "statuses": OrderStatus.values,
+        "sorts": ORDER_SORT,
         "query": query_without_page(request),
     }
     template = "lending/_order_table.html" if request.htmx else "lending/orders.html"  # type: ignore[attr-defined]
@@ -136,23 +138,33 @@ def _partial_or_page(request: HttpRequest, partial: str, context: dict[str, Any]
 @require_GET
 @role_required(Role.AGENT)
 def order_quote(request: HttpRequest, order_id: int) -> HttpResponse:
-    """The quote for one of the agent's orders, with a fresh Idempotency-Key for the confirm."""
+    """The quote for one of the agent's orders, with a fresh Idempotency-Key for the confirm.
+    A quote the engine would decline says why and what to do, and offers only "Close"."""
+    user = web_user(request)
     try:
-        quote = loan_quote(user=web_user(request), order_id=order_id)
+        quote = loan_quote(user=user, order_id=order_id)
     except RateLimited as exc:
         return rate_limited(request, exc)
     except NotFound:
         raise Http404 from None
     except ApplicationError as exc:
+        error = word(SETUP_ERRORS, exc.code, exc.detail)
         return _partial_or_page(
-            request, "lending/_finance_error.html", {"order_id": order_id, "error": exc.detail}
+            request, "lending/_finance_error.html", {"order_id": order_id, "error": error}
         )
+    decision = quote.decision
     context = {
         "quote": quote,
         "order": quote.order,
         "terms": quote.terms,
-        "expected": quote.decision.outcome,
-        "reasons": reason_words(quote.decision.reasons),
+        "expected": decision.outcome,
+        "advice": advice_for(
+            user,
+            decision.reasons,
+            decision.inputs.as_json(),
+            quote.program.advance_rate,
+            user.agent_id,
+        ),
         "idempotency_key": uuid.uuid4().hex,
     }
     return _partial_or_page(request, "lending/_quote.html", context)
@@ -169,7 +181,7 @@ class FinanceOutcome:
     principal: Decimal | None = None
     currency: str = ""
     due_date: dt.date | None = None
-    reasons: tuple[dict[str, str], ...] = ()
+    advice: tuple[Advice, ...] = ()
     error_code: str = ""
     error: str = ""
 
@@ -190,14 +202,16 @@ class FinanceOutcome:
             principal=Decimal(loan["principal"]),
             currency=loan["currency"],
             due_date=dt.date.fromisoformat(loan["due_date"]),
-            reasons=tuple(reason_words(decision["reasons"])),
+            advice=tuple(advise(decision["reasons"], None)),
         )
 
 
 @require_POST
 @role_required(Role.AGENT)
 def order_finance(request: HttpRequest, order_id: int) -> HttpResponse:
-    """Finance this order: the outcome in place (approved, in review, or declined with reasons)."""
+    """Finance this order: the outcome in place (approved, in review, or declined with reasons
+    and what to do)."""
+    user = web_user(request)
     key = (
         request.headers.get("Idempotency-Key") or request.POST.get("idempotency_key", "")
     ).strip()
@@ -207,14 +221,26 @@ def order_finance(request: HttpRequest, order_id: int) -> HttpResponse:
         )
     else:
         try:
-            reply = loan_finance_once(user=web_user(request), order_id=order_id, key=key, body={})
+            reply = loan_finance_once(user=user, order_id=order_id, key=key, body={})
             result = FinanceOutcome.of(reply)
         except RateLimited as exc:
             return rate_limited(request, exc)
         except ApplicationError as exc:  # the key was used for another request
             result = FinanceOutcome(exc.status_code, error_code=exc.code, error=exc.detail)
+    if result.outcome == "declined" and result.loan_id is not None:
+        result = _with_figures(user, result)
     context = {"order_id": order_id, "result": result}
     return _partial_or_page(request, "lending/_finance_result.html", context)
+
+
+def _with_figures(user: User, result: FinanceOutcome) -> FinanceOutcome:
+    """A declined click's advice with the figures its decision stored (the reply has none)."""
+    loan = loan_get(user=user, loan_id=result.loan_id or 0)
+    decision = getattr(loan, "decision", None) if loan is not None else None
+    if loan is None or decision is None:
+        return result
+    advice = advice_for(user, decision.reasons, decision.inputs, loan.advance_rate, loan.agent_id)
+    return replace(result, advice=tuple(advice))
 
 
 @require_GET
@@ -231,23 +257,37 @@ def loans(request: HttpRequest) -> HttpResponse:
     return render(request, "lending/loans.html", context)
 
 
+# Nothing was paid out for these, and nothing is owed: no schedule, no repayment instructions.
+NOT_PAID_OUT = (
+    LoanStatus.DECLINED,
+    LoanStatus.IN_REVIEW,
+    LoanStatus.EXPIRED,
+    LoanStatus.DISBURSEMENT_FAILED,
+)
+
+
 @require_GET
 @role_required(*EVERYONE)
 def loan_detail(request: HttpRequest, loan_id: int) -> HttpResponse:
-    """Schedule, balances, how to repay, and what happened so far. A loan not yours is a 404."""
+    """Schedule, balances, how to repay, and what happened so far. A loan not yours is a 404.
+    A loan nothing was paid out for shows why instead: a declined one the bank's reason."""
     user = web_user(request)
     loan = loan_get(user=user, loan_id=loan_id)
     if loan is None:
         raise Http404
     bank = loan.program.bank
+    paid_out = loan.status not in NOT_PAID_OUT
+    decision = getattr(loan, "decision", None)
     context = {
         "loan": loan,
         "bank": bank,
+        "paid_out": paid_out,
         # Where repayments go: as the reminders quote it (integrations.notifications).
         "repay_account": bank.settlement_account_no
         or getattr(settings, "LENDER_SETTLEMENT_ACCOUNT", ""),
-        "schedule": loan_schedule(loan),
-        "reasons": reason_words(getattr(getattr(loan, "decision", None), "reasons", []) or []),
+        "schedule": loan_schedule(loan) if paid_out else [],
+        "advice": _loan_advice(user, loan, decision) if decision is not None else [],
+        "bank_decline": _bank_decline(loan, staff=user.is_bank_staff),
         "repayments": list(loan.repayments.order_by("value_date", "id")),
         "disbursement": Disbursement.objects.filter(loan=loan).first(),
         "journal": list(loan_journal_lines(loan=loan)),
@@ -255,6 +295,32 @@ def loan_detail(request: HttpRequest, loan_id: int) -> HttpResponse:
         "owes": loan.status in (LoanStatus.ACTIVE, LoanStatus.OVERDUE),
     }
     return render(request, "lending/loan_detail.html", context)
+
+
+def _loan_advice(user: User, loan: Loan, decision: Any) -> list[Advice]:
+    """The engine's reasons: what a declined loan's agent can do, what a referral waits for.
+    An agent reads a loan's current loans to repay only while it is declined."""
+    if not decision.reasons:
+        return []
+    agent_id = loan.agent_id if loan.status == LoanStatus.DECLINED else None
+    return advice_for(user, decision.reasons, decision.inputs, loan.advance_rate, agent_id)
+
+
+def _bank_decline(loan: Loan, *, staff: bool) -> dict[str, str] | None:
+    """The reason a reviewer gave for declining the loan's referral, if one did."""
+    if loan.status != LoanStatus.DECLINED:
+        return None
+    review = (
+        Review.objects.filter(loan=loan, kind=ReviewKind.REFERRAL, status=ReviewStatus.DECLINED)
+        .order_by("-closed_at", "-id")
+        .first()
+    )
+    if review is None:
+        return None
+    return {
+        "code": review.decline_reason,
+        "text": agent_decline_reason(review.decline_reason, staff=staff),
+    }
 
 
 def _loan_audit(loan: Loan) -> list[AuditLog]:

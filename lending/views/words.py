@@ -96,6 +96,34 @@ DECLINE_REASONS: dict[str, Any] = {
     "other": _("Another reason (explain in the note)."),
 }
 
+# What an agent reads for the reviewer's decline reason: the reviewers' own words, except for
+# "other", whose explanation is in the reviewer's note (the bank's, not shown to the agent).
+AGENT_DECLINE_REASONS: dict[str, Any] = {
+    **DECLINE_REASONS,
+    "other": _("The bank declined the request after its review. Ask your relationship manager."),
+}
+
+
+def agent_decline_reason(code: str, *, staff: bool = False) -> str:
+    """The words of a reviewer's decline reason for an agent (or, ``staff``, for the bank)."""
+    return word(DECLINE_REASONS if staff else AGENT_DECLINE_REASONS, code)
+
+
+# The orders page's sort keys (``orders.selectors.ORDER_SORTS``), in the order offered.
+ORDER_SORT: dict[str, Any] = {
+    "-date": _("Newest first"),
+    "date": _("Oldest first"),
+    "-amount": _("Largest amount first"),
+    "amount": _("Smallest amount first"),
+    "number": _("Order number"),
+}
+
+# Why no program can decide an order (``lending.services.finance.NotConfigured`` codes).
+SETUP_ERRORS: dict[str, Any] = {
+    "no_program": _("No financing program covers this order."),
+    "no_credit_line": _("No credit line in this program yet. Ask the bank to open one."),
+}
+
 RULE_OUTCOME: dict[str, Any] = {
     "pass": _("Passed"),
     "decline": _("Declines"),

@@ -125,6 +125,8 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Shanghai"
+# One date format per language, times with their UTC offset (scf/formats).
+FORMAT_MODULE_PATH = ["scf.formats"]
 USE_I18N = True
 USE_TZ = True
 

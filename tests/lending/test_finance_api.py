@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -156,3 +158,66 @@ def test_program_row_never_exceeds_limit(agent_client, order, line, program):
     body = finance(agent_client, order.id).json()
     assert body["decision"]["outcome"] == "declined"
     assert [r["code"] for r in body["decision"]["reasons"]] == ["insufficient_program_limit"]
+
+
+# --- what an agent is told about a referral (issue 18, item 7) ---------------------------------
+
+
+def _referred_quote_and_finance(agent_client: Any, order: Any) -> tuple[dict, dict]:
+    quote = agent_client.post(f"/api/v1/orders/{order.id}/quote/")
+    assert quote.status_code == 200, quote.content
+    reply = finance(agent_client, order.id, key="k-referred")
+    assert reply.status_code == 201, reply.content
+    return quote.json(), reply.json()
+
+
+@pytest.mark.parametrize(
+    ("setting", "code", "secret"),
+    [
+        ({"auto_approve_limit": Decimal("7654.32")}, "above_auto_approve_limit", "7654.32"),
+        ({"auto_approve_grade": "A"}, "grade_below_auto_approve", "Grade"),
+        (
+            {"refer_rules": ["order_too_old"], "max_order_age_days": 7},
+            "program_rule_refer",
+            "order_too_old",
+        ),
+    ],
+    ids=["limit", "grade", "program-rule"],
+)
+def test_referral_reasons_tell_agents_what_happens_not_the_banks_thresholds(
+    agent_client, agent, enterprise, line, program, setting, code, secret
+):
+    for name, value in setting.items():
+        setattr(program, name, value)
+    program.save()
+    order = OrderFactory(
+        agent=agent,
+        enterprise=enterprise,
+        amount=Decimal("10000.00"),
+        order_date=dt.date.today() - dt.timedelta(days=30),
+    )
+    quote, reply = _referred_quote_and_finance(agent_client, order)
+    expected = [{"code": code, "detail": "Needs a review by the bank."}]
+    assert quote["expected_outcome"] == "in_review" and quote["reasons"] == expected
+    assert reply["decision"] == {"outcome": "in_review", "reasons": expected}
+    for text in (str(quote), str(reply)):
+        assert secret not in text
+    # The bank keeps the full detail, and its staff read it.
+    stored = Decision.objects.get(loan_id=reply["loan"]["id"]).reasons
+    assert [r["code"] for r in stored] == [code] and secret in stored[0]["detail"]
+    reviewer = UserFactory(role="risk_reviewer")
+    staff = client_for(reviewer).get("/api/v1/reviews/").json()["results"][0]["decision"]
+    assert secret in staff["reasons"][0]["detail"]
+
+
+def test_a_full_program_is_not_measured_for_agents(agent_client, order, line, program):
+    program.limit = Decimal("7000.00")  # principal 8,000
+    program.save()
+    quote = agent_client.post(f"/api/v1/orders/{order.id}/quote/").json()
+    assert quote["reasons"] == [
+        {
+            "code": "insufficient_program_limit",
+            "detail": "The program has no room left for this loan right now.",
+        }
+    ]
+    assert "7000" not in str(quote)

@@ -20,9 +20,12 @@ from django.core.cache import caches
 from django.test import override_settings
 from playwright.sync_api import Browser, Page, expect
 
-from lending.models import AccountCode, EntryKind, IdempotencyRecord, Loan, Review
+from lending.models import AccountCode, CreditLine, EntryKind, IdempotencyRecord, Loan, Review
+from lending.services.audit import audit_record
 from lending.services.finance import loan_finance
 from lending.services.ledger import Posting, ledger_post
+from lending.services.lines import credit_line_freeze
+from lending.services.reviews import review_claim, review_decline
 from lending.views.words import LOAN_STATUS, word
 from orders.models import FeedEvent, User
 from scf import clock, throttling
@@ -43,8 +46,9 @@ pytestmark = [
     pytest.mark.usefixtures("allow_orm_beside_playwright"),
 ]
 
-DESKTOP = {"width": 1280, "height": 900}
+DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
+WIDTHS = {"desktop": DESKTOP, "phone": PHONE}
 
 
 @pytest.fixture
@@ -97,9 +101,9 @@ def sign_in(page: Page, username: str) -> None:
     expect(page.locator("#sign-out")).to_be_visible()
 
 
-def shoot(page: Page, name: str) -> None:
+def shoot(page: Page, name: str, *, full_page: bool = True) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
 
 
 def test_agent_signs_in_finances_an_order_and_sees_the_loan(world: World, open_page: Any) -> None:
@@ -128,7 +132,7 @@ def test_agent_signs_in_finances_an_order_and_sees_the_loan(world: World, open_p
     assert page.evaluate("window.stillHere === true")  # closed in place, not by navigating
     row.locator(".finance-button").click()
     expect(dialog.locator("[data-figure=total]")).to_contain_text("CN¥")
-    shoot(page, "agent-quote.png")
+    shoot(page, "agent-quote.png", full_page=False)  # the dialog over the page
 
     page.click("#confirm-finance")
     outcome = page.locator("#finance-body[data-outcome]")
@@ -368,3 +372,207 @@ def test_zh_hans_pages_show_chinese_text(world: World, open_page: Any) -> None:
     expect(page.locator("a[data-nav=orders]")).to_have_text("订单")
     expect(page.locator(".badge.offer").first).to_contain_text("最高可融 ¥9,876.53")
     shoot(page, "agent-portal-zh-hans.png")
+
+
+# --- layout: nothing wider than the screen (issue 17, items 3, 4 and 7) -------------------------
+
+OVERFLOW = """() => {
+    const width = document.documentElement.clientWidth;
+    const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+        + (typeof el.className === 'string' && el.className.trim()
+           ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+    const found = [];
+    if (document.documentElement.scrollWidth > width) {
+        found.push(`the page is ${document.documentElement.scrollWidth}px wide`);
+    }
+    for (const el of document.body.querySelectorAll('*')) {
+        const box = el.getBoundingClientRect();
+        if (!box.width && !box.height) continue;
+        if (box.right > width + 0.5 || box.left < -0.5) {
+            found.push(`${name(el)} spans ${Math.round(box.left)}..${Math.round(box.right)}px`);
+        }
+        const style = getComputedStyle(el);
+        if (['auto', 'scroll', 'hidden'].includes(style.overflowX) && el.tagName !== 'SELECT'
+            && el.scrollWidth > el.clientWidth + 1 && !el.closest('nav.site li.company')) {
+            found.push(`${name(el)} clips or scrolls: ${el.scrollWidth}px in ${el.clientWidth}px`);
+        }
+    }
+    return found.slice(0, 12);
+}"""
+
+HEADER_ROWS = """() => {
+    const boxes = Array.from(document.querySelectorAll('nav.site li'))
+        .filter(li => li.getClientRects().length).map(li => li.getBoundingClientRect())
+        .sort((a, b) => a.top - b.top);
+    let rows = 0, bottom = -Infinity;
+    for (const box of boxes) {
+        if (box.top >= bottom - 2) { rows += 1; bottom = box.bottom; }
+        else { bottom = Math.max(bottom, box.bottom); }
+    }
+    return rows;
+}"""
+
+
+def assert_fits(page: Page, where: str) -> None:
+    """No element sticks out of the viewport, and no box clips or scrolls its content sideways
+    (a table column cut off), at the page's width."""
+    page.wait_for_load_state()
+    assert page.evaluate(OVERFLOW) == [], where
+
+
+def _busy_world(world: World) -> dict[str, Any]:
+    """Everything the pages show, with long texts: loans in every state, refusals of every
+    kind on the agent's orders, a referral declined by a reviewer, a long audit trail."""
+    _dashboard_data(world)  # the agent's first loan is 5 days past due: its orders say so
+    today = clock.business_date(world.program.time_zone)
+    world.order("2000000.00")  # above the program's maximum and the line
+    world.order("12000.00", order_date=today - dt.timedelta(days=200))  # too old
+    world.order("7000.00", status="delivered")
+    referred = loan_finance(
+        user=world.other_agent_user, order_id=world.order("9000.00", agent=world.other_agent).pk
+    )
+    review = Review.objects.get(loan=referred)
+    review_claim(user=world.reviewer, review_id=review.pk)
+    review_decline(
+        user=world.reviewer,
+        review_id=review.pk,
+        reason="credit_risk",
+        note="Sales to this dealer fell by half in the last quarter",
+    )
+    pending = loan_finance(
+        user=world.other_agent_user, order_id=world.order("15000.00", agent=world.other_agent).pk
+    )
+    for n in range(3):
+        audit_record(
+            actor=world.ops,
+            action="line.freeze_requested_by_operations_after_review",
+            obj=pending,
+            after={
+                "reasons": ["insufficient_credit_line", "agent_overdue"],
+                "reference": pending.reference * 3,
+                "n": n,
+            },
+            note="A long note " * 20,
+        )
+    return {"declined": Loan.objects.get(pk=referred.pk), "in_review": pending,
+            "review": Review.objects.get(loan=pending)}  # fmt: skip
+
+
+@pytest.mark.parametrize("size", WIDTHS, ids=list(WIDTHS))
+def test_every_page_fits_the_screen(world: World, open_page: Any, size: str) -> None:
+    viewport = WIDTHS[size]
+    made = _busy_world(world)
+    overdue = Loan.objects.filter(agent=world.agent, status="overdue").first()
+    assert overdue is not None
+    agent = open_page(world.agent_user, viewport=viewport)
+    if size == "phone":
+        rows = agent.evaluate(HEADER_ROWS)
+        assert rows <= 2, f"the site bar takes {rows} rows on a phone"
+    for url in ("/", "/orders/", "/loans/", f"/loans/{overdue.pk}/"):
+        agent.goto(url)
+        assert_fits(agent, f"{url} at {size}")
+    expect(agent.locator("#schedule")).to_be_visible()
+    agent.goto("/orders/")
+    agent.locator("tr[data-order] .finance-button, tr[data-order] [data-repay]").first.wait_for()
+    if size == "phone":
+        shoot(agent, "agent-orders-phone.png")
+    other = open_page(world.other_agent_user, viewport=viewport)
+    for loan in (made["declined"], made["in_review"]):
+        other.goto(f"/loans/{loan.pk}/")
+        assert_fits(other, f"{loan.status} loan at {size}")
+        expect(other.locator("#schedule")).to_have_count(0)
+        expect(other.locator("#repay-instructions")).to_have_count(0)
+    admin = open_page(world.enterprise_admin, viewport=viewport)
+    for url in (f"/dashboard/{world.program.pk}/", "/orders/", "/loans/"):
+        admin.goto(url)
+        assert_fits(admin, f"{url} (enterprise) at {size}")
+    staff = open_page(world.reviewer, viewport=viewport)
+    if size == "phone":
+        assert staff.evaluate(HEADER_ROWS) <= 2
+    for url in ("/reviews/", f"/reviews/{made['review'].pk}/", "/reviews/audit/"):
+        staff.goto(url)
+        assert_fits(staff, f"{url} at {size}")
+
+
+def test_the_quote_dialog_works_from_the_keyboard(world: World, open_page: Any) -> None:
+    order = world.order("5000.00")
+    page = open_page(world.agent_user)
+    page.goto("/orders/")
+    button = page.locator(f'tr[data-order="{order.external_id}"] .finance-button')
+    button.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("dialog#quote-dialog[open]")
+    expect(dialog).to_be_visible()
+    inside = "() => !!document.activeElement.closest('dialog[open]')"
+    assert page.evaluate(inside), "the focus moves into the dialog"
+    assert page.evaluate("() => document.querySelector('dialog[open]').matches(':modal')")
+    for key in ["Tab"] * 6 + ["Shift+Tab"] * 6:
+        page.keyboard.press(key)
+        assert page.evaluate(inside), f"{key} left the dialog"
+    page.keyboard.press("Escape")
+    expect(page.locator("#quote-dialog")).to_have_count(0)
+    assert page.evaluate("() => document.activeElement.classList.contains('finance-button')")
+    # Again, and through to the outcome with the keyboard alone.
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    page.locator("#confirm-finance").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#finance-body[data-outcome]")).to_have_attribute(
+        "data-outcome", "approved"
+    )
+    assert page.evaluate(inside)
+    page.keyboard.press("Escape")
+    expect(page.locator("#quote-dialog")).to_have_count(0)
+    assert Loan.objects.filter(order=order).count() == 1
+
+
+def test_filter_fields_have_visible_labels(world: World, open_page: Any) -> None:
+    _dashboard_data(world)
+    unlabelled = """() => Array.from(document.querySelectorAll(
+            'main input:not([type=hidden]), main select, main textarea'))
+        .filter(f => f.getClientRects().length)
+        .filter(f => !Array.from(f.labels || []).some(l => l.innerText.trim()
+                     && l.getClientRects().length && getComputedStyle(l).visibility !== 'hidden'))
+        .map(f => f.name)"""
+    agent = open_page(world.agent_user)
+    for url in ("/orders/", "/loans/"):
+        agent.goto(url)
+        assert agent.evaluate(unlabelled) == [], url
+    admin = open_page(world.enterprise_admin)
+    admin.goto(f"/dashboard/{world.program.pk}/")
+    assert admin.evaluate(unlabelled) == []
+
+
+@pytest.mark.parametrize("size", WIDTHS, ids=list(WIDTHS))
+def test_orders_offer_finance_only_where_the_click_would_pass(
+    world: World, open_page: Any, size: str
+) -> None:
+    world.line.limit = Decimal("6000.00")
+    world.line.save()
+    loan_finance(user=world.agent_user, order_id=world.order("5000.00").pk)  # 4,000 taken
+    small, too_big = world.order("1500.00"), world.order("3000.00")  # 1,200 fits, 2,400 not
+    page = open_page(world.agent_user, viewport=WIDTHS[size])
+    page.goto("/orders/")
+    refused = page.locator(f'tr[data-order="{too_big.external_id}"]')
+    expect(refused).to_have_attribute("data-offer", "declined")
+    expect(refused.locator(".finance-button")).to_have_count(0)
+    reason = refused.locator('[data-reason="insufficient_credit_line"]')
+    expect(reason).to_contain_text("CN¥2,000.00 available")
+    expect(reason).to_contain_text("up to CN¥2,500.01")
+    offered = page.locator(f'tr[data-order="{small.external_id}"]')
+    expect(offered).to_have_attribute("data-offer", "approved")
+    expect(offered.locator(".finance-button")).to_be_visible()
+    assert_fits(page, f"orders at {size}")
+    if size == "desktop":
+        refused_quote = page.locator(f'a[href="/orders/{too_big.pk}/quote/"]')
+        expect(refused_quote).to_have_count(0)
+        page.goto(f"/orders/{too_big.pk}/quote/")  # asked for anyway (a bookmark, an old page)
+        expect(page.locator("#close-quote")).to_have_text("Close")
+        expect(page.locator("#quote-figures")).not_to_contain_text("You receive")
+        shoot(page, "agent-quote-refused.png", full_page=False)
+    CreditLine.objects.filter(pk=world.line.pk).update(limit=Decimal("100000.00"))
+    credit_line_freeze(actor=world.ops, line=CreditLine.objects.get(pk=world.line.pk), reason="x")
+    page.goto("/orders/")
+    expect(refused.locator('[data-reason="line_frozen"]')).to_be_visible()
+    expect(page.locator(".finance-button")).to_have_count(0)
+    assert_fits(page, f"orders of a frozen line at {size}")

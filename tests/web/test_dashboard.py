@@ -155,12 +155,12 @@ def test_orders_csv_has_every_order_of_the_program(world: World) -> None:
     )
     rows = _csv(response)
     assert rows[0][:6] == [
-        "external_id",
-        "agent_code",
-        "agent_name",
-        "amount",
-        "currency",
-        "status",
+        "Order number",
+        "Agent code",
+        "Agent name",
+        "Amount",
+        "Currency",
+        "Status",
     ]
     by_id = {row[0]: row for row in rows[1:]}
     assert set(by_id) == {first.external_id, second.external_id}
@@ -174,12 +174,63 @@ def test_loans_csv_has_the_programs_loans_with_balances(world: World) -> None:
     overdue = make_loan(world.other_line, "overdue", "3000.00", outstanding="2500.00", dpd=9)
     rows = _csv(login(world.ops).get(f"/dashboard/{world.program.pk}/loans.csv"))
     header, body = rows[0], rows[1:]
-    assert header[:3] == ["id", "reference", "order_external_id"]
+    assert header[:3] == ["Loan id", "Reference", "Order number"]
     by_ref = {row[1]: dict(zip(header, row, strict=True)) for row in body}
     assert set(by_ref) == {approved.reference, overdue.reference}
     approved.refresh_from_db()
-    assert by_ref[approved.reference]["status"] == approved.status
-    assert by_ref[approved.reference]["principal"] == "4000.00"
-    assert by_ref[overdue.reference]["outstanding_principal"] == "2500.00"
-    assert by_ref[overdue.reference]["days_past_due"] == "9"
-    assert Decimal(by_ref[overdue.reference]["principal"]) == Decimal("3000.00")
+    assert by_ref[approved.reference]["Status"] == approved.status
+    assert by_ref[approved.reference]["Principal"] == "4000.00"
+    assert by_ref[overdue.reference]["Outstanding principal"] == "2500.00"
+    assert by_ref[overdue.reference]["Days past due"] == "9"
+    assert Decimal(by_ref[overdue.reference]["Principal"]) == Decimal("3000.00")
+
+
+def test_csv_times_are_local_like_the_pages_and_headed_with_their_zone(world: World) -> None:
+    loan = make_loan(world.line, "active", "3000.00", outstanding="3000.00")
+    at = dt.datetime(2026, 11, 20, 17, 30, 5, tzinfo=dt.UTC)  # 01:30:05 the next day in Shanghai
+    type(loan).objects.filter(pk=loan.pk).update(requested_at=at, approved_at=at)
+    rows = _csv(login(world.ops).get(f"/dashboard/{world.program.pk}/loans.csv"))
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["Requested at (Asia/Shanghai)"] == "2026-11-21 01:30:05"
+    assert row["Approved at (Asia/Shanghai)"] == "2026-11-21 01:30:05"
+    assert row["Closed at (Asia/Shanghai)"] == ""
+    assert row["Due date"] == loan.due_date.isoformat()
+    order = world.order()
+    type(order).objects.filter(pk=order.pk).update(updated_at=at)
+    orders = _csv(login(world.ops).get(f"/dashboard/{world.program.pk}/orders.csv"))
+    mine = next(r for r in orders[1:] if r[0] == order.external_id)
+    assert dict(zip(orders[0], mine, strict=True))["Updated at (Asia/Shanghai)"] == (
+        "2026-11-21 01:30:05"
+    )
+
+
+def test_csv_headings_follow_the_language(world: World) -> None:
+    client = login(world.ops)
+    client.post("/accounts/language/", {"language": "zh-hans"})
+    rows = _csv(client.get(f"/dashboard/{world.program.pk}/loans.csv"))
+    assert rows[0][1] == "还款附言" and rows[0][-1] == "关闭时间 (Asia/Shanghai)"
+
+
+def test_csv_exports_keep_the_pages_agent_filter(world: World) -> None:
+    mine = make_loan(world.line, "active", "1000.00", outstanding="1000.00")
+    theirs = make_loan(world.other_line, "active", "2000.00", outstanding="2000.00")
+    client = login(world.enterprise_admin)
+    page = client.get(f"/dashboard/{world.program.pk}/?q={world.other_agent.code}")
+    body = page.content.decode()
+    assert f"/dashboard/{world.program.pk}/loans.csv?q={world.other_agent.code}" in body
+    url = f"/dashboard/{world.program.pk}/loans.csv?q={world.other_agent.code}"
+    refs = {row[1] for row in _csv(client.get(url))[1:]}
+    assert refs == {theirs.reference}
+    url = f"/dashboard/{world.program.pk}/orders.csv?q={world.agent.code}"
+    numbers = {row[0] for row in _csv(client.get(url))[1:]}
+    assert numbers == {mine.order.external_id}
+    frozen = _csv(client.get(f"/dashboard/{world.program.pk}/loans.csv?frozen=yes"))
+    assert frozen[1:] == []
+    everything = _csv(client.get(f"/dashboard/{world.program.pk}/loans.csv"))
+    assert {row[1] for row in everything[1:]} == {mine.reference, theirs.reference}
+    # The filter typed on the page (htmx) brings export links that carry it.
+    fragment = client.get(
+        f"/dashboard/{world.program.pk}/?grade=B", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert 'id="export-links" hx-swap-oob="true"' in fragment
+    assert f"/dashboard/{world.program.pk}/orders.csv?grade=B" in fragment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -9,10 +10,11 @@ import pytest
 from django.http import HttpResponse
 from django.test import Client
 
-from lending.models import AccountCode, EntryKind, IdempotencyRecord, Loan
+from lending.models import AccountCode, EntryKind, IdempotencyRecord, Loan, Review
 from lending.services.finance import loan_finance
 from lending.services.ledger import Posting, ledger_post
 from lending.services.lines import credit_line_freeze
+from lending.services.reviews import review_claim, review_decline
 from tests.conftest import client_for
 from tests.orders.factories import OrderFactory
 from tests.web.conftest import APPROVED_OR_LATER, World, login, make_loan
@@ -254,3 +256,175 @@ def test_repayment_instructions_fall_back_to_the_lenders_account(
     instructions = body[body.index('id="repay-instructions"') : body.index('id="history"')]
     assert "LENDER-ACCOUNT-9" in instructions
     assert world.program.bank.name in instructions
+
+
+# --- what each order offers: the engine in quote mode (issue 17, items 4 and 5) -----------------
+
+
+def _row(body: str, order: Any) -> str:
+    start = body.index(f'data-order="{order.external_id}"')
+    return body[start : body.index("</tr>", start)]
+
+
+def test_an_order_the_line_cannot_carry_says_how_much_would_fit_instead_of_offering(
+    world: World,
+) -> None:
+    world.line.limit = Decimal("6000.00")
+    world.line.save()
+    loan_finance(user=world.agent_user, order_id=world.order("5000.00").pk)  # 4,000 reserved
+    small, big = world.order("1500.00"), world.order("3000.00")  # 1,200 fits; 2,400 does not
+    body = login(world.agent_user).get("/orders/").content.decode()
+    row = _row(body, big)
+    assert 'data-offer="declined"' in row and "/quote/" not in row
+    assert 'data-reason="insufficient_credit_line"' in row
+    assert "CN¥2,000.00 available, this loan needs CN¥2,400.00" in row
+    assert "An order of up to CN¥2,500.01 would fit" in row
+    assert "Up to" not in row
+    offered = _row(body, small)
+    assert 'data-offer="approved"' in offered and f"/orders/{small.pk}/quote/" in offered
+
+
+def test_an_order_too_old_gives_its_age_and_the_programs_maximum(world: World) -> None:
+    old = world.order(order_date=dt.date.today() - dt.timedelta(days=120))
+    row = _row(login(world.agent_user).get("/orders/").content.decode(), old)
+    assert 'data-reason="order_too_old"' in row and "/quote/" not in row
+    assert "120 days old; the program finances orders up to 90 days old" in row
+
+
+def test_an_overdue_loan_is_named_with_a_link_to_repay_it(world: World) -> None:
+    late = make_loan(world.line, "overdue", "2000.00", outstanding="2000.00", dpd=12)
+    order = world.order()
+    row = _row(login(world.agent_user).get("/orders/").content.decode(), order)
+    assert 'data-reason="agent_overdue"' in row and "/quote/" not in row
+    assert "days past due: 12" in row
+    assert f'href="/loans/{late.pk}/" data-repay="{late.reference}"' in row
+
+
+def test_a_frozen_line_and_a_full_program_refuse_without_a_button(world: World) -> None:
+    order = world.order()
+    credit_line_freeze(actor=world.ops, line=world.line, reason="fraud check")
+    world.program.limit = Decimal("1000.00")
+    world.program.save()
+    row = _row(login(world.agent_user).get("/orders/").content.decode(), order)
+    assert 'data-reason="line_frozen"' in row and 'data-reason="insufficient_program_limit"' in row
+    assert "Your credit line is frozen" in row and "no room left" in row
+    assert "CN¥1,000.00" not in row  # the program's figures are the bank's
+    assert "/quote/" not in row
+
+
+def test_an_order_for_review_is_offered_and_says_the_bank_reviews_it(world: World) -> None:
+    order = world.order("10000.00")  # principal 8,000 > the 5,000 approved automatically
+    row = _row(login(world.agent_user).get("/orders/").content.decode(), order)
+    assert 'data-offer="in_review"' in row and f"/orders/{order.pk}/quote/" in row
+    assert "Up to CN¥8,000.00" in row and "Needs a review by the bank." in row
+    assert "5,000" not in row  # never the auto-approve limit
+
+
+def test_a_financed_order_links_to_its_loan(world: World) -> None:
+    order = world.order()
+    loan = loan_finance(user=world.agent_user, order_id=order.pk)
+    for user in (world.agent_user, world.enterprise_admin):
+        row = _row(login(user).get("/orders/").content.decode(), order)
+        assert f'href="/loans/{loan.pk}/"' in row and loan.reference in row
+
+
+def test_a_refused_quote_says_what_to_do_not_what_you_receive_and_only_closes(
+    world: World,
+) -> None:
+    world.line.limit = Decimal("3000.00")
+    world.line.save()
+    body = login(world.agent_user).get(f"/orders/{world.order().pk}/quote/", **HTMX)
+    text = body.content.decode()
+    assert "You receive" not in text and 'id="confirm-finance"' not in text
+    assert 'id="close-quote"' in text and ">Close</a>" in text and ">Cancel<" not in text
+    assert "CN¥3,000.00 available, this loan needs CN¥4,000.00" in text
+    assert "An order of up to CN¥3,750.01 would fit" in text
+
+
+def test_a_referred_quote_names_no_threshold(world: World) -> None:
+    text = login(world.agent_user).get(f"/orders/{world.order('10000.00').pk}/quote/", **HTMX)
+    body = text.content.decode()
+    assert 'id="confirm-finance"' in body  # offered: it goes to the bank's review
+    assert "A person at the bank will review this request" in body
+    assert "automatically" not in body and "5,000" not in body
+
+
+def test_a_declined_click_says_what_would_fit(world: World) -> None:
+    world.line.limit = Decimal("3000.00")
+    world.line.save()
+    body = finance(login(world.agent_user), world.order().pk, "key-small-line").content.decode()
+    assert 'data-outcome="declined"' in body
+    assert "CN¥3,000.00 available" in body and "up to CN¥3,750.01" in body
+
+
+# --- a loan nothing was paid out for (issue 17, item 3) -----------------------------------------
+
+
+def test_a_declined_loan_has_no_schedule_nor_repayment_block_and_says_why(world: World) -> None:
+    world.line.limit = Decimal("3000.00")
+    world.line.save()
+    loan = loan_finance(user=world.agent_user, order_id=world.order().pk)
+    assert loan.status == "declined"
+    body = login(world.agent_user).get(f"/loans/{loan.pk}/").content.decode()
+    assert 'id="schedule"' not in body and 'id="repay-instructions"' not in body
+    assert "Amount at maturity" not in body
+    assert 'data-reason="insufficient_credit_line"' in body
+    assert "Nothing was paid out and nothing is owed." in body
+
+
+def test_an_in_review_loan_has_no_schedule_nor_repayment_block(world: World) -> None:
+    loan = loan_finance(user=world.agent_user, order_id=world.order("10000.00").pk)
+    assert loan.status == "in_review"
+    body = login(world.agent_user).get(f"/loans/{loan.pk}/").content.decode()
+    assert 'id="schedule"' not in body and 'id="repay-instructions"' not in body
+    assert 'data-status="in_review"' in body
+    assert "above_auto_approve_limit" not in body and "5,000" not in body
+
+
+def test_a_loan_declined_by_a_reviewer_gives_the_banks_reason_not_the_referral_rule(
+    world: World,
+) -> None:
+    loan = loan_finance(user=world.agent_user, order_id=world.order("10000.00").pk)
+    review = Review.objects.get(loan=loan)
+    review_claim(user=world.reviewer, review_id=review.pk)
+    review_decline(user=world.reviewer, review_id=review.pk, reason="credit_risk", note="internal")
+    body = login(world.agent_user).get(f"/loans/{loan.pk}/").content.decode()
+    assert 'data-decline-reason="credit_risk"' in body
+    assert "The credit risk is too high for this request." in body
+    assert "above_auto_approve_limit" not in body and "Needs a review" not in body
+    assert "internal" not in body  # the reviewer's note stays with the bank
+    assert 'id="schedule"' not in body and 'id="repay-instructions"' not in body
+
+
+# --- the orders page: search, dates, status, sort; the company in the header (item 6) ----------
+
+
+def test_orders_search_by_number_filter_by_dates_and_sort(world: World) -> None:
+    today = dt.date.today()
+    a = world.order("300.00", external_id="PO-ALPHA-1", order_date=today - dt.timedelta(days=3))
+    b = world.order("100.00", external_id="PO-BETA-2", order_date=today - dt.timedelta(days=2))
+    c = world.order("200.00", external_id="PO-ALPHA-3", order_date=today - dt.timedelta(days=1))
+    client = login(world.agent_user)
+
+    def shown(query: str) -> list[str]:
+        body = client.get(f"/orders/?{query}").content.decode()
+        return [o.external_id for o in sorted((a, b, c), key=lambda o: body.find(
+            f'data-order="{o.external_id}"')) if f'data-order="{o.external_id}"' in body]  # fmt: skip
+
+    assert shown("q=alpha") == ["PO-ALPHA-3", "PO-ALPHA-1"]  # newest first
+    assert shown(f"from={b.order_date}&to={c.order_date}") == ["PO-ALPHA-3", "PO-BETA-2"]
+    assert shown("sort=amount") == ["PO-BETA-2", "PO-ALPHA-3", "PO-ALPHA-1"]
+    assert shown("sort=-amount&q=PO-") == ["PO-ALPHA-1", "PO-ALPHA-3", "PO-BETA-2"]
+    assert shown("sort=number&status=confirmed") == ["PO-ALPHA-1", "PO-ALPHA-3", "PO-BETA-2"]
+    assert shown("sort=date&from=not-a-date") == ["PO-ALPHA-1", "PO-BETA-2", "PO-ALPHA-3"]
+    body = client.get("/orders/?q=alpha&sort=amount").content.decode()
+    assert 'value="alpha"' in body and '<option value="amount" selected>' in body
+
+
+def test_the_header_names_the_users_company(world: World) -> None:
+    world.agent.name = "Huaxin Trading Co., Ltd."
+    world.agent.save()
+    body = login(world.agent_user).get("/").content.decode()
+    assert '<li class="company" id="company" title="Huaxin Trading Co., Ltd.">' in body
+    body = login(world.enterprise_admin).get("/orders/").content.decode()
+    assert f">{world.enterprise.name}</li>" in body

@@ -84,3 +84,29 @@ def test_page_queries_do_not_grow_with_rows(
             b"".join(response.streaming_content)
     many = count(client, url(world))
     assert many == few, f"{name}: {few} queries with few rows, {many} with many"
+
+
+def test_the_orders_offers_take_the_same_queries_for_every_kind_of_refusal(
+    world: World, django_assert_max_num_queries: Any
+) -> None:
+    """Each row's offer is the engine in quote mode; a page of refusals of every kind, financed
+    orders and loans to repay costs what a page of plain offers costs."""
+    from decimal import Decimal
+
+    from lending.services.finance import loan_finance
+
+    client = login(world.agent_user)
+    world.order()
+    few = count(client, "/orders/")
+    make_loan(world.line, "overdue", "1000.00", outstanding="1000.00", dpd=4)
+    for i in range(4):
+        world.order("10000.00")  # referred
+        world.order(status="delivered")
+        world.order("3000000.00")  # above the maximum and the line
+        loan_finance(user=world.agent_user, order_id=world.order("900.00").pk)  # declined: small
+    world.program.limit = Decimal("1.00")
+    world.program.save()
+    with django_assert_max_num_queries(8):
+        body = client.get("/orders/").content.decode()
+    assert 'data-repay="' in body and 'data-reason="insufficient_program_limit"' in body
+    assert count(client, "/orders/") == few

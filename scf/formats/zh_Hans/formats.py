@@ -1,0 +1,6 @@
+"""Simplified Chinese: 2026年11月20日; 2026年11月20日 14:05 UTC+0800 (see ``scf.formats``)."""
+
+DATE_FORMAT = "Y年n月j日"
+SHORT_DATE_FORMAT = DATE_FORMAT
+DATETIME_FORMAT = r"Y年n月j日 H:i \U\T\CO"
+SHORT_DATETIME_FORMAT = DATETIME_FORMAT
