@@ -6,8 +6,8 @@ Design
   the principal outstanding at the end of D (payments value-dated D count first). A loan
   disbursed on V and repaid in full on R therefore accrues the R - V days V .. R-1. Every
   calendar day accrues (ACT/360, ACT/365F): a business date is a calendar date in the program's
-  zone; only *due dates* roll over weekends and holidays, and they were rolled when the loan was
-  made.
+  zone; only *due dates* roll to a business day (the program's calendar, ``scf.clock``), and
+  they were rolled when the loan was made.
 * **Interest** for day D = outstanding principal x annual_rate / basis (360 or 365) while
   principal is outstanding. **Penalty** for day D = outstanding (overdue) principal x
   penalty_rate / basis on every day D > due_date + grace_days. Interest keeps running after the
