@@ -109,23 +109,23 @@ def _accrue_day_python(
 # they are used, several times per loan. The arithmetic is ``lending.services.interest``'s, in
 # exact NUMERIC (no step rounds):
 # - the numerator: before + base x rate (2 + 6 places, exact at 8), as ``numerator_add``;
-# - posted cents: with x = numerator x 100, q = div(x, basis) (the truncated integer quotient)
-#   and r = mod(x, basis) (its exact remainder), q + 1 when 2r > basis or, on an exact tie
-#   (2r = basis), when q is odd: half-even, as ``interest_rounded``. round(x / basis) would not
-#   do: the division rounds its quotient to a few places first, and a value just off a half
-#   cent can come out as the tie itself.
+# - posted cents: with x = numerator x 100 and q = div(x, basis) (the truncated integer quotient,
+#   exact), the sign of 2 (x - q basis) - basis says whether the remainder is above, at or below
+#   half the basis: q + 1 above, q + (q mod 2) on an exact tie, q below: half-even, as
+#   ``interest_rounded``. One division per loan and kind (the simple CASE evaluates the sign once,
+#   and the tie's mod only on a tie). round(x / basis) would not do: the division rounds its
+#   quotient to a few places first, and a value just off a half cent can come out as the tie.
 _NUMERATOR = """
     CASE WHEN s1.{flag} THEN s1.{p}_num_before + s1.base * s1.{rate}
          ELSE s1.{p}_num_before END AS {p}_num"""
 
 _QUOTIENT = """
-    div(s2.{p}_num * 100, s2.basis) AS {p}_q, mod(s2.{p}_num * 100, s2.basis) AS {p}_r"""
+    CASE WHEN s2.{flag} THEN div(s2.{p}_num * 100, s2.basis) END AS {p}_q"""
 
 _POSTED = """
     CASE WHEN s3.{flag}
-         THEN (s3.{p}_q + CASE WHEN 2 * s3.{p}_r > s3.basis
-                                    OR (2 * s3.{p}_r = s3.basis AND mod(s3.{p}_q, 2) = 1)
-                               THEN 1 ELSE 0 END) * 0.01
+         THEN (s3.{p}_q + CASE sign(2 * (s3.{p}_num * 100 - s3.{p}_q * s3.basis) - s3.basis)
+                              WHEN 1 THEN 1 WHEN 0 THEN mod(s3.{p}_q, 2) ELSE 0 END) * 0.01
          ELSE s3.{p}_posted_before END AS {p}_posted"""
 
 _DAY_SQL = """
@@ -206,8 +206,8 @@ def day_sql() -> str:
     return _DAY_SQL.format(
         i_num=_NUMERATOR.format(flag="accrues", p="i", rate="annual_rate"),
         p_num=_NUMERATOR.format(flag="penal", p="p", rate="penalty_rate"),
-        i_quotient=_QUOTIENT.format(p="i"),
-        p_quotient=_QUOTIENT.format(p="p"),
+        i_quotient=_QUOTIENT.format(flag="accrues", p="i"),
+        p_quotient=_QUOTIENT.format(flag="penal", p="p"),
         i_posted=_POSTED.format(flag="accrues", p="i"),
         p_posted=_POSTED.format(flag="penal", p="p"),
     )
