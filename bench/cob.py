@@ -120,7 +120,7 @@ SEED_LOANS = """
 INSERT INTO lending_loan (program_id, credit_line_id, agent_id, order_id, status, currency,
     order_amount, principal, advance_rate, annual_rate, penalty_rate, day_count, tenor_days,
     grace_days, reserved_amount, outstanding_principal, accrued_interest, accrued_penalty,
-    days_past_due, interest_raw_cumulative, interest_posted_cumulative, penalty_raw_cumulative,
+    days_past_due, interest_numerator, interest_posted_cumulative, penalty_numerator,
     penalty_posted_cumulative, accrued_through, value_date, due_date, reference, requested_at,
     decided_at, approved_at, disbursed_at)
 SELECT %(program)s, cl.id, o.agent_id, o.id, 'active', 'CNY', o.amount, o.amount, 1,
@@ -239,7 +239,7 @@ def naive_loop(program_id: int, day: dt.date) -> tuple[float, int]:
                     kind=row.kind,
                     base=row.base,
                     annual_rate=row.annual_rate,
-                    raw_cumulative=row.raw_cumulative,
+                    numerator=row.numerator,
                     amount=row.amount,
                 )
             state.apply_to(loan)

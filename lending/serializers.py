@@ -13,7 +13,7 @@ from scf import clock
 
 from .engine import reasons_for_agent
 from .models import Decision, Loan
-from .services.terms import interest_for
+from .services.terms import interest_for, interest_still_to_post
 
 
 class DecisionOutput(serializers.ModelSerializer):
@@ -42,12 +42,22 @@ def loan_schedule(loan: Loan) -> list[dict[str, Any]]:
     """
     today = clock.business_date(loan.program.time_zone)
     if loan.value_date is None:
-        principal, accrued, start = loan.principal, Decimal("0.00"), today
+        principal = loan.principal
+        days = max((loan.due_date - today).days, 0)
+        interest = interest_for(principal, loan.annual_rate, days, loan.day_count)
     else:
-        principal, accrued = loan.outstanding_principal, loan.accrued_interest
-        start = max(today, loan.value_date)
-    days = max((loan.due_date - start).days, 0)
-    interest = accrued + interest_for(principal, loan.annual_rate, days, loan.day_count)
+        principal = loan.outstanding_principal
+        days = max((loan.due_date - max(today, loan.value_date)).days, 0)
+        # Rounded once over the whole life, as the accruals will be at maturity: the interest
+        # posted so far and the rest rounded apart could be a cent off the exact total.
+        interest = loan.accrued_interest + interest_still_to_post(
+            numerator=loan.interest_numerator,
+            posted=loan.interest_posted_cumulative,
+            principal=principal,
+            annual_rate=loan.annual_rate,
+            nights=days,
+            day_count=loan.day_count,
+        )
     return [
         {
             "due_date": loan.due_date,

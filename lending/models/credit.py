@@ -29,6 +29,13 @@ def rate(**kwargs: Any) -> models.DecimalField:  # type: ignore[type-arg]
     return models.DecimalField(max_digits=9, decimal_places=6, **kwargs)
 
 
+def numerator_column(**kwargs: Any) -> models.DecimalField:  # type: ignore[type-arg]
+    """An exact accrual numerator: a sum over nights of base x rate (2 + 6 places), the interest
+    times the day-count basis (``lending.services.interest``). A night is below 10^19 (a
+    ``money`` base times a ``rate``), so 32 integer digits outlast any loan."""
+    return models.DecimalField(max_digits=40, decimal_places=8, **kwargs)
+
+
 class Grade(models.TextChoices):
     """Risk grades, A best. Comparison is alphabetical: a grade is 'below' B when it is > 'B'."""
 
@@ -239,10 +246,12 @@ class Loan(models.Model):
     accrued_interest = money(default=Decimal("0.00"))
     accrued_penalty = money(default=Decimal("0.00"))
     days_past_due = models.PositiveIntegerField(default=0)
-    # Cumulative-rounding state of the daily accrual (see lending.models.movement.Accrual).
-    interest_raw_cumulative = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    # The daily accrual's exact state (lending.services.accrual): the numerator, sum over the
+    # nights of base x rate (interest x basis, exact at 8 places), and what has been posted,
+    # round_half_even(numerator / basis) to the cent.
+    interest_numerator = numerator_column(default=Decimal(0))
     interest_posted_cumulative = money(default=Decimal("0.00"))
-    penalty_raw_cumulative = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    penalty_numerator = numerator_column(default=Decimal(0))
     penalty_posted_cumulative = money(default=Decimal("0.00"))
     accrued_through = models.DateField(null=True, blank=True)
     accelerated_at = models.DateTimeField(null=True, blank=True)

@@ -12,18 +12,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from django.db import models
 from django.db.models import Q
 
-from .credit import Loan, Program, money
+from .credit import Loan, Program, money, numerator_column
 from .ledger import JournalEntry
-
-
-def precise(**kwargs: Any) -> models.DecimalField:  # type: ignore[type-arg]
-    """Full-precision amounts for the cumulative-rounding rule (rounded only when posted)."""
-    return models.DecimalField(max_digits=30, decimal_places=12, **kwargs)
 
 
 class DisbursementStatus(models.TextChoices):
@@ -81,8 +75,8 @@ class Accrual(models.Model):
     kind = models.CharField(max_length=8, choices=AccrualKind)
     base = money()  # the principal the day's accrual was computed on
     annual_rate = models.DecimalField(max_digits=9, decimal_places=6)
-    raw_cumulative = precise()  # cumulative unrounded accrual through this date
-    amount = money()  # posted for this date: round(raw_cumulative) - previously posted
+    numerator = numerator_column()  # sum of base x annual_rate over the nights through this date
+    amount = money()  # posted for this date: round(numerator / basis) - previously posted
     reversed_at = models.DateTimeField(null=True, blank=True)
     journal_entry = models.ForeignKey(
         JournalEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="accruals"

@@ -6,19 +6,36 @@ Design
   the principal outstanding at the end of D (payments value-dated D count first). A loan
   disbursed on V and repaid in full on R therefore accrues the R - V days V .. R-1. Every
   calendar day accrues (ACT/360, ACT/365F): a business date is a calendar date in the program's
-  zone; only *due dates* roll over weekends and holidays, and they were rolled when the loan was
-  made.
+  zone; only *due dates* roll to a business day (the program's calendar, ``scf.clock``), and
+  they were rolled when the loan was made.
 * **Interest** for day D = outstanding principal x annual_rate / basis (360 or 365) while
   principal is outstanding. **Penalty** for day D = outstanding (overdue) principal x
   penalty_rate / basis on every day D > due_date + grace_days. Interest keeps running after the
   due date; penalty comes on top.
-* **Cumulative rounding.** Each day's raw amount is computed *exactly* with integers and rounded
-  half-even to 12 places (the precision of ``raw_cumulative``); the running sum is kept at that
-  precision, and the amount posted for D is ``round_half_even(raw_cumulative_D, cents) -
-  posted_cumulative_before``. The posted amounts therefore always add up to the rounded total:
-  no penny drift, whatever the number of days. The PostgreSQL COB statement
-  (``lending.services.cob_day``) does the very same integer arithmetic in SQL, so both backends
-  and this module agree to the last digit (tests compare them).
+* **Exact, then rounded once.** The interest accrued through night D is exactly
+  ``numerator_D / basis``, where the *numerator* is the sum over the nights so far of
+  ``base x annual_rate`` (the principal outstanding that night times the rate). A base has two
+  places and a rate six, so each night's term and their running sum are exact decimals with
+  eight places, and they are kept exactly: ``interest_numerator`` / ``penalty_numerator`` on the
+  loan and ``numerator`` (through that night) on each ``Accrual`` row, ``NUMERIC(40, 8)`` (a
+  night is below 10^19, a ``NUMERIC(18, 2)`` base times a rate below 1,000, so 32 integer digits
+  outlast any loan). The division by the basis (360 or 365) is the only inexact step and it is
+  done once, when rounding: ``posted_D = round_half_even(numerator_D / basis)`` to the cent,
+  computed on integers (``interest_rounded``), and the amount posted for D is ``posted_D -
+  posted_(D-1)``. The posted amounts therefore add up to the exact total rounded half-even: no
+  penny drift, and a total that lands exactly on a half cent (10,000.00 at 4.35 % ACT/360 for 93
+  nights is 112.375) goes to the even cent. Rounding each night first, to any number of places,
+  and summing the rounded nights can put such a total on the wrong side of the tie. The quote's
+  interest to maturity (``lending.services.terms.interest_for``) is the same rounding of
+  ``principal x rate x nights``, so a loan repaid on its due date owes exactly what was quoted.
+  The PostgreSQL COB statement (``lending.services.cob_day``) does the same arithmetic in exact
+  ``NUMERIC``, so both backends and this module agree to the last digit (tests compare them).
+* **Rows from before exact arithmetic.** Until migration ``0008_exact_interest`` the nights were
+  rounded to 12 places before they were summed. The migration recomputed every numerator from
+  the rows' own ``base`` and ``annual_rate``; the amounts already posted stay as they were, so a
+  loan can carry a prefix whose posted total differs by a cent from the exact rounding. The
+  ``accrual_correct`` command replays such loans (``lending.services.accrual_correct``); a loan
+  it leaves posts the cent with its next night.
 * **Days past due and status.** After D's accrual, ``days_past_due = D - due_date`` while
   anything is owed and D > due_date, else 0; an open loan becomes ``overdue`` then and stays
   overdue until it is repaid. DPD buckets ``1-30``, ``31-60``, ``61-90``, ``90+`` are computed
@@ -43,7 +60,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import Decimal
 
 from django.db.models import Case, CharField, Q, Value, When
 
@@ -53,7 +70,6 @@ from ..models import (
     AccountCode,
     Accrual,
     AccrualKind,
-    DayCount,
     EntryKind,
     JournalEntry,
     JournalLine,
@@ -61,11 +77,9 @@ from ..models import (
     LoanStatus,
     Program,
 )
+from .interest import basis_for, interest_rounded, numerator_add
 
 ZERO = Decimal("0.00")
-RAW_PLACES = 12
-RAW_SCALE = 10**RAW_PLACES
-BASIS = {DayCount.ACT_360.value: 360, DayCount.ACT_365F.value: 365}
 DPD_BUCKETS = (("1-30", 1, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
 ACCOUNTS = {
     AccrualKind.INTEREST: (AccountCode.INTEREST_RECEIVABLE, AccountCode.INTEREST_INCOME),
@@ -80,9 +94,9 @@ ACCRUAL_FIELDS = [
     "outstanding_principal",
     "accrued_interest",
     "accrued_penalty",
-    "interest_raw_cumulative",
+    "interest_numerator",
     "interest_posted_cumulative",
-    "penalty_raw_cumulative",
+    "penalty_numerator",
     "penalty_posted_cumulative",
     "days_past_due",
     "status",
@@ -91,32 +105,6 @@ ACCRUAL_FIELDS = [
 
 
 # --- arithmetic ---------------------------------------------------------------------------------
-
-
-def basis_for(day_count: str) -> int:
-    return BASIS[DayCount(day_count).value]
-
-
-def daily_raw(base: Decimal, annual_rate: Decimal, basis: int) -> Decimal:
-    """``base x annual_rate / basis`` rounded half-even to 12 places, computed exactly.
-
-    ``base`` has two places and the rate six, so ``base x rate x 10^12`` is a whole number; the
-    division by the basis is done on integers, so no intermediate rounding can creep in.
-    """
-    with localcontext() as ctx:
-        ctx.prec = 80
-        scaled = (base * annual_rate).scaleb(RAW_PLACES)
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"base {base} and rate {annual_rate} have too many decimal places")
-    quotient, remainder = divmod(int(scaled), basis)
-    if 2 * remainder > basis or (2 * remainder == basis and quotient % 2 == 1):
-        quotient += 1
-    return Decimal(quotient).scaleb(-RAW_PLACES)
-
-
-def round_cents(raw: Decimal) -> Decimal:
-    """A full-precision cumulative amount rounded half-even to the cent."""
-    return raw.quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
 def dpd_bucket(days_past_due: int) -> str | None:
@@ -185,9 +173,9 @@ class LoanState:
     outstanding: Decimal
     interest: Decimal
     penalty: Decimal
-    interest_raw: Decimal
+    interest_numerator: Decimal
     interest_posted: Decimal
-    penalty_raw: Decimal
+    penalty_numerator: Decimal
     penalty_posted: Decimal
     days_past_due: int
     status: str
@@ -203,9 +191,9 @@ class LoanState:
             outstanding=loan.outstanding_principal,
             interest=loan.accrued_interest,
             penalty=loan.accrued_penalty,
-            interest_raw=Decimal(loan.interest_raw_cumulative),
+            interest_numerator=Decimal(loan.interest_numerator),
             interest_posted=loan.interest_posted_cumulative,
-            penalty_raw=Decimal(loan.penalty_raw_cumulative),
+            penalty_numerator=Decimal(loan.penalty_numerator),
             penalty_posted=loan.penalty_posted_cumulative,
             days_past_due=loan.days_past_due,
             status=loan.status,
@@ -217,9 +205,9 @@ class LoanState:
         loan.outstanding_principal = self.outstanding
         loan.accrued_interest = self.interest
         loan.accrued_penalty = self.penalty
-        loan.interest_raw_cumulative = self.interest_raw
+        loan.interest_numerator = self.interest_numerator
         loan.interest_posted_cumulative = self.interest_posted
-        loan.penalty_raw_cumulative = self.penalty_raw
+        loan.penalty_numerator = self.penalty_numerator
         loan.penalty_posted_cumulative = self.penalty_posted
         loan.days_past_due = self.days_past_due
         loan.status = self.status
@@ -234,7 +222,7 @@ class DayAccrual:
     business_date: dt.date
     base: Decimal
     annual_rate: Decimal
-    raw_cumulative: Decimal
+    numerator: Decimal  # cumulative, through this night
     amount: Decimal
 
 
@@ -242,19 +230,25 @@ def _accrue_kind(
     state: LoanState, kind: AccrualKind, rate: Decimal, basis: int, day: dt.date
 ) -> tuple[LoanState, DayAccrual]:
     interest = kind == AccrualKind.INTEREST
-    raw_before = state.interest_raw if interest else state.penalty_raw
+    before = state.interest_numerator if interest else state.penalty_numerator
     posted_before = state.interest_posted if interest else state.penalty_posted
-    raw = raw_before + daily_raw(state.outstanding, rate, basis)
-    posted = round_cents(raw)
+    numerator = numerator_add(before, state.outstanding, rate)
+    posted = interest_rounded(numerator, basis)
     amount = posted - posted_before
-    row = DayAccrual(kind, day, state.outstanding, rate, raw, amount)
+    row = DayAccrual(kind, day, state.outstanding, rate, numerator, amount)
     if interest:
         state = replace(
-            state, interest_raw=raw, interest_posted=posted, interest=state.interest + amount
+            state,
+            interest_numerator=numerator,
+            interest_posted=posted,
+            interest=state.interest + amount,
         )
     else:
         state = replace(
-            state, penalty_raw=raw, penalty_posted=posted, penalty=state.penalty + amount
+            state,
+            penalty_numerator=numerator,
+            penalty_posted=posted,
+            penalty=state.penalty + amount,
         )
     return state, row
 
@@ -361,7 +355,7 @@ def accrual_rows_save(
                 kind=row.kind,
                 base=row.base,
                 annual_rate=row.annual_rate,
-                raw_cumulative=row.raw_cumulative,
+                numerator=row.numerator,
                 amount=row.amount,
                 journal_entry=entries.get(row.kind),
             )

@@ -2,13 +2,13 @@
 
 * **PostgreSQL: one set-based statement** (``day_sql``). A materialised CTE computes every open
   loan's day (interest and penalty) in stages, with the exact arithmetic of
-  ``lending.services.accrual`` (``daily_raw``, ``round_cents``); from the same rows one
-  ``INSERT ... SELECT`` writes the ``lending_accrual`` rows (both kinds) and one ``UPDATE ... FROM``
-  moves the loans' cumulative fields, balances, days past due and status. It returns only counts
-  and totals. The general ledger gets one entry per (program, date, kind), Dr receivable / Cr
-  income for the day's total; the rows point at it. Its id is reserved from the sequence before
-  the statement (foreign keys are checked at commit), so each row is written once, already
-  linked. Loans are taken in id order, so the sub-ledger's loan-keyed indexes fill leaf by leaf.
+  ``lending.services.interest`` (``numerator_add``, ``interest_rounded``) in exact ``NUMERIC``;
+  from the same rows one ``INSERT ... SELECT`` writes the ``lending_accrual`` rows (both kinds)
+  and one ``UPDATE ... FROM`` moves the loans' numerators, posted totals, balances, days past due
+  and status. It returns only counts and totals. The general ledger gets one entry per
+  (program, date, kind), Dr receivable / Cr income for the day's total; the rows point at it.
+  Its id is reserved from the sequence before the statement (foreign keys are checked at
+  commit), so each row is written once, already linked. Loans are taken in id order, so the sub-ledger's loan-keyed indexes fill leaf by leaf.
 * **SQLite (the demo): a Python loop over the loans**, calling the same ``accrue_day`` that the
   PostgreSQL tests compare the statement against, to the digit.
 
@@ -27,7 +27,6 @@ from django.db.models import Q
 from ..models import OPEN, Accrual, AccrualKind, JournalEntry, Loan, LoanStatus, Program
 from .accrual import (
     ACCRUAL_FIELDS,
-    RAW_SCALE,
     AccrualTerms,
     DayAccrual,
     LoanState,
@@ -107,82 +106,86 @@ def _accrue_day_python(
 
 # The day is computed in stages (derived tables fenced with OFFSET 0), so that PostgreSQL
 # evaluates each value once; flattened, the nested expressions would be re-evaluated wherever
-# they are used, several times per loan. The arithmetic is accrual.py's:
-# - units = base x rate x 10^12 is a whole number (2 + 6 places); the day is units / basis
-#   rounded to a whole unit. round() goes half away from zero, but with a base in cents and a rate
-#   in millionths the remainder is never exactly half the basis (365 is odd; for 360 it would
-#   need units / 180 odd, and units carry a factor 2^4), so this equals the half-even of
-#   ``daily_raw``. The quotient is computed to at least 8 places, far closer than the 1/730 that
-#   separates any fraction from one half, so the rounding is exact.
-# - posted cents: round() (half up on positive amounts), minus a cent on an exact tie whose lower
-#   cent is even: half-even, as ``round_cents``.
-_POSTED = """
-    CASE WHEN s2.{flag} THEN round(s2.{p}_raw, 2)
-              - CASE WHEN s2.{p}_raw * 100 = trunc(s2.{p}_raw * 100) + 0.5
-                          AND mod(trunc(s2.{p}_raw * 100), 2) = 0
-                     THEN 0.01 ELSE 0 END
-         ELSE s2.{p}_posted_before END AS {p}_posted"""
+# they are used, several times per loan. The arithmetic is ``lending.services.interest``'s, in
+# exact NUMERIC (no step rounds):
+# - the numerator: before + base x rate (2 + 6 places, exact at 8), as ``numerator_add``;
+# - posted cents: with x = numerator x 100 and q = div(x, basis) (the truncated integer quotient,
+#   exact), the sign of 2 (x - q basis) - basis says whether the remainder is above, at or below
+#   half the basis: q + 1 above, q + (q mod 2) on an exact tie, q below: half-even, as
+#   ``interest_rounded``. One division per loan and kind (the simple CASE evaluates the sign once,
+#   and the tie's mod only on a tie). round(x / basis) would not do: the division rounds its
+#   quotient to a few places first, and a value just off a half cent can come out as the tie.
+_NUMERATOR = """
+    CASE WHEN s1.{flag} THEN s1.{p}_num_before + s1.base * s1.{rate}
+         ELSE s1.{p}_num_before END AS {p}_num"""
 
-_RAW = """
-    CASE WHEN s1.{flag}
-         THEN s1.{p}_raw_before + round(s1.base * s1.{rate} * {scale} / s1.basis) * {unit}
-         ELSE s1.{p}_raw_before END AS {p}_raw"""
+_QUOTIENT = """
+    CASE WHEN s2.{flag} THEN div(s2.{p}_num * 100, s2.basis) END AS {p}_q"""
+
+_POSTED = """
+    CASE WHEN s3.{flag}
+         THEN (s3.{p}_q + CASE sign(2 * (s3.{p}_num * 100 - s3.{p}_q * s3.basis) - s3.basis)
+                              WHEN 1 THEN 1 WHEN 0 THEN mod(s3.{p}_q, 2) ELSE 0 END) * 0.01
+         ELSE s3.{p}_posted_before END AS {p}_posted"""
 
 _DAY_SQL = """
 WITH day AS MATERIALIZED (
-    SELECT s3.loan_id, s3.base, s3.annual_rate, s3.penalty_rate, s3.accrues, s3.penal,
-           s3.i_raw, s3.i_posted, s3.p_raw, s3.p_posted,
-           s3.i_posted - s3.i_posted_before AS i_amount,
-           s3.p_posted - s3.p_posted_before AS p_amount,
-           (%(day)s > s3.due_date
-            AND s3.base + s3.accrued_interest + s3.i_posted - s3.i_posted_before
-                + s3.accrued_penalty + s3.p_posted - s3.p_posted_before > 0) AS past_due
+    SELECT s4.loan_id, s4.base, s4.annual_rate, s4.penalty_rate, s4.accrues, s4.penal,
+           s4.i_num, s4.i_posted, s4.p_num, s4.p_posted,
+           s4.i_posted - s4.i_posted_before AS i_amount,
+           s4.p_posted - s4.p_posted_before AS p_amount,
+           (%(day)s > s4.due_date
+            AND s4.base + s4.accrued_interest + s4.i_posted - s4.i_posted_before
+                + s4.accrued_penalty + s4.p_posted - s4.p_posted_before > 0) AS past_due
     FROM (
-        SELECT s2.*, {i_posted}, {p_posted}
+        SELECT s3.*, {i_posted}, {p_posted}
         FROM (
-            SELECT s1.*, {i_raw}, {p_raw}
+            SELECT s2.*, {i_quotient}, {p_quotient}
             FROM (
-                SELECT l.id AS loan_id, l.outstanding_principal AS base, l.annual_rate,
-                       l.penalty_rate, l.due_date, l.accrued_interest, l.accrued_penalty,
-                       l.interest_raw_cumulative AS i_raw_before,
-                       l.interest_posted_cumulative AS i_posted_before,
-                       l.penalty_raw_cumulative AS p_raw_before,
-                       l.penalty_posted_cumulative AS p_posted_before,
-                       CASE l.day_count WHEN %(act365)s THEN 365 ELSE 360 END AS basis,
-                       l.outstanding_principal > 0 AS accrues,
-                       l.outstanding_principal > 0
-                           AND %(day)s > l.due_date + l.grace_days AS penal
-                FROM lending_loan l
-                WHERE l.program_id = %(program)s AND l.status IN %(open)s
-                  AND l.value_date <= %(day)s
-                  AND (l.accrued_through IS NULL OR l.accrued_through < %(day)s)
-                ORDER BY l.id
+                SELECT s1.*, {i_num}, {p_num}
+                FROM (
+                    SELECT l.id AS loan_id, l.outstanding_principal AS base, l.annual_rate,
+                           l.penalty_rate, l.due_date, l.accrued_interest, l.accrued_penalty,
+                           l.interest_numerator AS i_num_before,
+                           l.interest_posted_cumulative AS i_posted_before,
+                           l.penalty_numerator AS p_num_before,
+                           l.penalty_posted_cumulative AS p_posted_before,
+                           CASE l.day_count WHEN %(act365)s THEN 365 ELSE 360 END AS basis,
+                           l.outstanding_principal > 0 AS accrues,
+                           l.outstanding_principal > 0
+                               AND %(day)s > l.due_date + l.grace_days AS penal
+                    FROM lending_loan l
+                    WHERE l.program_id = %(program)s AND l.status IN %(open)s
+                      AND l.value_date <= %(day)s
+                      AND (l.accrued_through IS NULL OR l.accrued_through < %(day)s)
+                    ORDER BY l.id
+                    OFFSET 0
+                ) s1
                 OFFSET 0
-            ) s1
+            ) s2
             OFFSET 0
-        ) s2
+        ) s3
         OFFSET 0
-    ) s3
+    ) s4
 ),
 ins AS (
     INSERT INTO lending_accrual
-        (loan_id, business_date, kind, base, annual_rate, raw_cumulative, amount,
-         journal_entry_id)
-    SELECT loan_id, %(day)s, %(interest_kind)s, base, annual_rate, i_raw, i_amount,
+        (loan_id, business_date, kind, base, annual_rate, numerator, amount, journal_entry_id)
+    SELECT loan_id, %(day)s, %(interest_kind)s, base, annual_rate, i_num, i_amount,
            %(interest_entry)s
     FROM day WHERE accrues
     UNION ALL
-    SELECT loan_id, %(day)s, %(penalty_kind)s, base, penalty_rate, p_raw, p_amount,
+    SELECT loan_id, %(day)s, %(penalty_kind)s, base, penalty_rate, p_num, p_amount,
            %(penalty_entry)s
     FROM day WHERE penal
     RETURNING kind, amount
 ),
 upd AS (
     UPDATE lending_loan l SET
-        interest_raw_cumulative = d.i_raw,
+        interest_numerator = d.i_num,
         interest_posted_cumulative = d.i_posted,
         accrued_interest = l.accrued_interest + d.i_amount,
-        penalty_raw_cumulative = d.p_raw,
+        penalty_numerator = d.p_num,
         penalty_posted_cumulative = d.p_posted,
         accrued_penalty = l.accrued_penalty + d.p_amount,
         accrued_through = %(day)s,
@@ -200,10 +203,11 @@ SELECT kind, count(*), coalesce(sum(amount), 0) FROM ins GROUP BY kind
 
 def day_sql() -> str:
     """The COB statement for one program and date (named parameters, see ``_accrue_day_sql``)."""
-    unit, scale = f"{Decimal(1).scaleb(-12):f}", str(RAW_SCALE)
     return _DAY_SQL.format(
-        i_raw=_RAW.format(flag="accrues", p="i", rate="annual_rate", scale=scale, unit=unit),
-        p_raw=_RAW.format(flag="penal", p="p", rate="penalty_rate", scale=scale, unit=unit),
+        i_num=_NUMERATOR.format(flag="accrues", p="i", rate="annual_rate"),
+        p_num=_NUMERATOR.format(flag="penal", p="p", rate="penalty_rate"),
+        i_quotient=_QUOTIENT.format(flag="accrues", p="i"),
+        p_quotient=_QUOTIENT.format(flag="penal", p="p"),
         i_posted=_POSTED.format(flag="accrues", p="i"),
         p_posted=_POSTED.format(flag="penal", p="p"),
     )

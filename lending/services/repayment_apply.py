@@ -23,7 +23,12 @@ brought the loan's accruals up to the day before the value date. Here:
   4. an earlier payment whose allocation changed has its entry reversed
      (``unapply:<reference>:<id>``) and is posted again (``realloc:<reference>:<id>``).
 
-  This path is a per-loan Python loop: it concerns one loan.
+  This path is a per-loan Python loop: it concerns one loan. ``loan_replay`` is steps 1-4, also
+  used without a new payment to correct loans accrued before exact interest
+  (``lending.services.accrual_correct``). Before replaying, the rewound loan is checked against
+  its sub-ledger: its posted totals must be its active accrual rows before D, and the exact
+  rounding of their numerator, give or take the one cent by which rows written before migration
+  ``0008_exact_interest`` can differ (the first replayed night then posts that cent).
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import Sum
+
 from scf import clock
+from scf.money import CENT
 
 from ..models import (
     AccountCode,
@@ -52,10 +60,10 @@ from .accrual import (
     LoanState,
     accrual_entry_post,
     loan_accrual_post,
-    round_cents,
 )
 from .audit import actor_label
 from .credit import credit_repaid
+from .interest import basis_for, interest_rounded
 from .ledger import Posting, ledger_post, ledger_reverse
 from .waterfall import Allocation, Payment, allocate, apply_allocation, replay
 
@@ -117,7 +125,9 @@ def _post_repayment(
     )
 
 
-def _save_loan(loan: Loan, before: LoanState, after: LoanState) -> None:
+def loan_state_save(loan: Loan, before: LoanState, after: LoanState) -> None:
+    """Save a repayment's or replay's outcome on the locked loan; principal it repaid goes back to
+    the line and program. Principal never goes up here: that would be a bug."""
     after.apply_to(loan)
     if after.status == LoanStatus.REPAID:
         loan.closed_at = loan.closed_at or clock.now()
@@ -134,7 +144,7 @@ def repayment_apply_on_time(loan: Loan, request: RepaymentRequest) -> Repayment:
     before = LoanState.of(loan)
     allocation = allocate(request.amount, before)
     repayment = _create(loan, request, allocation, backdated=False)
-    _save_loan(loan, before, apply_allocation(before, allocation))
+    loan_state_save(loan, before, apply_allocation(before, allocation))
     return repayment
 
 
@@ -154,7 +164,7 @@ def _rewind(
         kind: sum((row.amount for row in reversed_rows if row.kind == kind), ZERO)
         for kind in AccrualKind
     }
-    prior_raw = {kind: _raw_before(loan, kind, start) for kind in AccrualKind}
+    numerators = {kind: _numerator_before(loan, kind, start) for kind in AccrualKind}
     state = replace(
         current,
         outstanding=current.outstanding + sum((r.to_principal for r in later), ZERO),
@@ -164,26 +174,47 @@ def _rewind(
         penalty=current.penalty
         - reversed_by_kind[AccrualKind.PENALTY]
         + sum((r.to_penalty for r in later), ZERO),
-        interest_raw=prior_raw[AccrualKind.INTEREST],
+        interest_numerator=numerators[AccrualKind.INTEREST],
         interest_posted=current.interest_posted - reversed_by_kind[AccrualKind.INTEREST],
-        penalty_raw=prior_raw[AccrualKind.PENALTY],
+        penalty_numerator=numerators[AccrualKind.PENALTY],
         penalty_posted=current.penalty_posted - reversed_by_kind[AccrualKind.PENALTY],
     )
-    if (state.interest_posted, state.penalty_posted) != (
-        round_cents(state.interest_raw),
-        round_cents(state.penalty_raw),
-    ):
-        raise RuntimeError(f"loan {loan.pk}: accrual sub-ledger and loan cumulatives disagree")
+    _check_rewound(loan, state, start)
     return _status_at(state, AccrualTerms.of(loan), start - dt.timedelta(days=1))
 
 
-def _raw_before(loan: Loan, kind: AccrualKind, start: dt.date) -> Decimal:
+def _check_rewound(loan: Loan, state: LoanState, start: dt.date) -> None:
+    """The rewound posted totals are the loan's active accrual rows before ``start``, and the
+    exact rounding of their numerator. Rows written before exact arithmetic (migration
+    ``0008_exact_interest``) may be a cent off the exact rounding; the replay's first night posts
+    that cent. Anything else means the loan and its sub-ledger disagree."""
+    rows = dict(
+        Accrual.objects.filter(loan=loan, reversed_at__isnull=True, business_date__lt=start)
+        .order_by()
+        .values("kind")
+        .annotate(total=Sum("amount"))
+        .values_list("kind", "total")
+    )
+    basis = basis_for(loan.day_count)
+    for kind, numerator, posted in (
+        (AccrualKind.INTEREST, state.interest_numerator, state.interest_posted),
+        (AccrualKind.PENALTY, state.penalty_numerator, state.penalty_posted),
+    ):
+        exact = interest_rounded(numerator, basis)
+        if posted != rows.get(kind, ZERO) or abs(posted - exact) > CENT:
+            raise RuntimeError(
+                f"loan {loan.pk}: {kind} posted {posted} before {start}, "
+                f"sub-ledger {rows.get(kind, ZERO)}, exact {exact}"
+            )
+
+
+def _numerator_before(loan: Loan, kind: AccrualKind, start: dt.date) -> Decimal:
     last = (
         Accrual.objects.filter(
             loan=loan, kind=kind, reversed_at__isnull=True, business_date__lt=start
         )
         .order_by("-business_date")
-        .values_list("raw_cumulative", flat=True)
+        .values_list("numerator", flat=True)
         .first()
     )
     return Decimal(last) if last is not None else Decimal(0)
@@ -204,10 +235,31 @@ def _status_at(state: LoanState, terms: AccrualTerms, day: dt.date) -> LoanState
     )
 
 
-def repayment_apply_backdated(loan: Loan, request: RepaymentRequest) -> Repayment:
-    start, accrued_to = request.value_date, loan.accrued_through
-    assert accrued_to is not None  # only called for a value date on or before it
-    now = clock.now()
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A loan's days replayed: its state before and after, and the new payment's allocation."""
+
+    before: LoanState
+    after: LoanState
+    allocation: Allocation | None
+
+
+def loan_replay(
+    loan: Loan,
+    *,
+    start: dt.date,
+    reference: str,
+    today: dt.date,
+    payment: RepaymentRequest | None = None,
+) -> Replayed:
+    """Replay a locked loan's days from ``start`` through ``accrued_through`` (with ``payment``).
+
+    Steps 1-4 of the module docstring, keyed ``reverse:``/``replay:``/``unapply:``/``realloc:``
+    ``<reference>``; the caller saves the outcome (``loan_state_save``) and records any new
+    repayment with ``allocation``.
+    """
+    accrued_to = loan.accrued_through
+    assert accrued_to is not None  # only called for a start on or before it
     current = LoanState.of(loan)
     reversed_rows = list(
         Accrual.objects.filter(loan=loan, reversed_at__isnull=True, business_date__gte=start)
@@ -219,28 +271,42 @@ def repayment_apply_backdated(loan: Loan, request: RepaymentRequest) -> Repaymen
     )
     state = _rewind(loan, current, reversed_rows, later, start)
     payments = [Payment(r.value_date, r.amount, index) for index, r in enumerate(later)]
-    payments.append(Payment(request.value_date, request.amount, len(later)))
+    if payment is not None:
+        payments.append(Payment(payment.value_date, payment.amount, len(later)))
     final, allocations, rows = replay(state, AccrualTerms.of(loan), payments, start, accrued_to)
-    _reverse_accruals(loan, reversed_rows, request, now)
+    _reverse_accruals(loan, reversed_rows, reference, today)
     loan_accrual_post(
         loan=loan,
         rows=rows,
-        key=f"replay:{request.reference}",
-        business_date=request.today,
-        description=f"accruals {start} to {accrued_to} replayed for {request.reference}",
+        key=f"replay:{reference}",
+        business_date=today,
+        description=f"accruals {start} to {accrued_to} replayed for {reference}",
     )
-    _reallocate(loan, later, allocations[:-1], request)
-    repayment = _create(loan, request, allocations[-1], backdated=True)
-    _save_loan(loan, current, replace(final, accrued_through=accrued_to))
+    _reallocate(loan, later, allocations[: len(later)], reference, today)
+    return Replayed(
+        before=current,
+        after=replace(final, accrued_through=accrued_to),
+        allocation=allocations[-1] if payment is not None else None,
+    )
+
+
+def repayment_apply_backdated(loan: Loan, request: RepaymentRequest) -> Repayment:
+    replayed = loan_replay(
+        loan,
+        start=request.value_date,
+        reference=request.reference,
+        today=request.today,
+        payment=request,
+    )
+    assert replayed.allocation is not None
+    repayment = _create(loan, request, replayed.allocation, backdated=True)
+    loan_state_save(loan, replayed.before, replayed.after)
     return repayment
 
 
-def _reverse_accruals(
-    loan: Loan, rows: list[Accrual], request: RepaymentRequest, now: dt.datetime
-) -> None:
+def _reverse_accruals(loan: Loan, rows: list[Accrual], reference: str, today: dt.date) -> None:
     """Mark the rows reversed and post one reversing entry per kind for their total."""
-    reference = request.reference
-    Accrual.objects.filter(pk__in=[row.pk for row in rows]).update(reversed_at=now)
+    Accrual.objects.filter(pk__in=[row.pk for row in rows]).update(reversed_at=clock.now())
     for kind in AccrualKind:
         total = sum((row.amount for row in rows if row.kind == kind), ZERO)
         if total > 0:
@@ -248,16 +314,20 @@ def _reverse_accruals(
                 program=loan.program,
                 kind=kind,
                 idempotency_key=f"reverse:{reference}:{kind}",
-                business_date=request.today,
+                business_date=today,
                 amount=total,
                 loan=loan,
                 reverse=True,
-                description=f"{kind} accruals reversed for backdated repayment {reference}",
+                description=f"{kind} accruals reversed for {reference}",
             )
 
 
 def _reallocate(
-    loan: Loan, later: list[Repayment], allocations: list[Allocation], request: RepaymentRequest
+    loan: Loan,
+    later: list[Repayment],
+    allocations: list[Allocation],
+    reference: str,
+    today: dt.date,
 ) -> None:
     """Re-post the earlier-recorded repayments whose allocation the replay changed."""
     for repayment, allocation in zip(later, allocations, strict=True):
@@ -266,13 +336,13 @@ def _reallocate(
         if repayment.journal_entry is not None:
             ledger_reverse(
                 entry=repayment.journal_entry,
-                idempotency_key=f"unapply:{request.reference}:{repayment.pk}",
-                business_date=request.today,
-                description=f"repayment {repayment.reference} re-allocated after {request.reference}",
+                idempotency_key=f"unapply:{reference}:{repayment.pk}",
+                business_date=today,
+                description=f"repayment {repayment.reference} re-allocated after {reference}",
             )
         for name, value in allocation.fields().items():
             setattr(repayment, name, value)
         repayment.journal_entry = _post_repayment(
-            loan, repayment, allocation, key=f"realloc:{request.reference}:{repayment.pk}"
+            loan, repayment, allocation, key=f"realloc:{reference}:{repayment.pk}"
         )
         repayment.save(update_fields=[*allocation.fields(), "journal_entry"])

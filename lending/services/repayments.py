@@ -52,6 +52,7 @@ __all__ = [
     "RepaymentReferenceReused",
     "allocate",
     "loan_for_reference",
+    "loan_lock",
     "repayment_record",
     "repayment_record_outcome",
 ]
@@ -210,8 +211,9 @@ def repayment_record_outcome(
         return existing, False
 
 
-def _lock(loan_id: int) -> Loan:
-    """Advisory lock (shared), then loan -> credit line -> program."""
+def loan_lock(loan_id: int) -> Loan:
+    """Lock a loan to move its money: the program's advisory lock (shared), then loan -> credit
+    line -> program. Inside a transaction."""
     program_id = Loan.objects.values_list("program_id", flat=True).get(pk=loan_id)
     program_lock(program_id, exclusive=False)
     # of=("self",): a bare FOR UPDATE would lock the joined program row too, before the line,
@@ -231,7 +233,7 @@ def _record(
     actor: Any,
     today: dt.date,
 ) -> tuple[Repayment, bool]:
-    loan = _lock(loan_id)
+    loan = loan_lock(loan_id)
     existing = _existing(reference, loan, amount, value_date)
     if existing is not None:
         return existing, False

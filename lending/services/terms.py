@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
 from scf.clock import roll_forward
 from scf.money import CENT
 
-from ..models import DayCount, Program
-
-DAY_COUNT_BASIS = {DayCount.ACT_360: Decimal(360), DayCount.ACT_365F: Decimal(365)}
+from ..models import Program
+from .interest import EXACT, basis_for, interest_rounded, numerator_for
 
 
 def principal_for(order_amount: Decimal, advance_rate: Decimal) -> Decimal:
@@ -34,9 +33,25 @@ def largest_order_for(principal_cap: Decimal, advance_rate: Decimal) -> Decimal:
 
 
 def interest_for(principal: Decimal, annual_rate: Decimal, days: int, day_count: str) -> Decimal:
-    """Simple interest over ``days`` actual days, rounded half-even to the cent."""
-    raw = principal * annual_rate * Decimal(days) / DAY_COUNT_BASIS[DayCount(day_count)]
-    return raw.quantize(CENT, rounding=ROUND_HALF_EVEN)
+    """Simple interest over ``days`` actual days: ``principal x rate x days / basis``, exact,
+    rounded half-even to the cent once (``lending.services.interest``), as the accruals are; a
+    loan repaid on its due date is charged exactly this."""
+    return interest_rounded(numerator_for(principal, annual_rate, days), basis_for(day_count))
+
+
+def interest_still_to_post(
+    *,
+    numerator: Decimal,
+    posted: Decimal,
+    principal: Decimal,
+    annual_rate: Decimal,
+    nights: int,
+    day_count: str,
+) -> Decimal:
+    """What a loan's accruals will post over ``nights`` more nights on ``principal``: the exact
+    rounding of its numerator then, less what it has posted (``numerator``, ``posted``) now."""
+    later = EXACT.add(numerator, numerator_for(principal, annual_rate, nights))
+    return interest_rounded(later, basis_for(day_count)) - posted
 
 
 def due_date_for(value_date: dt.date, tenor_days: int, holiday_country: str) -> dt.date:

@@ -212,6 +212,16 @@ def test_value_date_is_the_settlement_day_in_the_program_zone(loan):
     assert entries(loan)[0].business_date == dt.date(2026, 3, 7)
 
 
+def test_due_date_on_an_official_make_up_working_saturday_stays_there(loan):
+    disbursement = Disbursement.objects.get(loan=loan)
+    # Settled 2025-07-13 in Shanghai: + 90 days is Saturday 2025-10-11, which the State Council
+    # made a working day (National Day 调休), so the loan is due that day, not on Monday.
+    settled_at = dt.datetime(2025, 7, 13, 2, 0, tzinfo=dt.UTC)
+    disbursement_settle(disbursement_id=disbursement.pk, bank_reference="B1", settled_at=settled_at)
+    loan.refresh_from_db()
+    assert (loan.value_date, loan.due_date) == (dt.date(2025, 7, 13), dt.date(2025, 10, 11))
+
+
 # --- exactly once --------------------------------------------------------------------------
 
 

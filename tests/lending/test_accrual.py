@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -21,12 +22,11 @@ from lending.services.accrual import (
     AccrualTerms,
     LoanState,
     accrue_days,
-    daily_raw,
     dpd_bucket,
     dpd_bucket_expression,
-    round_cents,
 )
 from lending.services.cob import cob_run
+from lending.services.interest import interest_rounded, night_numerator
 from lending.services.terms import due_date_for
 from tests.lending.active_loans import active_loan, books_balance, money_line
 
@@ -61,37 +61,41 @@ def line(agent: Any, enterprise: Any) -> Any:
 # --- the arithmetic -----------------------------------------------------------------------------
 
 
-def test_daily_raw_is_rounded_at_twelve_places_from_exact_integers() -> None:
-    # 0.01 x 0.000001 = 1E-8 -> 10,000 units of 1E-12; / 360 = 27.78 -> 28; / 365 = 27.40 -> 27
-    assert daily_raw(D("0.01"), D("0.000001"), 360) == D("2.8E-11")
-    assert daily_raw(D("0.01"), D("0.000001"), 365) == D("2.7E-11")
-    # 1,000,000 x 4.35% / 365 = 119.17808219178082... -> 12 places, next digits "82" -> up
-    assert daily_raw(D("1000000.00"), D("0.0435"), 365) == D("119.178082191781")
-    # 100,000 x 5.4% / 360 = 15 exactly
-    assert daily_raw(D("100000.00"), D("0.054"), 360) == D("15.000000000000")
-    # A day's units are cents x micro-rate x 10^4; 10^4 leaves remainders 280 (mod 360) and 145
-    # (mod 365), so a day never lands on a half unit: ties only happen when rounding to cents.
+def test_a_night_is_base_times_rate_exactly() -> None:
+    # The numerator of a night is base x rate, eight places, no rounding at all.
+    assert night_numerator(D("0.01"), D("0.000001")) == D("1E-8")
+    assert night_numerator(D("1000000.00"), D("0.043500")) == D("43500")
+    # The largest base and rate the columns hold: (10^16 - 0.01) x (1000 - 10^-6), exactly.
+    assert night_numerator(D("9999999999999999.99"), D("999.999999")) == D(
+        "9999999989999999990.00000001"
+    )
+    with pytest.raises(ValueError, match="too many decimal places"):
+        night_numerator(D("0.001"), D("0.000001"))
 
 
-def test_round_cents_is_half_even() -> None:
-    assert round_cents(D("0.125000000000")) == D("0.12")  # tie, 2 even
-    assert round_cents(D("0.135000000000")) == D("0.14")  # tie, 3 odd -> up
-    assert round_cents(D("0.125000000001")) == D("0.13")  # above the tie
+def test_interest_rounded_is_half_even_on_the_exact_quotient() -> None:
+    assert interest_rounded(D("45"), 360) == D("0.12")  # 0.125: a tie, 2 is even
+    assert interest_rounded(D("48.6"), 360) == D("0.14")  # 0.135: a tie, 3 is odd -> up
+    assert interest_rounded(D("45.00000001"), 360) == D("0.13")  # just above the tie
+    assert interest_rounded(D("44.99999999"), 360) == D("0.12")  # just below it
+    assert interest_rounded(D("45.625"), 365) == D("0.12")  # 0.125 on ACT/365F
+    # 1,000,000 x 4.35% / 365 = 119.1780821917808...: 119.18
+    assert interest_rounded(D("43500"), 365) == D("119.18")
 
 
 @given(
-    base=st.decimals(min_value=D("0.01"), max_value=D("99999999999.99"), places=2),
-    rate=st.decimals(min_value=D("0"), max_value=D("1"), places=6),
+    numerator=st.decimals(min_value=D(0), max_value=D("1E24"), places=8),
     basis=st.sampled_from([360, 365]),
 )
 @settings(max_examples=300, deadline=None)
-def test_daily_raw_is_within_half_a_unit_of_the_exact_quotient(
-    base: Decimal, rate: Decimal, basis: int
+def test_interest_rounded_is_the_exact_quotient_rounded_half_even(
+    numerator: Decimal, basis: int
 ) -> None:
-    exact_units = base * rate * 10**12 / basis  # Decimal at 28 digits: plenty here
-    got_units = daily_raw(base, rate, basis).scaleb(12)
-    assert abs(got_units - exact_units) <= D("0.5")
-    assert got_units == exact_units.quantize(D(1), rounding=ROUND_HALF_EVEN)
+    exact = Fraction(numerator) * 100 / basis  # in cents
+    got = interest_rounded(numerator, basis) * 100
+    assert abs(Fraction(got) - exact) <= Fraction(1, 2)
+    if abs(Fraction(got) - exact) == Fraction(1, 2):  # a tie went to the even cent
+        assert got % 2 == 0
 
 
 def test_cumulative_rule_has_no_penny_drift_over_365_days() -> None:
@@ -101,9 +105,10 @@ def test_cumulative_rule_has_no_penny_drift_over_365_days() -> None:
     state, rows = accrue_days(start, terms, day(0), day(364))
     posted = [row.amount for row in rows]
     assert len(posted) == 365
-    # raw: 365 x 119.178082191781 = 43500.000000000065 -> 43,500.00
-    assert state.interest_raw == D("43500.000000000065")
-    assert sum(posted) == D("43500.00") == state.interest == round_cents(state.interest_raw)
+    # numerator: 365 x 1,000,000 x 4.35% = 15,877,500; / 365 = 43,500.00 exactly
+    assert state.interest_numerator == D("15877500")
+    assert sum(posted) == D("43500.00") == state.interest
+    assert interest_rounded(state.interest_numerator, 365) == D("43500.00")
     # rounding each day instead: 119.18 x 365 = 43,500.70, 70 cents of drift
     naive = D("119.178082191781").quantize(D("0.01"), rounding=ROUND_HALF_EVEN) * 365
     assert naive == D("43500.70")
@@ -142,24 +147,24 @@ def test_act_360_posts_fifteen_a_day(line: Any) -> None:
     loan.refresh_from_db()
     assert postings(loan) == [D("15.00")] * 30
     assert loan.accrued_interest == D("450.00") == loan.interest_posted_cumulative
-    assert loan.interest_raw_cumulative == D("450.000000000000")
+    assert loan.interest_numerator == D("162000")  # 30 x 100,000 x 5.4%
     assert loan.accrued_through == day(29)
     assert (loan.status, loan.days_past_due, loan.accrued_penalty) == ("active", 0, D("0.00"))
     books_balance()
 
 
 def test_act_365f_alternates_cents_by_the_cumulative_rule(line: Any) -> None:
-    # 100,000.00 x 5.4% / 365 = 14.794520547945 a day (12 places)
-    # cumulative: 14.794520547945 -> 14.79; 29.589041095890 -> 29.59 (+14.80);
-    #             44.383561643835 -> 44.38 (+14.79); 59.178082191780 -> 59.18 (+14.80)
+    # 100,000.00 x 5.4% = 5,400 a night, / 365 = 14.7945205479... of interest
+    # cumulative: 5,400 / 365 = 14.794... -> 14.79; 10,800 / 365 = 29.589... -> 29.59 (+14.80);
+    #             16,200 / 365 = 44.383... -> 44.38 (+14.79); 21,600 / 365 = 59.178... -> 59.18
     loan = active_loan(
         line, principal="100000.00", value_date=V, annual_rate=D("0.054"), day_count="ACT/365F"
     )
     close(line.program_id, day(0), day(9))
     loan.refresh_from_db()
     assert postings(loan)[:4] == [D("14.79"), D("14.80"), D("14.79"), D("14.80")]
-    # 10 days: 147.94520547945 -> 147.95, and the postings add up to exactly that
-    assert loan.interest_raw_cumulative == D("147.945205479450")
+    # 10 days: 54,000 / 365 = 147.945205... -> 147.95, and the postings add up to exactly that
+    assert loan.interest_numerator == D("54000")
     assert sum(postings(loan)) == D("147.95") == loan.accrued_interest
     books_balance()
 
@@ -187,7 +192,7 @@ def test_act_365f_penny_principal_accrues_zero_cents_until_the_cumulative_reache
     close(line.program_id, day(0), day(5))
     loan.refresh_from_db()
     assert postings(loan) == [D("0.00")] * 5 + [D("0.01")]
-    assert loan.interest_raw_cumulative == D("0.006000000000")
+    assert loan.interest_numerator == D("2.19")  # 6 x 10.00 x 3.65%: 2.19 / 365 = 0.006
     assert loan.accrued_interest == D("0.01")
     books_balance()
 

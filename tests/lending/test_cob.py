@@ -179,9 +179,9 @@ def test_a_day_that_rounds_to_nothing_posts_no_entry(line: Any) -> None:
     result = cob_run(program_id=line.program_id, business_date=V, today=V)
     assert (result.loans_accrued, result.interest_total) == (1, D("0.00"))
     row = Accrual.objects.get(loan=loan)
-    assert (row.amount, row.raw_cumulative, row.journal_entry_id) == (
+    assert (row.amount, row.numerator, row.journal_entry_id) == (
         D("0.00"),
-        D("0.001000000000"),
+        D("0.365"),  # 10.00 x 3.65%; / 365 = 0.001
         None,
     )
     assert not JournalEntry.objects.filter(kind=EntryKind.INTEREST_ACCRUAL).exists()
@@ -299,9 +299,9 @@ def _reference_state(loan: Loan) -> LoanState:
         outstanding=loan.principal,
         interest=D("0.00"),
         penalty=D("0.00"),
-        interest_raw=D(0),
+        interest_numerator=D(0),
         interest_posted=D("0.00"),
-        penalty_raw=D(0),
+        penalty_numerator=D(0),
         penalty_posted=D("0.00"),
         days_past_due=0,
         status="active",
@@ -339,10 +339,8 @@ def test_set_based_statement_matches_the_python_reference_to_the_digit(line: Any
         state, _, rows = expected[loan.pk]
         assert LoanState.of(loan) == state, loan.pk
         stored = Accrual.objects.filter(loan=loan).order_by("business_date", "kind")
-        assert [
-            (r.business_date, r.kind, r.base, r.raw_cumulative, r.amount) for r in stored
-        ] == sorted(
-            (r.business_date, str(r.kind), r.base, r.raw_cumulative, r.amount) for r in rows
+        assert [(r.business_date, r.kind, r.base, r.numerator, r.amount) for r in stored] == sorted(
+            (r.business_date, str(r.kind), r.base, r.numerator, r.amount) for r in rows
         )
     assert Loan.objects.filter(status="overdue").exists()
     assert Accrual.objects.filter(kind=AccrualKind.PENALTY).exists()

@@ -89,7 +89,7 @@ def snapshot(loan: Loan) -> tuple[Any, ...]:
     return (
         LoanState.of(loan),
         loan.closed_at is not None,
-        [(r.business_date, r.kind, r.base, r.raw_cumulative, r.amount) for r in rows],
+        [(r.business_date, r.kind, r.base, r.numerator, r.amount) for r in rows],
         ledger.principal,
         [
             (r.value_date, r.amount, r.to_penalty, r.to_interest, r.to_principal, r.to_overpayment)
@@ -136,10 +136,12 @@ def test_partial_repayments_go_to_penalty_then_interest_then_principal(line: Cre
 
     close(line.program_id, 36, 36)
     loan = fresh(loan)
-    # interest: 99,452.50 x 5.4% / 360 = 14.917875; raw 540 + 14.917875 -> 554.92, +14.92
-    # penalty: 99,452.50 x 8.1% / 360 = 22.3768125; raw 112.5 + 22.3768125 -> 134.88, +22.38
+    # interest: numerator 36 x 5,400 + 99,452.50 x 5.4% = 199,770.435; / 360 = 554.917875
+    #   -> 554.92, +14.92 on the 540.00 posted
+    # penalty: 5 x 8,100 + 99,452.50 x 8.1% = 48,555.6525; / 360 = 134.8768125 -> 134.88, +22.38
     assert (loan.accrued_interest, loan.accrued_penalty) == (D("14.92"), D("22.38"))
-    assert loan.interest_raw_cumulative == D("554.917875000000")
+    assert loan.interest_numerator == D("199770.435")
+    assert loan.penalty_numerator == D("48555.6525")
     assert loan.days_past_due == 6
     books_balance()
 

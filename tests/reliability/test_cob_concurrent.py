@@ -94,14 +94,14 @@ def _insert_accrual(row: Accrual, *, reversed_at: dt.datetime | None = None) -> 
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO lending_accrual (loan_id, business_date, kind, base, annual_rate, "
-            "raw_cumulative, amount, reversed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            "numerator, amount, reversed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 row.loan_id,
                 row.business_date,
                 row.kind,
                 row.base,
                 row.annual_rate,
-                row.raw_cumulative,
+                row.numerator,
                 Decimal("0.00"),
                 reversed_at,
             ],
