@@ -1,6 +1,6 @@
 """The risk review queue: cases oldest first, a case page, its actions, line freezes, audit trail.
 
-Reads are the API's (``review_queue``, ``review_get``, ``with_histories``); every action calls the
+Reads are ``lending.review_selectors`` (shared with the API); every action calls the
 service behind the matching endpoint (``review_claim`` / ``review_approve`` / ``review_decline``,
 ``credit_line_freeze`` / ``credit_line_unfreeze``), which enforces roles, maker-checker and the
 state machine. A refusal comes back as a message on the case page, never a 500. Risk reviewers
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -24,9 +23,16 @@ from orders.views import BANK_STAFF, RISK_STAFF, role_required
 from scf import clock
 from scf.errors import ApplicationError
 
-from ..apis.reviews import review_get, review_queue, with_histories
-from ..models import REVIEW_OPEN, AuditLog, Loan, Repayment, Review, ReviewKind, ReviewStatus
+from ..models import REVIEW_OPEN, AuditLog, Review, ReviewKind, ReviewStatus
 from ..program_selectors import credit_line_for_agent
+from ..review_selectors import (
+    agent_recent,
+    review_deadline,
+    review_get,
+    review_queue,
+    review_sla,
+    with_histories,
+)
 from ..services.lines import credit_line_freeze, credit_line_unfreeze
 from ..services.reviews import (
     DECLINE_REASONS,
@@ -38,33 +44,18 @@ from ..services.reviews import (
 from .common import choice, page_of, query_without_page, safe_next, web_user
 from .words import error_words, reason_words
 
-# Cases with no deadline of their own (failed payments, accelerated loans) are due within a day.
-DEFAULT_SLA = dt.timedelta(hours=24)
-WARN_AT = 0.75  # share of the time to deadline after which a case shows amber
-HISTORY_ROWS = 10
 AUDIT_PAGE = 50
 
 
 @dataclass(frozen=True)
 class QueueRow:
     review: Review
-    age: dt.timedelta
     deadline: dt.datetime
     sla: str  # ok | warn | late
 
 
 def queue_row(review: Review, now: dt.datetime) -> QueueRow:
-    """A case with its age and SLA colour: green, amber past 75% of its time, red when late."""
-    deadline = review.expires_at or review.created_at + DEFAULT_SLA
-    total = (deadline - review.created_at).total_seconds()
-    elapsed = (now - review.created_at).total_seconds()
-    if now >= deadline:
-        sla = "late"
-    elif total > 0 and elapsed >= total * WARN_AT:
-        sla = "warn"
-    else:
-        sla = "ok"
-    return QueueRow(review, now - review.created_at, deadline, sla)
+    return QueueRow(review, review_deadline(review), review_sla(review, now))
 
 
 @require_GET
@@ -84,21 +75,6 @@ def queue(request: HttpRequest) -> HttpResponse:
         "query": query_without_page(request),
     }
     return render(request, "lending/reviews.html", context)
-
-
-def _agent_recent(loan: Loan) -> dict[str, Any]:
-    """The agent's latest loans and repayments (two queries) for the case page."""
-    loans = (
-        Loan.objects.filter(agent_id=loan.agent_id)
-        .select_related("order")
-        .order_by("-requested_at", "-id")[:HISTORY_ROWS]
-    )
-    repayments = (
-        Repayment.objects.filter(loan__agent_id=loan.agent_id)
-        .select_related("loan")
-        .order_by("-value_date", "-id")[:HISTORY_ROWS]
-    )
-    return {"recent_loans": list(loans), "recent_repayments": list(repayments)}
 
 
 @require_GET
@@ -124,7 +100,7 @@ def case(request: HttpRequest, review_id: int) -> HttpResponse:
         "can_act": user.role in RISK_STAFF and review.status in REVIEW_OPEN,
         "is_referral": review.kind == ReviewKind.REFERRAL,
         "awaiting_second": review.status == ReviewStatus.AWAITING_SECOND_APPROVAL,
-        **_agent_recent(loan),
+        **agent_recent(agent_id=loan.agent_id),
     }
     return render(request, "lending/review_case.html", context)
 

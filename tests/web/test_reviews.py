@@ -4,13 +4,16 @@ maker-checker, line freeze and unfreeze, failed payments in the queue, the audit
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from lending.models import AuditLog, CreditLine, Loan, Review
 from lending.services.finance import loan_finance
+from lending.services.repayments import repayment_record
 from scf import clock
+from tests.lending.active_loans import active_loan
 from tests.web.conftest import APPROVED_OR_LATER, World, login, make_loan
 
 pytestmark = pytest.mark.django_db
@@ -76,6 +79,23 @@ def test_case_page_shows_inputs_rules_history_and_line(world: World) -> None:
     assert 'id="claim"' in body
     assert not review.requires_second_approval
     assert "One approval is enough for this amount." in body
+
+
+def test_case_page_counts_the_agents_repayments(world: World) -> None:
+    today = clock.business_date(world.program.time_zone)
+    paid = active_loan(world.line, principal="3000.00", value_date=today)
+    for reference, amount in (("REP-W1", "500.00"), ("REP-W2", "700.00")):
+        repayment_record(
+            loan=paid,
+            amount=Decimal(amount),
+            value_date=today,
+            reference=reference,
+            source="api",
+            actor=world.ops,
+        )
+    review = refer(world)
+    body = login(world.reviewer).get(f"/reviews/{review.pk}/").content.decode()
+    assert '<dd data-figure="repayments">2 · CN¥1,200.00</dd>' in body
 
 
 def _post(client: Any, review: Review, action: str, **data: str) -> str:
