@@ -29,6 +29,16 @@ urlpatterns = [
     path("reviews/<int:review_id>/decline/", reviews.decline, name="review-decline"),
     path("reviews/<int:review_id>/close/", reviews.close, name="review-close"),
     path(
+        "reviews/<int:review_id>/line/freeze/",
+        reviews.case_line_freeze,
+        name="review-line-freeze",
+    ),
+    path(
+        "reviews/<int:review_id>/line/unfreeze/",
+        reviews.case_line_unfreeze,
+        name="review-line-unfreeze",
+    ),
+    path(
         "reviews/lines/<int:agent_id>/<int:program_id>/freeze/",
         reviews.line_freeze,
         name="line-freeze",

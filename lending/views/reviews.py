@@ -1,16 +1,18 @@
-"""The risk review queue: cases oldest first, a case page, its actions, line freezes, audit trail.
+"""The risk review queue: cases oldest first, a case page, its actions, line freezes.
 
-Reads are ``lending.review_selectors`` (shared with the API); every action calls the
-service behind the matching endpoint (``review_claim`` / ``review_approve`` / ``review_decline``,
-``credit_line_freeze`` / ``credit_line_unfreeze``), which enforces roles, maker-checker and the
-state machine. A refusal comes back as a message on the case page, never a 500. Risk reviewers
-and approvers act; operations admins may look.
+Reads are ``lending.review_selectors`` (shared with the API); every action calls the service
+behind the matching endpoint (``review_claim`` / ``review_approve`` / ``review_decline``,
+``review_line_freeze`` / ``review_line_unfreeze``), which enforces roles, maker-checker and the
+state machine. A freeze is confirmed on a page of its own first. A refusal comes back as a
+message on the case page, never a 500. Risk reviewers and approvers act on cases; operations
+admins may look, and freeze lines.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -23,7 +25,16 @@ from orders.views import BANK_STAFF, RISK_STAFF, role_required
 from scf import clock
 from scf.errors import ApplicationError
 
-from ..models import REVIEW_OPEN, AuditLog, Review, ReviewKind, ReviewStatus
+from ..models import (
+    REVIEW_OPEN,
+    AuditLog,
+    CreditLine,
+    Decision,
+    Program,
+    Review,
+    ReviewKind,
+    ReviewStatus,
+)
 from ..program_selectors import credit_line_for_agent
 from ..review_selectors import (
     agent_recent,
@@ -33,13 +44,20 @@ from ..review_selectors import (
     review_sla,
     with_histories,
 )
-from ..services.lines import credit_line_freeze, credit_line_unfreeze
+from ..services.lines import (
+    credit_line_freeze,
+    credit_line_freeze_validate,
+    credit_line_unfreeze,
+)
 from ..services.reviews import (
     DECLINE_REASONS,
+    approval_blocker,
     review_approve,
     review_claim,
     review_close,
     review_decline,
+    review_line_freeze,
+    review_line_unfreeze,
 )
 from .common import choice, page_of, query_without_page, safe_next, web_user
 from .words import error_words, reason_words
@@ -77,6 +95,32 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, "lending/reviews.html", context)
 
 
+def _line_figures(
+    decision: Decision | None, line: CreditLine, program: Program
+) -> list[dict[str, Any]]:
+    """The line's figures the engine saw (its stored inputs) beside the same figures now."""
+    then = decision.inputs if decision is not None else {}
+    return [
+        {"label": _("Limit"), "then": then.get("line_limit"), "now": line.limit, "money": True},
+        {"label": _("Outstanding"), "then": None, "now": line.outstanding_principal, "money": True},
+        {"label": _("Reserved"), "then": None, "now": line.reserved, "money": True},
+        {
+            "label": _("Available"),
+            "then": then.get("line_available"),
+            "now": line.available,
+            "money": True,
+        },
+        {
+            "label": _("Available in the program"),
+            "then": then.get("program_available"),
+            "now": program.available,
+            "money": True,
+        },
+        {"label": _("Risk grade"), "then": then.get("risk_grade"), "now": line.risk_grade},
+        {"label": _("Frozen"), "then": then.get("line_frozen"), "now": line.frozen, "flag": True},
+    ]
+
+
 @require_GET
 @role_required(*BANK_STAFF)
 def case(request: HttpRequest, review_id: int) -> HttpResponse:
@@ -88,11 +132,15 @@ def case(request: HttpRequest, review_id: int) -> HttpResponse:
     loan = review.loan
     decision = getattr(loan, "decision", None)
     user = web_user(request)
+    line = loan.credit_line
+    blocker = approval_blocker(line=line) if review.kind == ReviewKind.REFERRAL else None
     context = {
         "review": review,
         "row": queue_row(review, clock.now()),
         "loan": loan,
-        "line": loan.credit_line,
+        "line": line,
+        "line_figures": _line_figures(decision, line, loan.program),
+        "approve_blocked": error_words(blocker, "") if blocker else "",
         "decision": decision,
         "reasons": reason_words(decision.reasons if decision else []),
         "history": review.agent_history,  # type: ignore[attr-defined]
@@ -166,6 +214,26 @@ def close(request: HttpRequest, review_id: int) -> HttpResponse:
     return _act(request, review_id, "close")
 
 
+CONFIRMED = "yes"
+
+
+def _freeze_confirmation(
+    request: HttpRequest, *, line: CreditLine, back: str, review: Review | None = None
+) -> HttpResponse:
+    """Before a freeze: the page asking to confirm it, or back with the reason it cannot be."""
+    try:
+        reason = credit_line_freeze_validate(line=line, reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        _refusal(request, exc)
+        return redirect(back)
+    context = {"line": line, "reason": reason, "action": request.path, "back": back}
+    return render(request, "lending/line_freeze_confirm.html", {**context, "review": review})
+
+
+def _line_changed(request: HttpRequest, freeze: bool) -> None:
+    messages.success(request, _("The line is frozen.") if freeze else _("The line is unfrozen."))
+
+
 def _line_action(
     request: HttpRequest, agent_id: int, program_id: int, freeze: bool
 ) -> HttpResponse:
@@ -173,6 +241,9 @@ def _line_action(
     line = credit_line_for_agent(user=user, agent_id=agent_id, program_id=program_id)
     if line is None:
         raise Http404
+    back = safe_next(request, reverse("web:reviews"))
+    if freeze and request.POST.get("confirmed") != CONFIRMED:
+        return _freeze_confirmation(request, line=line, back=back)
     reason = request.POST.get("reason", "")
     try:
         if freeze:
@@ -182,10 +253,8 @@ def _line_action(
     except ApplicationError as exc:
         _refusal(request, exc)
     else:
-        messages.success(
-            request, _("The line is frozen.") if freeze else _("The line is unfrozen.")
-        )
-    return redirect(safe_next(request, reverse("web:reviews")))
+        _line_changed(request, freeze)
+    return redirect(back)
 
 
 @require_POST
@@ -198,6 +267,38 @@ def line_freeze(request: HttpRequest, agent_id: int, program_id: int) -> HttpRes
 @role_required(*BANK_STAFF)
 def line_unfreeze(request: HttpRequest, agent_id: int, program_id: int) -> HttpResponse:
     return _line_action(request, agent_id, program_id, freeze=False)
+
+
+def _case_line_action(request: HttpRequest, review_id: int, freeze: bool) -> HttpResponse:
+    """Freeze or unfreeze the case's line from the case page (recorded in the case's notes)."""
+    review = review_get(review_id=review_id)
+    if review is None:
+        raise Http404
+    back = reverse("web:review-case", args=[review_id])
+    if freeze and request.POST.get("confirmed") != CONFIRMED:
+        return _freeze_confirmation(request, line=review.loan.credit_line, back=back, review=review)
+    change = review_line_freeze if freeze else review_line_unfreeze
+    try:
+        change(user=web_user(request), review_id=review_id, reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        if exc.status_code == 404:
+            raise Http404 from None
+        _refusal(request, exc)
+    else:
+        _line_changed(request, freeze)
+    return redirect(back)
+
+
+@require_POST
+@role_required(*BANK_STAFF)
+def case_line_freeze(request: HttpRequest, review_id: int) -> HttpResponse:
+    return _case_line_action(request, review_id, freeze=True)
+
+
+@require_POST
+@role_required(*BANK_STAFF)
+def case_line_unfreeze(request: HttpRequest, review_id: int) -> HttpResponse:
+    return _case_line_action(request, review_id, freeze=False)
 
 
 @require_GET

@@ -26,7 +26,7 @@ PYTHON_SOURCES = [
     ROOT / "orders" / "templatetags" / "scf_format.py",
     *sorted((ROOT / "lending" / "views").glob("*.py")),
 ]
-LITERAL = r"u'(?:[^'\\]|\\.)*'"
+LITERAL = r"u'(?:[^'\\]|\\.)*'|u\"(?:[^\"\\]|\\.)*\""
 CALL = re.compile(rf"(n?)gettext\(({LITERAL})(?:, ({LITERAL}), count)?\)")
 
 

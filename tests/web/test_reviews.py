@@ -4,6 +4,7 @@ maker-checker, line freeze and unfreeze, failed payments in the queue, the audit
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from lending.models import AuditLog, CreditLine, Loan, Review
 from lending.services.finance import loan_finance
+from lending.services.lines import credit_line_freeze
 from lending.services.repayments import repayment_record
 from scf import clock
 from tests.lending.active_loans import active_loan
@@ -184,7 +186,10 @@ def test_freeze_and_unfreeze_a_line_with_a_reason(world: World) -> None:
     refused = client.post(freeze, {"reason": " ", "next": back}, follow=True).content.decode()
     assert "Give a reason." in refused
     assert not CreditLine.objects.get(pk=world.line.pk).frozen
-    response = client.post(freeze, {"reason": "court order", "next": back})
+    asked = client.post(freeze, {"reason": "court order", "next": back})
+    assert asked.status_code == 200 and 'id="confirm-freeze-button"' in asked.content.decode()
+    assert not CreditLine.objects.get(pk=world.line.pk).frozen  # not before it is confirmed
+    response = client.post(freeze, {"reason": "court order", "next": back, "confirmed": "yes"})
     assert response.status_code == 302 and response["Location"] == back
     line = CreditLine.objects.get(pk=world.line.pk)
     assert (line.frozen, line.frozen_reason) == (True, "court order")
@@ -200,10 +205,91 @@ def test_freeze_and_unfreeze_a_line_with_a_reason(world: World) -> None:
     assert actions == ["credit_line.freeze", "credit_line.unfreeze"]
 
 
+def test_a_freeze_from_the_case_is_confirmed_first_and_noted_in_the_case(world: World) -> None:
+    review = refer(world)
+    client = login(world.reviewer)
+    url = f"/reviews/{review.pk}/line/freeze/"
+    assert f'action="{url}"' in client.get(f"/reviews/{review.pk}/").content.decode()
+    asked = client.post(url, {"reason": "court order"})
+    page = asked.content.decode()
+    assert asked.status_code == 200 and 'id="confirm-freeze"' in page
+    assert '<dd id="freeze-reason">court order</dd>' in page
+    assert f'href="/reviews/{review.pk}/" role="button"' in page  # cancel goes back to the case
+    assert not CreditLine.objects.get(pk=world.line.pk).frozen
+    done = client.post(url, {"reason": "court order", "confirmed": "yes"}, follow=True)
+    assert "The line is frozen." in done.content.decode()
+    assert CreditLine.objects.get(pk=world.line.pk).frozen
+    review.refresh_from_db()
+    assert review.notes[-1]["action"] == "line_freeze"
+    assert (review.notes[-1]["by"], review.notes[-1]["note"]) == ("risk.reviewer", "court order")
+    trail = set(AuditLog.objects.filter(actor=world.reviewer).values_list("action", "object_id"))
+    assert ("credit_line.freeze", str(world.line.pk)) in trail
+    assert ("review.line_freeze", str(review.pk)) in trail
+    unfreeze = f"/reviews/{review.pk}/line/unfreeze/"
+    client.post(unfreeze, {"reason": "order lifted"})  # lifting needs no confirmation
+    review.refresh_from_db()
+    assert not CreditLine.objects.get(pk=world.line.pk).frozen
+    assert (review.notes[-1]["action"], review.notes[-1]["note"]) == (
+        "line_unfreeze",
+        "order lifted",
+    )
+
+
+def test_a_freeze_without_a_reason_is_refused_before_any_confirmation(world: World) -> None:
+    review = refer(world)
+    response = login(world.reviewer).post(
+        f"/reviews/{review.pk}/line/freeze/", {"reason": " "}, follow=True
+    )
+    body = response.content.decode()
+    assert "Give a reason." in body and 'id="confirm-freeze"' not in body
+    assert not CreditLine.objects.get(pk=world.line.pk).frozen
+
+
+def test_a_frozen_line_heads_the_case_and_disables_approve_with_the_reason(world: World) -> None:
+    review = refer(world)
+    client = login(world.reviewer)
+    _post(client, review, "claim")
+    credit_line_freeze(actor=world.ops, line=world.line, reason="court order")
+    body = client.get(f"/reviews/{review.pk}/").content.decode()
+    banner = body.index('id="line-frozen"')
+    assert banner < body.index('id="request"') and banner < body.index('id="actions"')
+    assert "The agent's credit line is frozen." in body[banner : body.index('id="request"')]
+    assert "court order" in body[banner : body.index('id="request"')]
+    assert 'id="approve" disabled aria-describedby="approve-blocked"' in body
+    blocked = body[body.index('id="approve-blocked"') :]
+    assert blocked.index("The agent&#x27;s credit line is frozen.") < blocked.index("</p>")
+    assert 'id="decline">' in body  # declining is still possible
+
+
+def line_figures(body: str) -> dict[str, tuple[str, str]]:
+    """The case page's line figures: label -> (at decision time, now)."""
+    table = body[body.index('<table id="line-figures">') :]
+    table = table[: table.index("</table>")]
+    row = re.compile(
+        r'<th scope="row">([^<]+)</th>\s*<td class="amount">([^<]*)</td>\s*'
+        r'<td class="amount">([^<]*)</td>'
+    )
+    return {label: (then, now) for label, then, now in row.findall(table)}
+
+
+def test_the_decision_inputs_stand_as_at_decision_time_beside_the_line_now(world: World) -> None:
+    review = refer(world)  # principal 8,000 reserved on a line of 1,000,000
+    CreditLine.objects.filter(pk=world.line.pk).update(limit=Decimal("500000.00"), risk_grade="D")
+    body = login(world.reviewer).get(f"/reviews/{review.pk}/").content.decode()
+    assert '<th scope="col" class="amount">At decision time</th>' in body
+    assert "Inputs at decision time" in body
+    figures = line_figures(body)
+    assert figures["Limit"] == ("CN¥1,000,000.00", "CN¥500,000.00")
+    assert figures["Available"] == ("CN¥1,000,000.00", "CN¥492,000.00")
+    assert figures["Risk grade"] == ("B", "D")
+    assert figures["Reserved"] == ("—", "CN¥8,000.00")
+    assert figures["Frozen"] == ("No", "No")
+
+
 def test_freeze_redirects_only_to_this_site(world: World) -> None:
     response = login(world.ops).post(
         f"/reviews/lines/{world.agent.pk}/{world.program.pk}/freeze/",
-        {"reason": "check", "next": "https://elsewhere.example/"},
+        {"reason": "check", "next": "https://elsewhere.example/", "confirmed": "yes"},
     )
     assert response["Location"] == "/reviews/"
 
@@ -213,6 +299,12 @@ def test_agents_cannot_freeze_lines(world: World) -> None:
         f"/reviews/lines/{world.agent.pk}/{world.program.pk}/freeze/", {"reason": "x"}
     )
     assert response.status_code == 403
+    review = refer(world)
+    for confirmed in ("", "yes"):
+        response = login(world.agent_user).post(
+            f"/reviews/{review.pk}/line/freeze/", {"reason": "x", "confirmed": confirmed}
+        )
+        assert response.status_code == 403
     assert not CreditLine.objects.get(pk=world.line.pk).frozen
 
 
