@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import dashboard, portal, reviews
+from .views import audit, dashboard, portal, reviews
 
 app_name = "web"
 
@@ -22,7 +22,8 @@ urlpatterns = [
     path("dashboard/<int:program_id>/orders.csv", dashboard.export_orders, name="export-orders"),
     path("dashboard/<int:program_id>/loans.csv", dashboard.export_loans, name="export-loans"),
     path("reviews/", reviews.queue, name="reviews"),
-    path("reviews/audit/", reviews.audit_trail, name="audit"),
+    path("reviews/audit/", audit.audit_trail_page, name="audit"),
+    path("reviews/audit.csv", audit.audit_trail_csv, name="audit-export"),
     path("reviews/<int:review_id>/", reviews.case, name="review-case"),
     path("reviews/<int:review_id>/claim/", reviews.claim, name="review-claim"),
     path("reviews/<int:review_id>/approve/", reviews.approve, name="review-approve"),

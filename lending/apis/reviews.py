@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,7 +28,7 @@ from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
 
 from ..models import Decision, Review, ReviewKind, ReviewStatus
-from ..review_selectors import review_get, review_queue, with_histories
+from ..review_selectors import review_deadline, review_get, review_queue, with_histories
 from ..serializers import LoanOutput
 from ..services.reviews import (
     DECLINE_REASONS,
@@ -106,6 +112,12 @@ class ReviewOutput(serializers.ModelSerializer):
     decision = ReviewDecisionOutput(source="loan.decision", read_only=True, allow_null=True)
     credit_line = ReviewCreditLineOutput(source="loan.credit_line", read_only=True)
     agent_history = AgentHistoryOutput(read_only=True)
+    deadline = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_deadline(self, review: Review) -> str:
+        """The case's SLA deadline (``lending.review_selectors.review_deadline``)."""
+        return str(serializers.DateTimeField().to_representation(review_deadline(review)))
 
     class Meta:
         model = Review
@@ -125,6 +137,7 @@ class ReviewOutput(serializers.ModelSerializer):
             "notes",
             "created_at",
             "expires_at",
+            "deadline",
             "closed_at",
             "loan",
             "decision",
@@ -195,15 +208,22 @@ class ReviewListApi(APIView):
         parameters=[
             OpenApiParameter("kind", str, enum=ReviewKind.values),
             OpenApiParameter("status", str, enum=ReviewStatus.values),
+            OpenApiParameter(
+                "q", str, description="agent code or name, order number, loan reference"
+            ),
+            OpenApiParameter("mine", bool, description="only the cases the caller has claimed"),
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
         responses={200: ReviewPageOutput, **ERRORS},
     )
     def get(self, request: Request) -> Response:
+        mine = request.query_params.get("mine", "").lower() in ("1", "true")
         reviews = review_queue(
             kind=_choice(request, "kind", ReviewKind.values),
             status=_choice(request, "status", ReviewStatus.values),
+            search=request.query_params.get("q", ""),
+            claimed_by=_user(request) if mine else None,
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(reviews, request, view=self) or []

@@ -14,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -27,7 +28,6 @@ from scf.errors import ApplicationError
 
 from ..models import (
     REVIEW_OPEN,
-    AuditLog,
     CreditLine,
     Decision,
     Program,
@@ -37,6 +37,7 @@ from ..models import (
 )
 from ..program_selectors import credit_line_for_agent
 from ..review_selectors import (
+    SEARCH_MAX,
     agent_recent,
     review_deadline,
     review_get,
@@ -62,8 +63,6 @@ from ..services.reviews import (
 from .common import choice, page_of, query_without_page, safe_next, web_user
 from .words import error_words, reason_words
 
-AUDIT_PAGE = 50
-
 
 @dataclass(frozen=True)
 class QueueRow:
@@ -79,15 +78,24 @@ def queue_row(review: Review, now: dt.datetime) -> QueueRow:
 @require_GET
 @role_required(*BANK_STAFF)
 def queue(request: HttpRequest) -> HttpResponse:
+    """Cases oldest first; filters: kind, status, a search (agent, order, loan), "my cases"."""
     kind = choice(request, "kind", ReviewKind.values)
     status = choice(request, "status", ReviewStatus.values)
-    page = page_of(request, review_queue(kind=kind, status=status))
+    search = request.GET.get("q", "").strip()[:SEARCH_MAX]
+    mine = request.GET.get("mine") == "1"
+    reviews = review_queue(
+        kind=kind, status=status, search=search, claimed_by=web_user(request) if mine else None
+    )
+    page = page_of(request, reviews)
     now = clock.now()
     context = {
         "page": page,
         "rows": [queue_row(review, now) for review in page.object_list],
         "kind": kind or "",
         "status": status or "",
+        "search": search,
+        "mine": mine,
+        "follow_up_hours": settings.REVIEW_FOLLOW_UP_SLA_HOURS,
         "kinds": ReviewKind.values,
         "statuses": ReviewStatus.values,
         "query": query_without_page(request),
@@ -299,31 +307,3 @@ def case_line_freeze(request: HttpRequest, review_id: int) -> HttpResponse:
 @role_required(*BANK_STAFF)
 def case_line_unfreeze(request: HttpRequest, review_id: int) -> HttpResponse:
     return _case_line_action(request, review_id, freeze=False)
-
-
-@require_GET
-@role_required(*BANK_STAFF)
-def audit_trail(request: HttpRequest) -> HttpResponse:
-    """Who changed what, newest first; filter by action, object and actor."""
-    filters = {
-        "action": request.GET.get("action", "").strip()[:64],
-        "object_type": request.GET.get("object_type", "").strip()[:64],
-        "object_id": request.GET.get("object_id", "").strip()[:64],
-        "actor": request.GET.get("actor", "").strip()[:100],
-    }
-    rows = AuditLog.objects.order_by("-created_at", "-id")
-    if filters["action"]:
-        rows = rows.filter(action__startswith=filters["action"])
-    if filters["object_type"]:
-        rows = rows.filter(object_type=filters["object_type"])
-    if filters["object_id"]:
-        rows = rows.filter(object_id=filters["object_id"])
-    if filters["actor"]:
-        rows = rows.filter(actor_label__icontains=filters["actor"])
-    context = {
-        "page": page_of(request, rows, AUDIT_PAGE),
-        "filters": filters,
-        "object_types": ["lending.loan", "lending.review", "lending.creditline", "lending.program"],
-        "query": query_without_page(request),
-    }
-    return render(request, "lending/audit.html", context)

@@ -511,6 +511,21 @@ def test_queue_costs_the_same_queries_for_many_cases(
     assert body["count"] == 10 and len({r["loan"]["agent"] for r in body["results"]}) == 10
 
 
+def test_queue_searches_filters_my_cases_and_gives_each_deadline(
+    case, agent_user, enterprise, reviewer, approver, program
+):
+    other = refer(agent_user, enterprise)
+    review_claim(user=reviewer, review_id=other.pk)
+    client = client_for(reviewer)
+    found = client.get(REVIEWS, {"q": case.loan.reference}).json()["results"]
+    assert [r["id"] for r in found] == [case.pk]
+    assert [r["id"] for r in client.get(REVIEWS, {"mine": "true"}).json()["results"]] == [other.pk]
+    assert client_for(approver).get(REVIEWS, {"mine": "1"}).json()["count"] == 0
+    item = client.get(f"{REVIEWS}{case.pk}/").json()
+    assert item["deadline"] == item["expires_at"]  # a referral is due when its hold expires
+    assert case.expires_at == case.created_at + dt.timedelta(hours=program.review_hold_hours)
+
+
 def test_queue_filters_by_kind_and_status(case, agent_user, enterprise, reviewer):
     other = refer(agent_user, enterprise)
     review_claim(user=reviewer, review_id=other.pk)

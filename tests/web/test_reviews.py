@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.utils import dateformat, timezone
 
 from lending.models import AuditLog, CreditLine, Loan, Review
 from lending.services.finance import loan_finance
@@ -42,6 +43,63 @@ def test_queue_lists_open_cases_oldest_first_with_age_and_sla_colour(world: Worl
     assert f'data-review="{warn.pk}" data-sla="warn"' in body
     assert f'data-review="{fresh.pk}" data-sla="ok"' in body
     assert "2\xa0days" in body  # age of the oldest case
+
+
+def queue_ids(body: str) -> list[int]:
+    return [int(part.split('"', 1)[0]) for part in body.split('data-review="')[1:]]
+
+
+def test_queue_searches_by_agent_order_and_loan_reference(world: World) -> None:
+    mine = refer(world)
+    order = world.order("12000.00", agent=world.other_agent, external_id="SO-FIND-ME-7")
+    theirs = Review.objects.get(loan=loan_finance(user=world.other_agent_user, order_id=order.pk))
+    client = login(world.reviewer)
+    assert queue_ids(client.get("/reviews/").content.decode()) == [mine.pk, theirs.pk]
+    by_agent = client.get("/reviews/", {"q": world.other_agent.code.lower()}).content.decode()
+    assert queue_ids(by_agent) == [theirs.pk]
+    assert queue_ids(client.get("/reviews/", {"q": "find-me"}).content.decode()) == [theirs.pk]
+    reference = mine.loan.reference
+    assert queue_ids(client.get("/reviews/", {"q": reference}).content.decode()) == [mine.pk]
+    nothing = client.get("/reviews/", {"q": "no such thing"}).content.decode()
+    assert queue_ids(nothing) == [] and "No case matches." in nothing
+    assert 'name="q" value="no such thing"' in nothing
+
+
+def test_my_cases_are_the_ones_i_claimed(world: World) -> None:
+    first, second, third = refer(world), refer(world), refer(world)
+    _post(login(world.reviewer), second, "claim")
+    _post(login(world.approver), third, "claim")
+    client = login(world.reviewer)
+    assert queue_ids(client.get("/reviews/").content.decode()) == [first.pk, second.pk, third.pk]
+    body = client.get("/reviews/", {"mine": "1"}).content.decode()
+    assert queue_ids(body) == [second.pk]
+    assert 'name="mine" value="1" checked' in body
+    theirs = login(world.approver).get("/reviews/", {"mine": "1"}).content.decode()
+    assert queue_ids(theirs) == [third.pk]
+
+
+def test_queue_shows_each_cases_deadline(world: World, settings: Any) -> None:
+    settings.REVIEW_FOLLOW_UP_SLA_HOURS = 6
+    referral = refer(world)  # due when its hold (the program's review_hold_hours) expires
+    opened = clock.now() - dt.timedelta(hours=5)
+    failed = Review.objects.create(
+        loan=make_loan(world.line, "disbursement_failed", "4000.00"),
+        kind="disbursement_failed",
+        created_at=opened,
+    )
+    body = login(world.reviewer).get("/reviews/").content.decode()
+    assert '<th scope="col">Deadline</th>' in body
+
+    def deadline(review: Review) -> str:
+        row = body[body.index(f'data-review="{review.pk}"') :]
+        return row.split('data-deadline="', 1)[1].split('"', 1)[0]
+
+    assert referral.expires_at is not None
+    assert deadline(referral) == dateformat.format(timezone.localtime(referral.expires_at), "c")
+    due = opened + dt.timedelta(hours=6)
+    assert deadline(failed) == dateformat.format(timezone.localtime(due), "c")
+    assert deadline(failed).endswith("+08:00")  # shown in the platform's time zone
+    assert f'data-review="{failed.pk}" data-sla="warn"' in body  # 5 of its 6 hours used
 
 
 def test_failed_payments_appear_in_the_queue_and_can_be_filtered(world: World) -> None:
