@@ -59,6 +59,11 @@ def audit_action(code: Any) -> str:
 
 
 @register.filter
+def note_action(code: Any) -> str:
+    return words.word(words.NOTE_ACTIONS, str(code))
+
+
+@register.filter
 def rule_outcome(code: Any) -> str:
     return words.word(words.RULE_OUTCOME, str(code))
 

@@ -61,7 +61,7 @@ from ..services.reviews import (
     review_line_unfreeze,
 )
 from .common import choice, page_of, query_without_page, safe_next, web_user
-from .words import error_words, reason_words
+from .words import decision_inputs, error_words, reason_words, rule_rows
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,8 @@ def case(request: HttpRequest, review_id: int) -> HttpResponse:
         "approve_blocked": error_words(blocker, "") if blocker else "",
         "decision": decision,
         "reasons": reason_words(decision.reasons if decision else []),
+        "rules": rule_rows(decision.rules, decision.inputs) if decision else [],
+        "inputs": decision_inputs(decision.inputs) if decision else [],
         "history": review.agent_history,  # type: ignore[attr-defined]
         "decline_reasons": list(DECLINE_REASONS),
         "can_act": user.role in RISK_STAFF and review.status in REVIEW_OPEN,

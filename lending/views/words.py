@@ -10,6 +10,8 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from orders.templatetags.scf_format import money, order_status
+
 LOAN_STATUS: dict[str, Any] = {
     "declined": _("Declined"),
     "in_review": _("In review"),
@@ -96,6 +98,103 @@ DECLINE_REASONS: dict[str, Any] = {
     "other": _("Another reason (explain in the note)."),
 }
 
+# The engine's rules (lending.engine.RULES), by name.
+RULE_NAMES: dict[str, Any] = {
+    "order_status": _("Order status"),
+    "order_not_financed": _("Order not financed yet"),
+    "order_age": _("Order age"),
+    "currency": _("Currency"),
+    "program_active": _("Program active"),
+    "agent_active": _("Agent active"),
+    "line_frozen": _("Line not frozen"),
+    "agent_overdue": _("No loan past due"),
+    "amount_range": _("Amount within the program's range"),
+    "line_headroom": _("Credit left on the line"),
+    "program_headroom": _("Room left in the program"),
+    "auto_approve_limit": _("Automatic approval limit"),
+    "auto_approve_grade": _("Automatic approval grade"),
+}
+
+# What a rule found, by reason code, from the decision's stored inputs (the engine stores the same
+# sentence in English, built from the same inputs: lending.engine).
+RULE_DETAILS: dict[str, Any] = {
+    "order_cancelled": _("The order was cancelled."),
+    "order_not_financeable": _("Order status is %(order_status)s."),
+    "order_already_financed": _("The order has a loan."),
+    "order_too_old": _(
+        "Order is %(order_age_days)s days old; the program allows %(max_order_age_days)s."
+    ),
+    "currency_mismatch": _(
+        "Order is in %(order_currency)s; the program lends in %(program_currency)s."
+    ),
+    "program_inactive": _("The program is suspended."),
+    "agent_inactive": _("Agent status is %(agent_status)s."),
+    "line_frozen": _("The credit line is frozen."),
+    "agent_overdue": _(
+        "A loan is %(agent_max_dpd)s days past due; tolerated: %(max_dpd_tolerated)s."
+    ),
+    "amount_below_minimum": _("%(principal)s is below the minimum %(min_principal)s."),
+    "amount_above_maximum": _("%(principal)s is above the maximum %(max_principal)s."),
+    "insufficient_credit_line": _("Needs %(principal)s; %(line_available)s available on the line."),
+    "insufficient_program_limit": _(
+        "Needs %(principal)s; %(program_available)s available in the program."
+    ),
+    "above_auto_approve_limit": _(
+        "%(principal)s is above the auto-approve limit %(auto_approve_limit)s."
+    ),
+    "grade_below_auto_approve": _("Grade %(risk_grade)s is below %(auto_approve_grade)s."),
+}
+PROGRAM_REFERS = _("%(detail)s The program refers this to review.")
+
+# An agent's or a program's status (orders.models.PartyStatus, lending.models.ProgramStatus).
+PARTY_STATUS: dict[str, Any] = {
+    "active": _("Active"),
+    "suspended": _("Suspended"),
+    "inactive": _("Inactive"),
+}
+
+# The decision's inputs (lending.engine.DecisionInputs), by name.
+INPUT_LABELS: dict[str, Any] = {
+    "order_id": _("Order id"),
+    "order_status": _("Order status"),
+    "order_amount": _("Order amount"),
+    "order_currency": _("Order currency"),
+    "order_date": _("Order date"),
+    "order_age_days": _("Order age (days)"),
+    "business_date": _("Business date"),
+    "already_financed": _("Already financed"),
+    "agent_status": _("Agent status"),
+    "relationship_active": _("Relationship with the enterprise active"),
+    "agent_max_dpd": _("Agent's most days past due"),
+    "line_limit": _("Line limit"),
+    "line_available": _("Available on the line"),
+    "line_frozen": _("Line frozen"),
+    "risk_grade": _("Risk grade"),
+    "program_status": _("Program status"),
+    "program_currency": _("Program currency"),
+    "program_available": _("Available in the program"),
+    "min_principal": _("Smallest loan"),
+    "max_principal": _("Largest loan"),
+    "auto_approve_limit": _("Automatic approval limit"),
+    "auto_approve_grade": _("Automatic approval grade"),
+    "max_order_age_days": _("Oldest order allowed (days)"),
+    "max_dpd_tolerated": _("Days past due tolerated"),
+    "principal": _("Principal"),
+    "refer_rules": _("Rules the program refers"),
+}
+MONEY_INPUTS = frozenset(
+    {
+        "order_amount",
+        "line_limit",
+        "line_available",
+        "program_available",
+        "min_principal",
+        "max_principal",
+        "auto_approve_limit",
+        "principal",
+    }
+)
+
 RULE_OUTCOME: dict[str, Any] = {
     "pass": _("Passed"),
     "decline": _("Declines"),
@@ -162,6 +261,20 @@ CHANGE_KEYS: dict[str, Any] = {
     "value_date": _("Value date"),
 }
 
+# What a case note records (the ``action`` of Review.notes).
+NOTE_ACTIONS: dict[str, Any] = {
+    "open": _("Opened"),
+    "claim": _("Claimed"),
+    "first_approval": _("First approval"),
+    "second_approval": _("Second approval"),
+    "approve": _("Approved"),
+    "decline": _("Declined"),
+    "close": _("Closed"),
+    "expire": _("Expired"),
+    "line_freeze": _("Line frozen"),
+    "line_unfreeze": _("Line unfrozen"),
+}
+
 
 def word(table: dict[str, Any], code: str, fallback: str = "") -> str:
     """The words for ``code`` in the active language, else ``fallback``, else the code."""
@@ -204,6 +317,66 @@ def error_words(code: str, detail: str) -> str:
 def audit_action(code: str) -> str:
     """An audit action in the active language (the code itself for one not listed)."""
     return word(AUDIT_ACTIONS, code)
+
+
+def input_text(name: str, value: Any, currency: str) -> str:
+    """One decision input as shown: amounts with their currency, yes/no, lists joined."""
+    if isinstance(value, bool):
+        return str(_("Yes") if value else _("No"))
+    if name in MONEY_INPUTS and value is not None:
+        return money(value, currency) or str(value)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "—"
+    if name == "order_status":
+        return order_status(value)
+    if name in ("agent_status", "program_status"):
+        return word(PARTY_STATUS, str(value))
+    return str(value)
+
+
+def decision_inputs(inputs: dict[str, Any]) -> list[dict[str, str]]:
+    """The decision's stored inputs in words: ``{"code", "label", "value"}`` each."""
+    currency = str(inputs.get("program_currency") or "CNY")
+    return [
+        {"code": name, "label": word(INPUT_LABELS, name), "value": input_text(name, v, currency)}
+        for name, v in inputs.items()
+    ]
+
+
+def _detail(code: str, inputs: dict[str, Any]) -> str:
+    template = RULE_DETAILS.get(code)
+    if template is None:
+        return ""
+    currency = str(inputs.get("program_currency") or "CNY")
+    values = {name: input_text(name, v, currency) for name, v in inputs.items()}
+    try:
+        return str(template) % values
+    except (KeyError, TypeError, ValueError):  # an input this decision did not store
+        return ""
+
+
+def rule_detail(rule: dict[str, Any], inputs: dict[str, Any]) -> str:
+    """What a rule found, in the active language (its stored English detail if unknown)."""
+    code, detail = str(rule.get("code") or ""), str(rule.get("detail") or "")
+    if not detail:
+        return ""
+    if code == "program_rule_refer":  # stored as "<inner code>: <inner detail> The program ..."
+        inner = _detail(detail.split(":", 1)[0], inputs)
+        return str(PROGRAM_REFERS) % {"detail": inner} if inner else detail
+    return _detail(code, inputs) or detail
+
+
+def rule_rows(rules: list[dict[str, Any]], inputs: dict[str, Any]) -> list[dict[str, str]]:
+    """The decision's rules with their name and detail in words."""
+    return [
+        {
+            "rule": str(rule.get("rule", "")),
+            "name": word(RULE_NAMES, str(rule.get("rule", ""))),
+            "outcome": str(rule.get("outcome", "")),
+            "detail": rule_detail(rule, inputs),
+        }
+        for rule in rules
+    ]
 
 
 def change_text(key: str, value: Any) -> str:

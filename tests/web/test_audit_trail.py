@@ -55,7 +55,7 @@ def test_the_trail_names_people_and_objects_and_links_them(world: World) -> None
     assert ">Case claimed</td>" in claim
     assert (
         f'<a href="/reviews/{review.pk}/" data-object="lending.review:{review.pk}">'
-        f"Review #{review.pk} · {review.loan.reference}</a>"
+        f"Review case #{review.pk} · {review.loan.reference}</a>"
     ) in claim
     assert "Claimed by: Li Na" in claim and f"Claimed by: {world.reviewer.pk}" not in claim
     referred = body[body.index('data-action="loan.in_review"') :].split("</tr>", 1)[0]
@@ -155,7 +155,7 @@ def test_the_csv_follows_the_filters_in_local_time_with_names(
         "risk.reviewer (Risk reviewer)",
         "Case claimed",
         "review.claim",
-        "Review",
+        "Review case",
         f"#{review.pk} · {review.loan.reference}",
         str(review.pk),
     ]
