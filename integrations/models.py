@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from orders.models import CoreEnterprise
 
@@ -27,6 +28,10 @@ class OrderFeedSource(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("order feed source")
+        verbose_name_plural = _("order feed sources")
 
     def __str__(self) -> str:
         return f"{self.enterprise.code} <- {self.url}"

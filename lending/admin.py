@@ -18,10 +18,14 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.text import capfirst
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from orders.models import User
 from scf.errors import ApplicationError, Conflict
 
+from .audit_selectors import NAMERS, object_type_name
 from .models import (
     AuditLog,
     Bank,
@@ -46,6 +50,7 @@ from .services.lines import (
     program_update,
     program_validate,
 )
+from .views.words import AUDIT_ACTIONS, audit_action
 
 
 def _changes(form: forms.ModelForm, allowed: Iterable[str], *, only_changed: bool) -> dict:
@@ -106,7 +111,9 @@ class ServiceAdmin(admin.ModelAdmin):
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except ApplicationError as exc:
-            self.message_user(request, f"Not saved: {exc.detail}", messages.ERROR)
+            self.message_user(
+                request, _("Not saved: %(detail)s") % {"detail": exc.detail}, messages.ERROR
+            )
             return HttpResponseRedirect(request.get_full_path())
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -183,8 +190,8 @@ class FreezeActionForm(helpers.ActionForm):
     reason = forms.CharField(
         required=False,
         max_length=500,
-        label="Reason (freeze/unfreeze)",
-        help_text="Left blank: a fixed text naming you.",
+        label=_("Reason (freeze/unfreeze)"),
+        help_text=_("Left blank: a fixed text naming you."),
     )
 
 
@@ -242,13 +249,18 @@ class CreditLineAdmin(ServiceAdmin):
                 done += 1
             except Conflict:
                 skipped += 1
-        self.message_user(request, f"{verb}: {done} line(s); already so: {skipped}.")
+        template = (
+            gettext("Frozen: %(done)s line(s); already frozen: %(skipped)s.")
+            if verb == "Frozen"
+            else gettext("Unfrozen: %(done)s line(s); already unfrozen: %(skipped)s.")
+        )
+        self.message_user(request, template % {"done": done, "skipped": skipped})
 
-    @admin.action(description="Freeze selected lines")
+    @admin.action(description=_("Freeze selected lines"))
     def freeze_lines(self, request: HttpRequest, queryset: QuerySet[CreditLine]) -> None:
         self._set_frozen(request, queryset, credit_line_freeze, "Frozen")
 
-    @admin.action(description="Unfreeze selected lines")
+    @admin.action(description=_("Unfreeze selected lines"))
     def unfreeze_lines(self, request: HttpRequest, queryset: QuerySet[CreditLine]) -> None:
         self._set_frozen(request, queryset, credit_line_unfreeze, "Unfrozen")
 
@@ -293,12 +305,58 @@ class ReviewAdmin(ReadOnlyAdmin):
     list_select_related = ["loan", "claimed_by"]
 
 
+class AuditActionFilter(admin.SimpleListFilter):
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return sorted(((code, str(name)) for code, name in AUDIT_ACTIONS.items()), key=_second)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditLog]) -> QuerySet[AuditLog]:
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
+class AuditObjectFilter(admin.SimpleListFilter):
+    title = _("object")
+    parameter_name = "object_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return sorted(((code, _type_name(code)) for code in NAMERS), key=_second)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditLog]) -> QuerySet[AuditLog]:
+        return queryset.filter(object_type=self.value()) if self.value() else queryset
+
+
+def _second(pair: tuple[str, str]) -> str:
+    return pair[1]
+
+
+def _type_name(object_type: str) -> str:
+    return str(capfirst(object_type_name(object_type)))
+
+
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "actor_label", "action", "object_type", "object_id"]
-    list_filter = ["action", "object_type"]
+    list_display = ["when", "who", "action_name", "object_name"]
+    list_filter = [AuditActionFilter, AuditObjectFilter]
     search_fields = ["actor_label", "object_id", "note"]
     date_hierarchy = "created_at"
+
+    @admin.display(description=_("When"), ordering="created_at")
+    def when(self, row: AuditLog) -> Any:
+        return row.created_at
+
+    @admin.display(description=_("Who"), ordering="actor_label")
+    def who(self, row: AuditLog) -> str:
+        return row.actor_label
+
+    @admin.display(description=_("Action"), ordering="action")
+    def action_name(self, row: AuditLog) -> str:
+        return audit_action(row.action)
+
+    @admin.display(description=_("Object"), ordering="object_type")
+    def object_name(self, row: AuditLog) -> str:
+        return f"{_type_name(row.object_type)} #{row.object_id}"
 
 
 class JournalLineInline(ReadOnlyInlineMixin, admin.TabularInline):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import dashboard, portal, reviews
+from .views import audit, dashboard, portal, reviews
 
 app_name = "web"
 
@@ -22,12 +22,23 @@ urlpatterns = [
     path("dashboard/<int:program_id>/orders.csv", dashboard.export_orders, name="export-orders"),
     path("dashboard/<int:program_id>/loans.csv", dashboard.export_loans, name="export-loans"),
     path("reviews/", reviews.queue, name="reviews"),
-    path("reviews/audit/", reviews.audit_trail, name="audit"),
+    path("reviews/audit/", audit.audit_trail_page, name="audit"),
+    path("reviews/audit.csv", audit.audit_trail_csv, name="audit-export"),
     path("reviews/<int:review_id>/", reviews.case, name="review-case"),
     path("reviews/<int:review_id>/claim/", reviews.claim, name="review-claim"),
     path("reviews/<int:review_id>/approve/", reviews.approve, name="review-approve"),
     path("reviews/<int:review_id>/decline/", reviews.decline, name="review-decline"),
     path("reviews/<int:review_id>/close/", reviews.close, name="review-close"),
+    path(
+        "reviews/<int:review_id>/line/freeze/",
+        reviews.case_line_freeze,
+        name="review-line-freeze",
+    ),
+    path(
+        "reviews/<int:review_id>/line/unfreeze/",
+        reviews.case_line_unfreeze,
+        name="review-line-unfreeze",
+    ),
     path(
         "reviews/lines/<int:agent_id>/<int:program_id>/freeze/",
         reviews.line_freeze,

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from stdnum.cn import uscc
 
 from scf.money import MONEY_DIGITS, MONEY_PLACES
@@ -54,6 +55,8 @@ class CoreEnterprise(SettlementAccount):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("core enterprise")
+        verbose_name_plural = _("core enterprises")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -72,6 +75,8 @@ class Agent(SettlementAccount):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("agent")
+        verbose_name_plural = _("agents")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -129,6 +134,8 @@ class User(AbstractUser):
     objects: ClassVar[PlatformUserManager] = PlatformUserManager()  # type: ignore[assignment]
 
     class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         constraints = [
             models.CheckConstraint(
                 name="user_role_party",
@@ -191,6 +198,8 @@ class SalesOrder(models.Model):
     objects = SalesOrderQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("sales order")
+        verbose_name_plural = _("sales orders")
         ordering = ["-order_date", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -263,6 +272,8 @@ class FeedEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("order feed event")
+        verbose_name_plural = _("order feed events")
         ordering = ["-received_at", "-id"]
         constraints = [
             models.UniqueConstraint(

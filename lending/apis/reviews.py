@@ -2,30 +2,33 @@
 
 Risk reviewers and risk approvers act; operations admins may only look. Each case comes with what
 a reviewer needs to decide it: the loan, the engine's inputs, reasons and rule outcomes, the
-agent's history and its credit line. The history is computed for a whole page at once with two
-grouped aggregates, so a page costs the same number of queries whatever its size.
+agent's history and its credit line. The reads are ``lending.review_selectors``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from decimal import Decimal
 from typing import Any, cast
 
-from django.db.models import Count, Max, QuerySet, Sum
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.models import Role, SalesOrder, User
+from orders.models import Role, User
 from orders.permissions import role_permission
 from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
 
-from ..models import OPEN, REVIEW_OPEN, Decision, Loan, Review, ReviewKind, ReviewStatus
+from ..models import Decision, Review, ReviewKind, ReviewStatus
+from ..review_selectors import review_deadline, review_get, review_queue, with_histories
 from ..serializers import LoanOutput
 from ..services.reviews import (
     DECLINE_REASONS,
@@ -38,108 +41,6 @@ from ..services.reviews import (
 
 StaffOnly = role_permission(Role.RISK_REVIEWER, Role.RISK_APPROVER, Role.OPS_ADMIN)
 RiskOnly = role_permission(Role.RISK_REVIEWER, Role.RISK_APPROVER)
-ZERO = Decimal("0.00")
-REVIEW_RELATED = (
-    "loan__order",
-    "loan__agent",
-    "loan__program",
-    "loan__credit_line",
-    "loan__decision",
-    "claimed_by",
-    "first_approver",
-    "second_approver",
-    "decided_by",
-)
-
-# --- reads -------------------------------------------------------------------------------------
-
-
-def review_queue(*, kind: str | None = None, status: str | None = None) -> QuerySet[Review]:
-    """Cases oldest first: the open ones by default, or those in ``status``."""
-    reviews = Review.objects.select_related(*REVIEW_RELATED)
-    reviews = reviews.filter(status=status) if status else reviews.filter(status__in=REVIEW_OPEN)
-    if kind:
-        reviews = reviews.filter(kind=kind)
-    return reviews.order_by("created_at", "id")
-
-
-def review_get(*, review_id: int) -> Review | None:
-    return Review.objects.select_related(*REVIEW_RELATED).filter(pk=review_id).first()
-
-
-def _empty_history(currency: str) -> dict[str, Any]:
-    return {
-        "currency": currency,
-        "orders_count": 0,
-        "orders_amount": ZERO,
-        "loans_count": 0,
-        "loans_by_status": {},
-        "principal_by_status": {},
-        "outstanding_principal": ZERO,
-        # Repayments are not recorded yet in this stage of the platform.
-        "repayments_count": 0,
-        "repayments_amount": ZERO,
-        "max_days_past_due": 0,
-        "current_days_past_due": 0,
-    }
-
-
-def agent_histories(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dict[str, Any]]:
-    """Per (agent, currency): orders, loans by status, DPD. Two grouped queries for any page.
-
-    Amounts and counts are in that currency; days past due span all the agent's loans.
-    """
-    histories = {key: _empty_history(key[1]) for key in keys}
-    agent_ids = {agent_id for agent_id, _ in keys}
-    orders = (
-        SalesOrder.objects.filter(agent_id__in=agent_ids)
-        .values("agent_id", "currency")
-        .annotate(n=Count("id"), amount=Sum("amount"))
-        .order_by()
-    )
-    for row in orders:
-        if (history := histories.get((row["agent_id"], row["currency"]))) is not None:
-            history["orders_count"], history["orders_amount"] = row["n"], row["amount"] or ZERO
-    loans = (
-        Loan.objects.filter(agent_id__in=agent_ids)
-        .values("agent_id", "currency", "status")
-        .annotate(
-            n=Count("id"),
-            principal=Sum("principal"),
-            outstanding=Sum("outstanding_principal"),
-            dpd=Max("days_past_due"),
-        )
-        .order_by()
-    )
-    max_dpd: dict[int, int] = defaultdict(int)
-    current_dpd: dict[int, int] = defaultdict(int)
-    for row in loans:
-        agent_id, dpd = row["agent_id"], row["dpd"] or 0
-        max_dpd[agent_id] = max(max_dpd[agent_id], dpd)
-        if row["status"] in OPEN:
-            current_dpd[agent_id] = max(current_dpd[agent_id], dpd)
-        if (history := histories.get((agent_id, row["currency"]))) is not None:
-            _add_loan_group(history, row)
-    for (agent_id, _), history in histories.items():
-        history["max_days_past_due"] = max_dpd[agent_id]
-        history["current_days_past_due"] = current_dpd[agent_id]
-    return histories
-
-
-def _add_loan_group(history: dict[str, Any], row: dict[str, Any]) -> None:
-    history["loans_count"] += row["n"]
-    history["loans_by_status"][row["status"]] = row["n"]
-    history["principal_by_status"][row["status"]] = row["principal"] or ZERO
-    history["outstanding_principal"] += row["outstanding"] or ZERO
-
-
-def with_histories(reviews: list[Review]) -> list[Review]:
-    """Attach ``agent_history`` to each review of a page (no query per row)."""
-    histories = agent_histories({(r.loan.agent_id, r.loan.currency) for r in reviews})
-    for review in reviews:
-        review.agent_history = histories[(review.loan.agent_id, review.loan.currency)]  # type: ignore[attr-defined]
-    return reviews
-
 
 # --- shapes ------------------------------------------------------------------------------------
 
@@ -211,6 +112,12 @@ class ReviewOutput(serializers.ModelSerializer):
     decision = ReviewDecisionOutput(source="loan.decision", read_only=True, allow_null=True)
     credit_line = ReviewCreditLineOutput(source="loan.credit_line", read_only=True)
     agent_history = AgentHistoryOutput(read_only=True)
+    deadline = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_deadline(self, review: Review) -> str:
+        """The case's SLA deadline (``lending.review_selectors.review_deadline``)."""
+        return str(serializers.DateTimeField().to_representation(review_deadline(review)))
 
     class Meta:
         model = Review
@@ -230,6 +137,7 @@ class ReviewOutput(serializers.ModelSerializer):
             "notes",
             "created_at",
             "expires_at",
+            "deadline",
             "closed_at",
             "loan",
             "decision",
@@ -300,15 +208,22 @@ class ReviewListApi(APIView):
         parameters=[
             OpenApiParameter("kind", str, enum=ReviewKind.values),
             OpenApiParameter("status", str, enum=ReviewStatus.values),
+            OpenApiParameter(
+                "q", str, description="agent code or name, order number, loan reference"
+            ),
+            OpenApiParameter("mine", bool, description="only the cases the caller has claimed"),
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
         responses={200: ReviewPageOutput, **ERRORS},
     )
     def get(self, request: Request) -> Response:
+        mine = request.query_params.get("mine", "").lower() in ("1", "true")
         reviews = review_queue(
             kind=_choice(request, "kind", ReviewKind.values),
             status=_choice(request, "status", ReviewStatus.values),
+            search=request.query_params.get("q", ""),
+            claimed_by=_user(request) if mine else None,
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(reviews, request, view=self) or []

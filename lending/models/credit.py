@@ -16,6 +16,7 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from orders.models import Agent, CoreEnterprise, SalesOrder
 from scf.money import MONEY_DIGITS, MONEY_PLACES
@@ -62,6 +63,8 @@ class Bank(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("bank")
+        verbose_name_plural = _("banks")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -122,6 +125,8 @@ class Program(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("financing program")
+        verbose_name_plural = _("financing programs")
         ordering = ["code"]
         constraints = [
             *headroom_constraints("program"),
@@ -157,6 +162,8 @@ class CreditLine(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("credit line")
+        verbose_name_plural = _("credit lines")
         ordering = ["program_id", "agent_id"]
         constraints = [
             *headroom_constraints("line"),
@@ -270,6 +277,8 @@ class Loan(models.Model):
     objects = LoanQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("loan")
+        verbose_name_plural = _("loans")
         ordering = ["-requested_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -315,6 +324,10 @@ class Decision(models.Model):
     engine_version = models.CharField(max_length=32)
     decided_at = models.DateTimeField()
 
+    class Meta:
+        verbose_name = _("engine decision")
+        verbose_name_plural = _("engine decisions")
+
     def __str__(self) -> str:
         return f"decision {self.loan_id}: {self.outcome}"
 
@@ -334,6 +347,8 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("idempotency record")
+        verbose_name_plural = _("idempotency records")
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="uniq_idempotency_user_key"),
         ]
@@ -390,6 +405,8 @@ class Review(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("review case")
+        verbose_name_plural = _("review cases")
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(
@@ -424,6 +441,8 @@ class AuditLog(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("audit trail entry")
+        verbose_name_plural = _("audit trail")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
         # Append-only on PostgreSQL: an UPDATE or DELETE of an audit row raises.

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pgtrigger
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from .credit import Loan, Program, money
 
@@ -81,6 +82,8 @@ class JournalEntry(models.Model):
     posted_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("journal entry")
+        verbose_name_plural = _("journal entries")
         ordering = ["business_date", "id"]
         triggers = _APPEND_ONLY
         indexes = [models.Index(fields=["loan", "business_date"], name="entry_loan_date_idx")]
@@ -101,6 +104,8 @@ class JournalLine(models.Model):
     credit = money(default=Decimal("0.00"))
 
     class Meta:
+        verbose_name = _("journal line")
+        verbose_name_plural = _("journal lines")
         ordering = ["entry_id", "id"]
         constraints = [
             models.CheckConstraint(

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from .credit import Loan, Program, money, numerator_column
 from .ledger import JournalEntry
@@ -49,6 +50,8 @@ class Disbursement(models.Model):
     settled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("disbursement")
+        verbose_name_plural = _("disbursements")
         constraints = [
             models.CheckConstraint(name="disbursement_amount_positive", condition=Q(amount__gt=0)),
             models.UniqueConstraint(fields=["end_to_end_id"], name="uniq_disbursement_e2e"),
@@ -83,6 +86,8 @@ class Accrual(models.Model):
     )
 
     class Meta:
+        verbose_name = _("accrual")
+        verbose_name_plural = _("accruals")
         constraints = [
             models.UniqueConstraint(
                 fields=["loan", "business_date", "kind"],
@@ -107,6 +112,8 @@ class CobRun(models.Model):
     penalty_total = money(default=Decimal("0.00"))
 
     class Meta:
+        verbose_name = _("close of business run")
+        verbose_name_plural = _("close of business runs")
         ordering = ["program_id", "business_date"]
         constraints = [
             models.UniqueConstraint(
@@ -142,6 +149,8 @@ class Repayment(models.Model):
     received_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("repayment")
+        verbose_name_plural = _("repayments")
         ordering = ["value_date", "id"]
         constraints = [
             models.CheckConstraint(name="repayment_amount_positive", condition=Q(amount__gt=0)),

@@ -24,6 +24,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from orders.models import Agent
 
@@ -52,6 +53,8 @@ class CreditModel(models.Model):
     trained_by = models.CharField(max_length=100)
 
     class Meta:
+        verbose_name = _("credit scoring model")
+        verbose_name_plural = _("credit scoring models")
         ordering = ["-version"]
         constraints = [
             models.UniqueConstraint(
@@ -80,6 +83,8 @@ class AgentScore(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("agent score")
+        verbose_name_plural = _("agent scores")
         ordering = ["-as_of", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -145,6 +150,8 @@ class LineProposal(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("credit limit proposal")
+        verbose_name_plural = _("credit limit proposals")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -194,6 +201,8 @@ class CreditPolicy(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("credit policy")
+        verbose_name_plural = _("credit policies")
         constraints = [
             models.CheckConstraint(
                 name="policy_min_le_max", condition=Q(min_line__lte=F("max_line"))

@@ -366,6 +366,15 @@ def _set_frozen(actor: User | None, line: CreditLine, frozen: bool, reason: Any)
     return locked
 
 
+def credit_line_freeze_validate(*, line: CreditLine, reason: Any) -> str:
+    """What ``credit_line_freeze`` would refuse, checked without a lock (to ask for confirmation
+    only when the freeze can go ahead). Returns the cleaned reason; the freeze checks again."""
+    text = _reason(reason)
+    if line.frozen:
+        raise Conflict("The line is already frozen.", code="line_already_frozen")
+    return text
+
+
 @transaction.atomic
 def credit_line_freeze(*, actor: User | None, line: CreditLine, reason: str) -> CreditLine:
     """Freeze a line: new finance requests on it are declined with ``line_frozen``.

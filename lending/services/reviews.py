@@ -29,7 +29,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 
@@ -51,6 +51,7 @@ from ..models import (
 from .audit import SYSTEM, actor_label, audit_record
 from .credit import credit_release
 from .disbursement import disbursement_request
+from .lines import credit_line_freeze, credit_line_unfreeze
 
 # Stable codes a reviewer picks from when declining (add more as needed, never rename).
 DECLINE_REASONS: dict[str, str] = {
@@ -61,6 +62,7 @@ DECLINE_REASONS: dict[str, str] = {
     "other": "Another reason, explained in the note.",
 }
 ACTING_ROLES = (Role.RISK_REVIEWER, Role.RISK_APPROVER)
+LINE_ROLES = (*ACTING_ROLES, Role.OPS_ADMIN)  # who may freeze or unfreeze a line
 NOTE_MAX_LENGTH = 2000
 EXPIRE_BATCH_SIZE = 500
 ZERO = Decimal("0.00")
@@ -270,6 +272,16 @@ def _record_approver(review: Review, user: User, now: dt.datetime) -> tuple[str,
     return "first_approval", ["first_approver", "first_approved_at"]
 
 
+def approval_blocker(*, line: CreditLine | None) -> str | None:
+    """Why no one can approve a referral on ``line`` now (an error code), or None.
+
+    The case page disables its Approve button with this reason; ``review_approve`` refuses with it.
+    """
+    if line is not None and line.frozen:
+        return LineFrozen.code
+    return None
+
+
 @transaction.atomic
 def review_approve(*, user: User, review_id: int, note: str = "") -> Review:
     """Approve a referred request; above the maker-checker threshold, two people must approve.
@@ -285,7 +297,7 @@ def review_approve(*, user: User, review_id: int, note: str = "") -> Review:
     _check_decidable(case, now)
     review, loan = case.review, case.loan
     _check_approver(review, user)
-    if case.line is not None and case.line.frozen:
+    if approval_blocker(line=case.line) is not None:
         raise LineFrozen("The agent's credit line is frozen.")
     action, fields = _record_approver(review, user, now)
     loan_fields: tuple[str, ...] = ()
@@ -349,6 +361,40 @@ def review_close(*, user: User, review_id: int, note: str) -> Review:
         review_fields=["status", "decided_by", "closed_at"],
     )
     return review
+
+
+@transaction.atomic
+def review_line_freeze(*, user: User, review_id: int, reason: str) -> Review:
+    """Freeze the case's credit line from the case; the freeze goes into the case's notes too.
+
+    Locks the review, its loan, then its credit line (the order of every review action).
+    ``credit_line_freeze`` writes the line's audit row, this function the case's note and its
+    audit row (``review.line_freeze``), in the same transaction. Raises ``ValidationFailed`` (no
+    reason), ``line_already_frozen``, ``permission_denied``.
+    """
+    return _line_action(user, review_id, reason, freeze=True)
+
+
+@transaction.atomic
+def review_line_unfreeze(*, user: User, review_id: int, reason: str) -> Review:
+    """Lift the freeze of the case's credit line from the case, noted like ``review_line_freeze``.
+
+    Raises ``ValidationFailed`` (no reason), ``line_already_unfrozen``, ``permission_denied``.
+    """
+    return _line_action(user, review_id, reason, freeze=False)
+
+
+def _line_action(user: User, review_id: int, reason: str, *, freeze: bool) -> Review:
+    if getattr(user, "role", None) not in LINE_ROLES:
+        raise PermissionDenied("Only bank staff freeze and unfreeze credit lines.")
+    now = clock.now()
+    case = _lock_case(review_id)
+    change = credit_line_freeze if freeze else credit_line_unfreeze
+    line = change(actor=user, line=cast(CreditLine, case.line), reason=reason)
+    action = "line_freeze" if freeze else "line_unfreeze"
+    note = line.frozen_reason if freeze else reason.strip()
+    _save(case, user=user, action=action, note=note, now=now, review_fields=[])
+    return case.review
 
 
 def _check_decline_input(reason: str, note: str) -> str:

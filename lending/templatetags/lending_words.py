@@ -54,6 +54,16 @@ def decline_reason(code: Any) -> str:
 
 
 @register.filter
+def audit_action(code: Any) -> str:
+    return words.audit_action(str(code))
+
+
+@register.filter
+def note_action(code: Any) -> str:
+    return words.word(words.NOTE_ACTIONS, str(code))
+
+
+@register.filter
 def rule_outcome(code: Any) -> str:
     return words.word(words.RULE_OUTCOME, str(code))
 

@@ -1,10 +1,11 @@
-"""The risk review queue: cases oldest first, a case page, its actions, line freezes, audit trail.
+"""The risk review queue: cases oldest first, a case page, its actions, line freezes.
 
-Reads are the API's (``review_queue``, ``review_get``, ``with_histories``); every action calls the
-service behind the matching endpoint (``review_claim`` / ``review_approve`` / ``review_decline``,
-``credit_line_freeze`` / ``credit_line_unfreeze``), which enforces roles, maker-checker and the
-state machine. A refusal comes back as a message on the case page, never a 500. Risk reviewers
-and approvers act; operations admins may look.
+Reads are ``lending.review_selectors`` (shared with the API); every action calls the service
+behind the matching endpoint (``review_claim`` / ``review_approve`` / ``review_decline``,
+``review_line_freeze`` / ``review_line_unfreeze``), which enforces roles, maker-checker and the
+state machine. A freeze is confirmed on a page of its own first. A refusal comes back as a
+message on the case page, never a 500. Risk reviewers and approvers act on cases; operations
+admins may look, and freeze lines.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,61 +26,76 @@ from orders.views import BANK_STAFF, RISK_STAFF, role_required
 from scf import clock
 from scf.errors import ApplicationError
 
-from ..apis.reviews import review_get, review_queue, with_histories
-from ..models import REVIEW_OPEN, AuditLog, Loan, Repayment, Review, ReviewKind, ReviewStatus
+from ..models import (
+    REVIEW_OPEN,
+    CreditLine,
+    Decision,
+    Program,
+    Review,
+    ReviewKind,
+    ReviewStatus,
+)
 from ..program_selectors import credit_line_for_agent
-from ..services.lines import credit_line_freeze, credit_line_unfreeze
+from ..review_selectors import (
+    SEARCH_MAX,
+    agent_recent,
+    review_deadline,
+    review_get,
+    review_queue,
+    review_sla,
+    with_histories,
+)
+from ..services.lines import (
+    credit_line_freeze,
+    credit_line_freeze_validate,
+    credit_line_unfreeze,
+)
 from ..services.reviews import (
     DECLINE_REASONS,
+    approval_blocker,
     review_approve,
     review_claim,
     review_close,
     review_decline,
+    review_line_freeze,
+    review_line_unfreeze,
 )
 from .common import choice, page_of, query_without_page, safe_next, web_user
-from .words import error_words, reason_words
-
-# Cases with no deadline of their own (failed payments, accelerated loans) are due within a day.
-DEFAULT_SLA = dt.timedelta(hours=24)
-WARN_AT = 0.75  # share of the time to deadline after which a case shows amber
-HISTORY_ROWS = 10
-AUDIT_PAGE = 50
+from .words import decision_inputs, error_words, reason_words, rule_rows
 
 
 @dataclass(frozen=True)
 class QueueRow:
     review: Review
-    age: dt.timedelta
     deadline: dt.datetime
     sla: str  # ok | warn | late
 
 
 def queue_row(review: Review, now: dt.datetime) -> QueueRow:
-    """A case with its age and SLA colour: green, amber past 75% of its time, red when late."""
-    deadline = review.expires_at or review.created_at + DEFAULT_SLA
-    total = (deadline - review.created_at).total_seconds()
-    elapsed = (now - review.created_at).total_seconds()
-    if now >= deadline:
-        sla = "late"
-    elif total > 0 and elapsed >= total * WARN_AT:
-        sla = "warn"
-    else:
-        sla = "ok"
-    return QueueRow(review, now - review.created_at, deadline, sla)
+    return QueueRow(review, review_deadline(review), review_sla(review, now))
 
 
 @require_GET
 @role_required(*BANK_STAFF)
 def queue(request: HttpRequest) -> HttpResponse:
+    """Cases oldest first; filters: kind, status, a search (agent, order, loan), "my cases"."""
     kind = choice(request, "kind", ReviewKind.values)
     status = choice(request, "status", ReviewStatus.values)
-    page = page_of(request, review_queue(kind=kind, status=status))
+    search = request.GET.get("q", "").strip()[:SEARCH_MAX]
+    mine = request.GET.get("mine") == "1"
+    reviews = review_queue(
+        kind=kind, status=status, search=search, claimed_by=web_user(request) if mine else None
+    )
+    page = page_of(request, reviews)
     now = clock.now()
     context = {
         "page": page,
         "rows": [queue_row(review, now) for review in page.object_list],
         "kind": kind or "",
         "status": status or "",
+        "search": search,
+        "mine": mine,
+        "follow_up_hours": settings.REVIEW_FOLLOW_UP_SLA_HOURS,
         "kinds": ReviewKind.values,
         "statuses": ReviewStatus.values,
         "query": query_without_page(request),
@@ -86,19 +103,30 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, "lending/reviews.html", context)
 
 
-def _agent_recent(loan: Loan) -> dict[str, Any]:
-    """The agent's latest loans and repayments (two queries) for the case page."""
-    loans = (
-        Loan.objects.filter(agent_id=loan.agent_id)
-        .select_related("order")
-        .order_by("-requested_at", "-id")[:HISTORY_ROWS]
-    )
-    repayments = (
-        Repayment.objects.filter(loan__agent_id=loan.agent_id)
-        .select_related("loan")
-        .order_by("-value_date", "-id")[:HISTORY_ROWS]
-    )
-    return {"recent_loans": list(loans), "recent_repayments": list(repayments)}
+def _line_figures(
+    decision: Decision | None, line: CreditLine, program: Program
+) -> list[dict[str, Any]]:
+    """The line's figures the engine saw (its stored inputs) beside the same figures now."""
+    then = decision.inputs if decision is not None else {}
+    return [
+        {"label": _("Limit"), "then": then.get("line_limit"), "now": line.limit, "money": True},
+        {"label": _("Outstanding"), "then": None, "now": line.outstanding_principal, "money": True},
+        {"label": _("Reserved"), "then": None, "now": line.reserved, "money": True},
+        {
+            "label": _("Available"),
+            "then": then.get("line_available"),
+            "now": line.available,
+            "money": True,
+        },
+        {
+            "label": _("Available in the program"),
+            "then": then.get("program_available"),
+            "now": program.available,
+            "money": True,
+        },
+        {"label": _("Risk grade"), "then": then.get("risk_grade"), "now": line.risk_grade},
+        {"label": _("Frozen"), "then": then.get("line_frozen"), "now": line.frozen, "flag": True},
+    ]
 
 
 @require_GET
@@ -112,19 +140,25 @@ def case(request: HttpRequest, review_id: int) -> HttpResponse:
     loan = review.loan
     decision = getattr(loan, "decision", None)
     user = web_user(request)
+    line = loan.credit_line
+    blocker = approval_blocker(line=line) if review.kind == ReviewKind.REFERRAL else None
     context = {
         "review": review,
         "row": queue_row(review, clock.now()),
         "loan": loan,
-        "line": loan.credit_line,
+        "line": line,
+        "line_figures": _line_figures(decision, line, loan.program),
+        "approve_blocked": error_words(blocker, "") if blocker else "",
         "decision": decision,
         "reasons": reason_words(decision.reasons if decision else []),
+        "rules": rule_rows(decision.rules, decision.inputs) if decision else [],
+        "inputs": decision_inputs(decision.inputs) if decision else [],
         "history": review.agent_history,  # type: ignore[attr-defined]
         "decline_reasons": list(DECLINE_REASONS),
         "can_act": user.role in RISK_STAFF and review.status in REVIEW_OPEN,
         "is_referral": review.kind == ReviewKind.REFERRAL,
         "awaiting_second": review.status == ReviewStatus.AWAITING_SECOND_APPROVAL,
-        **_agent_recent(loan),
+        **agent_recent(agent_id=loan.agent_id),
     }
     return render(request, "lending/review_case.html", context)
 
@@ -190,6 +224,26 @@ def close(request: HttpRequest, review_id: int) -> HttpResponse:
     return _act(request, review_id, "close")
 
 
+CONFIRMED = "yes"
+
+
+def _freeze_confirmation(
+    request: HttpRequest, *, line: CreditLine, back: str, review: Review | None = None
+) -> HttpResponse:
+    """Before a freeze: the page asking to confirm it, or back with the reason it cannot be."""
+    try:
+        reason = credit_line_freeze_validate(line=line, reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        _refusal(request, exc)
+        return redirect(back)
+    context = {"line": line, "reason": reason, "action": request.path, "back": back}
+    return render(request, "lending/line_freeze_confirm.html", {**context, "review": review})
+
+
+def _line_changed(request: HttpRequest, freeze: bool) -> None:
+    messages.success(request, _("The line is frozen.") if freeze else _("The line is unfrozen."))
+
+
 def _line_action(
     request: HttpRequest, agent_id: int, program_id: int, freeze: bool
 ) -> HttpResponse:
@@ -197,6 +251,9 @@ def _line_action(
     line = credit_line_for_agent(user=user, agent_id=agent_id, program_id=program_id)
     if line is None:
         raise Http404
+    back = safe_next(request, reverse("web:reviews"))
+    if freeze and request.POST.get("confirmed") != CONFIRMED:
+        return _freeze_confirmation(request, line=line, back=back)
     reason = request.POST.get("reason", "")
     try:
         if freeze:
@@ -206,10 +263,8 @@ def _line_action(
     except ApplicationError as exc:
         _refusal(request, exc)
     else:
-        messages.success(
-            request, _("The line is frozen.") if freeze else _("The line is unfrozen.")
-        )
-    return redirect(safe_next(request, reverse("web:reviews")))
+        _line_changed(request, freeze)
+    return redirect(back)
 
 
 @require_POST
@@ -224,29 +279,33 @@ def line_unfreeze(request: HttpRequest, agent_id: int, program_id: int) -> HttpR
     return _line_action(request, agent_id, program_id, freeze=False)
 
 
-@require_GET
+def _case_line_action(request: HttpRequest, review_id: int, freeze: bool) -> HttpResponse:
+    """Freeze or unfreeze the case's line from the case page (recorded in the case's notes)."""
+    review = review_get(review_id=review_id)
+    if review is None:
+        raise Http404
+    back = reverse("web:review-case", args=[review_id])
+    if freeze and request.POST.get("confirmed") != CONFIRMED:
+        return _freeze_confirmation(request, line=review.loan.credit_line, back=back, review=review)
+    change = review_line_freeze if freeze else review_line_unfreeze
+    try:
+        change(user=web_user(request), review_id=review_id, reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        if exc.status_code == 404:
+            raise Http404 from None
+        _refusal(request, exc)
+    else:
+        _line_changed(request, freeze)
+    return redirect(back)
+
+
+@require_POST
 @role_required(*BANK_STAFF)
-def audit_trail(request: HttpRequest) -> HttpResponse:
-    """Who changed what, newest first; filter by action, object and actor."""
-    filters = {
-        "action": request.GET.get("action", "").strip()[:64],
-        "object_type": request.GET.get("object_type", "").strip()[:64],
-        "object_id": request.GET.get("object_id", "").strip()[:64],
-        "actor": request.GET.get("actor", "").strip()[:100],
-    }
-    rows = AuditLog.objects.order_by("-created_at", "-id")
-    if filters["action"]:
-        rows = rows.filter(action__startswith=filters["action"])
-    if filters["object_type"]:
-        rows = rows.filter(object_type=filters["object_type"])
-    if filters["object_id"]:
-        rows = rows.filter(object_id=filters["object_id"])
-    if filters["actor"]:
-        rows = rows.filter(actor_label__icontains=filters["actor"])
-    context = {
-        "page": page_of(request, rows, AUDIT_PAGE),
-        "filters": filters,
-        "object_types": ["lending.loan", "lending.review", "lending.creditline", "lending.program"],
-        "query": query_without_page(request),
-    }
-    return render(request, "lending/audit.html", context)
+def case_line_freeze(request: HttpRequest, review_id: int) -> HttpResponse:
+    return _case_line_action(request, review_id, freeze=True)
+
+
+@require_POST
+@role_required(*BANK_STAFF)
+def case_line_unfreeze(request: HttpRequest, review_id: int) -> HttpResponse:
+    return _case_line_action(request, review_id, freeze=False)

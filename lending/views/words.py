@@ -10,6 +10,8 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from orders.templatetags.scf_format import money, order_status
+
 LOAN_STATUS: dict[str, Any] = {
     "declined": _("Declined"),
     "in_review": _("In review"),
@@ -124,10 +126,181 @@ SETUP_ERRORS: dict[str, Any] = {
     "no_credit_line": _("No credit line in this program yet. Ask the bank to open one."),
 }
 
+# The engine's rules (lending.engine.RULES), by name.
+RULE_NAMES: dict[str, Any] = {
+    "order_status": _("Order status"),
+    "order_not_financed": _("Order not financed yet"),
+    "order_age": _("Order age"),
+    "currency": _("Currency"),
+    "program_active": _("Program active"),
+    "agent_active": _("Agent active"),
+    "line_frozen": _("Line not frozen"),
+    "agent_overdue": _("No loan past due"),
+    "amount_range": _("Amount within the program's range"),
+    "line_headroom": _("Credit left on the line"),
+    "program_headroom": _("Room left in the program"),
+    "auto_approve_limit": _("Automatic approval limit"),
+    "auto_approve_grade": _("Automatic approval grade"),
+}
+
+# What a rule found, by reason code, from the decision's stored inputs (the engine stores the same
+# sentence in English, built from the same inputs: lending.engine).
+RULE_DETAILS: dict[str, Any] = {
+    "order_cancelled": _("The order was cancelled."),
+    "order_not_financeable": _("Order status is %(order_status)s."),
+    "order_already_financed": _("The order has a loan."),
+    "order_too_old": _(
+        "Order is %(order_age_days)s days old; the program allows %(max_order_age_days)s."
+    ),
+    "currency_mismatch": _(
+        "Order is in %(order_currency)s; the program lends in %(program_currency)s."
+    ),
+    "program_inactive": _("The program is suspended."),
+    "agent_inactive": _("Agent status is %(agent_status)s."),
+    "line_frozen": _("The credit line is frozen."),
+    "agent_overdue": _(
+        "A loan is %(agent_max_dpd)s days past due; tolerated: %(max_dpd_tolerated)s."
+    ),
+    "amount_below_minimum": _("%(principal)s is below the minimum %(min_principal)s."),
+    "amount_above_maximum": _("%(principal)s is above the maximum %(max_principal)s."),
+    "insufficient_credit_line": _("Needs %(principal)s; %(line_available)s available on the line."),
+    "insufficient_program_limit": _(
+        "Needs %(principal)s; %(program_available)s available in the program."
+    ),
+    "above_auto_approve_limit": _(
+        "%(principal)s is above the auto-approve limit %(auto_approve_limit)s."
+    ),
+    "grade_below_auto_approve": _("Grade %(risk_grade)s is below %(auto_approve_grade)s."),
+}
+PROGRAM_REFERS = _("%(detail)s The program refers this to review.")
+
+# An agent's or a program's status (orders.models.PartyStatus, lending.models.ProgramStatus).
+PARTY_STATUS: dict[str, Any] = {
+    "active": _("Active"),
+    "suspended": _("Suspended"),
+    "inactive": _("Inactive"),
+}
+
+# The decision's inputs (lending.engine.DecisionInputs), by name.
+INPUT_LABELS: dict[str, Any] = {
+    "order_id": _("Order id"),
+    "order_status": _("Order status"),
+    "order_amount": _("Order amount"),
+    "order_currency": _("Order currency"),
+    "order_date": _("Order date"),
+    "order_age_days": _("Order age (days)"),
+    "business_date": _("Business date"),
+    "already_financed": _("Already financed"),
+    "agent_status": _("Agent status"),
+    "relationship_active": _("Relationship with the enterprise active"),
+    "agent_max_dpd": _("Agent's most days past due"),
+    "line_limit": _("Line limit"),
+    "line_available": _("Available on the line"),
+    "line_frozen": _("Line frozen"),
+    "risk_grade": _("Risk grade"),
+    "program_status": _("Program status"),
+    "program_currency": _("Program currency"),
+    "program_available": _("Available in the program"),
+    "min_principal": _("Smallest loan"),
+    "max_principal": _("Largest loan"),
+    "auto_approve_limit": _("Automatic approval limit"),
+    "auto_approve_grade": _("Automatic approval grade"),
+    "max_order_age_days": _("Oldest order allowed (days)"),
+    "max_dpd_tolerated": _("Days past due tolerated"),
+    "principal": _("Principal"),
+    "refer_rules": _("Rules the program refers"),
+}
+MONEY_INPUTS = frozenset(
+    {
+        "order_amount",
+        "line_limit",
+        "line_available",
+        "program_available",
+        "min_principal",
+        "max_principal",
+        "auto_approve_limit",
+        "principal",
+    }
+)
+
 RULE_OUTCOME: dict[str, Any] = {
     "pass": _("Passed"),
     "decline": _("Declines"),
     "refer": _("Refers"),
+}
+
+
+# The audit trail's actions (lending.services: audit_record's ``action``); add new ones here.
+AUDIT_ACTIONS: dict[str, Any] = {
+    "loan.approved": _("Loan approved"),
+    "loan.in_review": _("Loan referred to review"),
+    "loan.declined": _("Loan declined"),
+    "loan.expired": _("Loan request expired"),
+    "loan.disbursing": _("Payment sent to the bank"),
+    "loan.disbursed": _("Loan paid out"),
+    "loan.disbursement_failed": _("Payment failed"),
+    "loan.accelerated": _("Loan made due at once"),
+    "loan.order_cancelled": _("Order cancelled during the payment"),
+    "review.claim": _("Case claimed"),
+    "review.first_approval": _("Case: first approval"),
+    "review.second_approval": _("Case: second approval"),
+    "review.approve": _("Case approved"),
+    "review.decline": _("Case declined"),
+    "review.close": _("Case closed"),
+    "review.expire": _("Case expired"),
+    "review.line_freeze": _("Line frozen from the case"),
+    "review.line_unfreeze": _("Line unfrozen from the case"),
+    "credit_line.create": _("Credit line created"),
+    "credit_line.update": _("Credit line changed"),
+    "credit_line.freeze": _("Credit line frozen"),
+    "credit_line.unfreeze": _("Credit line unfrozen"),
+    "program.create": _("Program created"),
+    "program.update": _("Program changed"),
+    "repayment_recorded": _("Repayment recorded"),
+    "cob_run": _("Close of business run"),
+    "credit_model.train": _("Credit model trained"),
+    "credit_model.promote": _("Credit model promoted"),
+    "line_proposal.queue": _("Limit proposal queued"),
+    "line_proposal.first_approval": _("Limit proposal: first approval"),
+    "line_proposal.approve": _("Limit proposal approved"),
+    "line_proposal.reject": _("Limit proposal rejected"),
+}
+
+# The keys of an audit row's change (its ``after``), by name; others show as stored.
+CHANGE_KEYS: dict[str, Any] = {
+    "status": _("Status"),
+    "loan_status": _("Loan status"),
+    "claimed_by": _("Claimed by"),
+    "first_approver": _("First approval"),
+    "second_approver": _("Second approval"),
+    "decided_by": _("Decided by"),
+    "decline_reason": _("Decline reason"),
+    "reserved_amount": _("Reserved"),
+    "reserved": _("Reserved"),
+    "principal": _("Principal"),
+    "reasons": _("Reasons"),
+    "frozen": _("Frozen"),
+    "frozen_reason": _("Frozen because"),
+    "limit": _("Limit"),
+    "risk_grade": _("Risk grade"),
+    "review": _("Case"),
+    "outstanding_principal": _("Outstanding"),
+    "due_date": _("Due date"),
+    "value_date": _("Value date"),
+}
+
+# What a case note records (the ``action`` of Review.notes).
+NOTE_ACTIONS: dict[str, Any] = {
+    "open": _("Opened"),
+    "claim": _("Claimed"),
+    "first_approval": _("First approval"),
+    "second_approval": _("Second approval"),
+    "approve": _("Approved"),
+    "decline": _("Declined"),
+    "close": _("Closed"),
+    "expire": _("Expired"),
+    "line_freeze": _("Line frozen"),
+    "line_unfreeze": _("Line unfrozen"),
 }
 
 
@@ -167,3 +340,86 @@ ACTION_ERRORS: dict[str, Any] = {
 def error_words(code: str, detail: str) -> str:
     """A service refusal in the active language (its English detail for an unknown code)."""
     return word(ACTION_ERRORS, code, detail)
+
+
+def audit_action(code: str) -> str:
+    """An audit action in the active language (the code itself for one not listed)."""
+    return word(AUDIT_ACTIONS, code)
+
+
+def input_text(name: str, value: Any, currency: str) -> str:
+    """One decision input as shown: amounts with their currency, yes/no, lists joined."""
+    if isinstance(value, bool):
+        return str(_("Yes") if value else _("No"))
+    if name in MONEY_INPUTS and value is not None:
+        return money(value, currency) or str(value)
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "—"
+    if name == "order_status":
+        return order_status(value)
+    if name in ("agent_status", "program_status"):
+        return word(PARTY_STATUS, str(value))
+    return str(value)
+
+
+def decision_inputs(inputs: dict[str, Any]) -> list[dict[str, str]]:
+    """The decision's stored inputs in words: ``{"code", "label", "value"}`` each."""
+    currency = str(inputs.get("program_currency") or "CNY")
+    return [
+        {"code": name, "label": word(INPUT_LABELS, name), "value": input_text(name, v, currency)}
+        for name, v in inputs.items()
+    ]
+
+
+def _detail(code: str, inputs: dict[str, Any]) -> str:
+    template = RULE_DETAILS.get(code)
+    if template is None:
+        return ""
+    currency = str(inputs.get("program_currency") or "CNY")
+    values = {name: input_text(name, v, currency) for name, v in inputs.items()}
+    try:
+        return str(template) % values
+    except (KeyError, TypeError, ValueError):  # an input this decision did not store
+        return ""
+
+
+def rule_detail(rule: dict[str, Any], inputs: dict[str, Any]) -> str:
+    """What a rule found, in the active language (its stored English detail if unknown)."""
+    code, detail = str(rule.get("code") or ""), str(rule.get("detail") or "")
+    if not detail:
+        return ""
+    if code == "program_rule_refer":  # stored as "<inner code>: <inner detail> The program ..."
+        inner = _detail(detail.split(":", 1)[0], inputs)
+        return str(PROGRAM_REFERS) % {"detail": inner} if inner else detail
+    return _detail(code, inputs) or detail
+
+
+def rule_rows(rules: list[dict[str, Any]], inputs: dict[str, Any]) -> list[dict[str, str]]:
+    """The decision's rules with their name and detail in words."""
+    return [
+        {
+            "rule": str(rule.get("rule", "")),
+            "name": word(RULE_NAMES, str(rule.get("rule", ""))),
+            "outcome": str(rule.get("outcome", "")),
+            "detail": rule_detail(rule, inputs),
+        }
+        for rule in rules
+    ]
+
+
+def change_text(key: str, value: Any) -> str:
+    """One entry of an audit row's change in words (codes it knows, yes/no, reasons)."""
+    label = word(CHANGE_KEYS, key)
+    if value is None or value == "":
+        text = "—"
+    elif isinstance(value, bool):
+        text = str(_("Yes") if value else _("No"))
+    elif key == "reasons" and isinstance(value, list):
+        text = "; ".join(r["text"] for r in reason_words([r for r in value if isinstance(r, dict)]))
+    elif key in ("status", "loan_status"):
+        text = word(REVIEW_STATUS, str(value), word(LOAN_STATUS, str(value)))
+    elif key == "decline_reason":
+        text = word(DECLINE_REASONS, str(value))
+    else:
+        text = str(value)
+    return f"{label}: {text}"

@@ -321,6 +321,11 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scf-no-reply@localhost")
 REMINDER_DAYS_BEFORE_DUE = env.int("REMINDER_DAYS_BEFORE_DUE", default=3)
 
+# --- Review queue -----------------------------------------------------------------------------
+# A referral is due when its hold expires (the program's review_hold_hours); a follow-up case
+# (failed payment, accelerated loan) does not expire and is due this many hours after it opened.
+REVIEW_FOLLOW_UP_SLA_HOURS = env.int("REVIEW_FOLLOW_UP_SLA_HOURS", default=24)
+
 # --- Bank and disbursement --------------------------------------------------------------------
 BANK_ADAPTER = env.str("BANK_ADAPTER", default="integrations.bank.sandbox.SandboxBank")
 SANDBOX_BANK = env.json(

@@ -13,11 +13,13 @@ from django.db import connection
 
 from lending.models import AuditLog, CreditLine, Loan, Program, Review
 from lending.services.finance import loan_finance
+from lending.services.repayments import repayment_record
 from lending.services.reviews import review_claim, review_decline, reviews_expire
 from lending.tasks import expire_reviews
 from scf import clock
 from scf.errors import ApplicationError
 from tests.conftest import client_for
+from tests.lending.active_loans import active_loan
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.orders.factories import AgentFactory, OrderFactory, UserFactory
 
@@ -432,6 +434,17 @@ def test_queue_lists_open_cases_oldest_first_with_what_a_reviewer_needs(
     review_decline(user=reviewer, review_id=closed.pk, reason="agent_request")
     small = OrderFactory(agent=agent_user.agent, enterprise=enterprise, amount=Decimal("5000.00"))
     assert loan_finance(user=agent_user, order_id=small.id).status == "disbursing"
+    today = clock.business_date(program.time_zone)
+    paid = active_loan(line, principal="3000.00", value_date=today)
+    for reference, amount in (("REP-1", "500.00"), ("REP-2", "700.00")):
+        repayment_record(
+            loan=paid,
+            amount=Decimal(amount),
+            value_date=today,
+            reference=reference,
+            source="api",
+            actor=reviewer,
+        )
 
     body = client_for(reviewer).get(REVIEWS).json()
     assert body["count"] == 2 and body["previous"] is None
@@ -445,17 +458,22 @@ def test_queue_lists_open_cases_oldest_first_with_what_a_reviewer_needs(
     ).items()
     assert item["decision"]["inputs"]["auto_approve_limit"] == "5000.00"
     history = item["agent_history"]
-    assert history["orders_count"] == 4 and history["orders_amount"] == "45000.00"
-    assert history["loans_by_status"] == {"in_review": 2, "declined": 1, "disbursing": 1}
+    assert history["orders_count"] == 5 and history["orders_amount"] == "48000.00"
+    assert history["loans_by_status"] == {
+        "in_review": 2,
+        "declined": 1,
+        "disbursing": 1,
+        "active": 1,
+    }
     assert history["principal_by_status"]["in_review"] == "24000.00"
-    assert history["repayments_count"] == 0 and history["repayments_amount"] == "0.00"
+    assert history["repayments_count"] == 2 and history["repayments_amount"] == "1200.00"
     assert history["max_days_past_due"] == 0 and history["current_days_past_due"] == 0
     assert item["credit_line"] == {
         "id": line.pk,
         "limit": "1000000.00",
-        "outstanding": "0.00",
+        "outstanding": "1800.00",
         "reserved": "28000.00",
-        "available": "972000.00",
+        "available": "970200.00",
         "risk_grade": "B",
         "frozen": False,
         "frozen_reason": "",
@@ -483,12 +501,29 @@ def test_queue_costs_the_same_queries_for_many_cases(
 
     client = client_for(reviewer)
     add_cases(1)
-    with django_assert_max_num_queries(5):
+    # Authentication, count, page, and the history's three grouped aggregates (orders, loans,
+    # repayments), whatever the page's size.
+    with django_assert_max_num_queries(6):
         assert client.get(REVIEWS).json()["count"] == 1
     add_cases(9)
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         body = client.get(REVIEWS).json()
     assert body["count"] == 10 and len({r["loan"]["agent"] for r in body["results"]}) == 10
+
+
+def test_queue_searches_filters_my_cases_and_gives_each_deadline(
+    case, agent_user, enterprise, reviewer, approver, program
+):
+    other = refer(agent_user, enterprise)
+    review_claim(user=reviewer, review_id=other.pk)
+    client = client_for(reviewer)
+    found = client.get(REVIEWS, {"q": case.loan.reference}).json()["results"]
+    assert [r["id"] for r in found] == [case.pk]
+    assert [r["id"] for r in client.get(REVIEWS, {"mine": "true"}).json()["results"]] == [other.pk]
+    assert client_for(approver).get(REVIEWS, {"mine": "1"}).json()["count"] == 0
+    item = client.get(f"{REVIEWS}{case.pk}/").json()
+    assert item["deadline"] == item["expires_at"]  # a referral is due when its hold expires
+    assert case.expires_at == case.created_at + dt.timedelta(hours=program.review_hold_hours)
 
 
 def test_queue_filters_by_kind_and_status(case, agent_user, enterprise, reviewer):

@@ -25,8 +25,14 @@ PYTHON_SOURCES = [
     ROOT / "orders" / "views.py",
     ROOT / "orders" / "templatetags" / "scf_format.py",
     *sorted((ROOT / "lending" / "views").glob("*.py")),
+    # What the back office shows: model and app names, admin actions and messages.
+    *sorted((ROOT / "lending" / "models").glob("*.py")),
+    ROOT / "orders" / "models.py",
+    ROOT / "integrations" / "models.py",
+    *(ROOT / app / "apps.py" for app in ("lending", "orders", "integrations")),
+    ROOT / "lending" / "admin.py",
 ]
-LITERAL = r"u'(?:[^'\\]|\\.)*'"
+LITERAL = r"u'(?:[^'\\]|\\.)*'|u\"(?:[^\"\\]|\\.)*\""
 CALL = re.compile(rf"(n?)gettext\(({LITERAL})(?:, ({LITERAL}), count)?\)")
 
 

@@ -29,7 +29,7 @@ def grow(world: World, n: int) -> None:
         make_loan(world.line, "active", "1000.00", outstanding="1000.00")
         make_loan(world.other_line, "overdue", "2000.00", outstanding="2000.00", dpd=i + 1)
         loan = make_loan(world.line, "in_review", "3000.00", reserved="0.00")
-        Review.objects.create(loan=loan, created_at=clock.now())
+        review = Review.objects.create(loan=loan, created_at=clock.now())
         agent = AgentFactory(enterprises=[world.enterprise])
         CreditLineFactory(agent=agent, program=world.program)
         FeedEvent.objects.create(
@@ -37,6 +37,14 @@ def grow(world: World, n: int) -> None:
             outcome="rejected", error_code="invalid_order",
         )  # fmt: skip
         audit_record(actor=world.ops, action="test.row", obj=loan)
+        # The audit trail names each object and the users in its changes: rows of several kinds.
+        audit_record(
+            actor=world.reviewer,
+            action="review.claim",
+            obj=review,
+            after={"claimed_by": world.reviewer.pk},
+        )
+        audit_record(actor=world.ops, action="credit_line.freeze", obj=world.line)
 
 
 def count(client: Client, url: str) -> int:
@@ -59,7 +67,9 @@ PAGES: list[tuple[str, Callable[[World], str], str, int]] = [
     ("enterprise_admin", lambda w: f"/dashboard/{w.program.pk}/", "dashboard", 12),
     ("risk_reviewer", lambda w: "/reviews/", "review queue", 6),
     ("risk_reviewer", lambda w: f"/reviews/{Review.objects.first().pk}/", "case", 9),
-    ("ops_admin", lambda w: "/reviews/audit/", "audit trail", 6),
+    ("risk_reviewer", lambda w: "/reviews/?q=WEB", "review queue (search)", 6),
+    ("ops_admin", lambda w: "/reviews/audit/", "audit trail", 10),
+    ("ops_admin", lambda w: "/reviews/audit.csv", "audit csv", 9),
     ("enterprise_admin", lambda w: f"/dashboard/{w.program.pk}/loans.csv", "loans csv", 6),
     ("enterprise_admin", lambda w: f"/dashboard/{w.program.pk}/orders.csv", "orders csv", 6),
 ]
