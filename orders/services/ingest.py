@@ -36,7 +36,7 @@ from ..models import (
     SalesOrder,
     SalesOrderLine,
 )
-from .parse import OrderInput, OrderInvalid, order_parse
+from .parse import OrderInput, OrderInvalid, batch_size_check, order_parse, payload_lines
 
 ORDER_COLUMNS = (
     "enterprise_id",
@@ -181,8 +181,11 @@ def orders_ingest(
 
     ``atomic=True`` (the default for the bulk API and CSV): any invalid row rejects the whole
     batch with ``BatchRejected`` and nothing is written but the feed log entry. ``atomic=False``
-    (the pull feed): valid rows are applied, invalid ones are reported in the result.
+    (the pull feed): valid rows are applied, invalid ones are reported in the result. A batch
+    past the caps on orders or lines (``batch_size_check``) is refused whole before anything
+    else (422 ``too_many_orders`` or ``too_many_lines``).
     """
+    batch_size_check(orders=len(payloads), lines=sum(payload_lines(p) for p in payloads))
     orders, errors = orders_parse(enterprise, payloads, atomic=atomic)
     if errors and atomic:
         _log_batch(

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
+
+from scf.errors import ValidationFailed
 from scf.money import CENT, MAX_AMOUNT, is_iso_currency, parse_amount
 
 from ..models import OrderStatus
@@ -50,6 +53,40 @@ class OrderInvalid(Exception):
     def __init__(self, fields: dict[str, list[str]]) -> None:
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items()))
         self.fields = fields
+
+
+class TooManyOrders(ValidationFailed):
+    code = "too_many_orders"
+
+
+class TooManyLines(ValidationFailed):
+    code = "too_many_lines"
+
+
+def batch_size_check(*, orders: int, lines: int, field: str = "orders") -> None:
+    """Refuse a batch past ``settings.ORDER_BULK_MAX_ROWS`` orders or ``ORDER_BULK_MAX_LINES``
+    order lines (422), on every channel; ``field`` names what the client sent them in.
+
+    The caps count the work a request makes (each line is parsed, checked and written), so
+    that the largest batch allowed is ingested well inside the server's timeout.
+    """
+    max_orders, max_lines = settings.ORDER_BULK_MAX_ROWS, settings.ORDER_BULK_MAX_LINES
+    if orders > max_orders:
+        raise TooManyOrders(
+            f"At most {max_orders} orders per request.",
+            fields={field: [f"At most {max_orders} orders per request."]},
+        )
+    if lines > max_lines:
+        raise TooManyLines(
+            f"At most {max_lines} order lines per request; split the batch.",
+            fields={field: [f"At most {max_lines} order lines per request."]},
+        )
+
+
+def payload_lines(payload: object) -> int:
+    """How many lines an order payload carries (0 if it is not an order with a list of lines)."""
+    lines = payload.get("lines") if isinstance(payload, dict) else None
+    return len(lines) if isinstance(lines, list) else 0
 
 
 def _text(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> str:

@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from orders.models import FeedEvent, SalesOrder
@@ -67,6 +70,40 @@ def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     text = "[" * 5000 + '\\"{' * 100 + "]" * 7
     body = json.dumps({"sku": text, "lines": [{"sku": "]]]"}]}).encode()
     assert json_parse(body) == json.loads(body)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+TRICKY_TEXT = st.text(alphabet='[]{}"\\ab\n\u005b', max_size=8)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | TRICKY_TEXT,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(TRICKY_TEXT, children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None, derandomize=True)
+@given(value=JSON_VALUES, cap=st.integers(min_value=0, max_value=6))
+def test_the_depth_scan_agrees_with_the_parsed_value(value: Any, cap: int) -> None:
+    """Whatever strings hold (brackets, quotes, backslashes, escapes), a body is refused exactly
+    when its value is nested deeper than the cap."""
+    from scf.parsers import json_parse
+
+    for body in (json.dumps(value).encode(), json.dumps(value, ensure_ascii=False).encode()):
+        if _depth(value) <= cap:
+            assert json_parse(body, max_depth=cap) == value
+        else:
+            with pytest.raises(ApplicationError) as refused:
+                json_parse(body, max_depth=cap)
+            assert refused.value.code == "json_too_deep"
 
 
 def test_unbalanced_or_cut_off_deep_bodies_are_malformed_without_recursing() -> None:
