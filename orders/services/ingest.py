@@ -36,7 +36,14 @@ from ..models import (
     SalesOrder,
     SalesOrderLine,
 )
-from .parse import OrderInput, OrderInvalid, batch_size_check, order_parse, payload_lines
+from .parse import (
+    OrderInput,
+    OrderInvalid,
+    batch_size_check,
+    latest_order_date,
+    order_parse,
+    payload_lines,
+)
 
 ORDER_COLUMNS = (
     "enterprise_id",
@@ -113,9 +120,10 @@ def orders_parse(
     """
     valid: list[tuple[int, OrderInput]] = []
     errors: list[RowError] = []
+    latest = latest_order_date()
     for row, payload in enumerate(payloads):
         try:
-            order = order_parse(payload)
+            order = order_parse(payload, latest_date=latest)
         except OrderInvalid as exc:
             external_id = payload.get("external_id") if isinstance(payload, dict) else None
             errors.append(RowError(row, str(external_id or ""), exc.fields))
