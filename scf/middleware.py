@@ -1,4 +1,4 @@
-"""Request ids, the Content-Security-Policy, and request metrics.
+"""Request ids, the Content-Security-Policy, request metrics, body limits and cache policy.
 
 - ``RequestIdMiddleware`` (first in ``MIDDLEWARE``): takes a sane incoming ``X-Request-ID``
   (1-64 characters of ``[A-Za-z0-9._:-]``) or makes a uuid4, stores it in the context variable
@@ -8,6 +8,8 @@
   come from ``SecurityMiddleware`` and ``XFrameOptionsMiddleware`` settings). The policy is
   ``settings.CSP_POLICY``; paths under a prefix of ``settings.CSP_PATH_POLICIES`` get that policy
   instead (the Swagger page loads its UI from a CDN).
+- ``RequestBodyLimitMiddleware``: a body above its endpoint's byte cap is refused with 413.
+- ``NoStoreMiddleware``: ``Cache-Control: no-store`` unless the view set its own.
 """
 
 from __future__ import annotations
@@ -81,6 +83,24 @@ class ContentSecurityPolicyMiddleware:
             if path.startswith(prefix):
                 return str(policy)
         return str(settings.CSP_POLICY)
+
+
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every response the app makes, unless its view set a policy.
+
+    Pages, htmx fragments, CSV exports and API replies are one user's data: a shared proxy must
+    not keep them for the next user, nor the browser for its back button after sign-out. Static
+    files never get here (WhiteNoise, listed before this, answers them with its own caching).
+    """
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if "Cache-Control" not in response:
+            response["Cache-Control"] = "no-store"
+        return response
 
 
 class DatabaseUnavailableMiddleware:

@@ -55,6 +55,8 @@ MIDDLEWARE = [
     # Before anything that reads a body (CSRF reads a form's): refuses one above its cap.
     "scf.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, so static files keep their own caching; everything else: no-store.
+    "scf.middleware.NoStoreMiddleware",
     # scf.browser: Django's own, passed straight through by an API call with a token.
     "scf.browser.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",

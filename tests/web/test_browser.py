@@ -327,3 +327,30 @@ def test_zh_hans_pages_show_chinese_text(world: World, open_page: Any) -> None:
     expect(page.locator("a[data-nav=orders]")).to_have_text("订单")
     expect(page.locator(".badge.offer").first).to_contain_text("最高可融 ¥9,876.53")
     shoot(page, "agent-portal-zh-hans.png")
+
+
+def test_after_signing_out_the_back_button_shows_no_signed_in_page(
+    world: World, browser_type: Any, browser_type_launch_args: dict[str, Any], live_server: Any
+) -> None:
+    """Signed-in pages are ``no-store``: Chromium neither keeps them in its back/forward cache
+    once the session's cookie has changed nor serves them from its HTTP cache, so going back
+    after signing out asks the server again (and is sent to sign in). Playwright turns that
+    cache off by default; this test runs Chromium with it on, as people have it."""
+    world.order("5000.00")
+    browser = browser_type.launch(
+        **browser_type_launch_args, ignore_default_args=["--disable-back-forward-cache"]
+    )
+    try:
+        page = browser.new_context(base_url=live_server.url).new_page()
+        sign_in(page, world.agent_user.username)
+        page.click("a[data-nav=orders]")
+        expect(page.locator("#sign-out")).to_be_visible()
+        page.click("#sign-out")
+        expect(page.locator("#sign-in")).to_be_visible()
+        # A page restored from that cache fires no "load": wait for the navigation only.
+        page.go_back(wait_until="commit")
+        expect(page).to_have_url(re.compile(r"/accounts/login/"))
+        expect(page.locator("#sign-out")).to_have_count(0)
+        expect(page.locator("#sign-in")).to_be_visible()
+    finally:
+        browser.close()
