@@ -6,8 +6,7 @@
   latency in the ``scf_http_request_duration_seconds`` histogram by view, method and status.
 - ``ContentSecurityPolicyMiddleware``: Django has no CSP of its own (the other security headers
   come from ``SecurityMiddleware`` and ``XFrameOptionsMiddleware`` settings). The policy is
-  ``settings.CSP_POLICY``; paths under a prefix of ``settings.CSP_PATH_POLICIES`` get that policy
-  instead (the Swagger page loads its UI from a CDN).
+  ``settings.CSP_POLICY``, on every page (the API docs included).
 - ``RequestBodyLimitMiddleware``: a body above its endpoint's byte cap is refused with 413.
 - ``NoStoreMiddleware``: ``Cache-Control: no-store`` unless the view set its own.
 """
@@ -74,15 +73,8 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = self.policy_for(request.path)
+            response["Content-Security-Policy"] = settings.CSP_POLICY
         return response
-
-    @staticmethod
-    def policy_for(path: str) -> str:
-        for prefix, policy in getattr(settings, "CSP_PATH_POLICIES", {}).items():
-            if path.startswith(prefix):
-                return str(policy)
-        return str(settings.CSP_POLICY)
 
 
 class NoStoreMiddleware:

@@ -354,3 +354,19 @@ def test_after_signing_out_the_back_button_shows_no_signed_in_page(
         expect(page.locator("#sign-in")).to_be_visible()
     finally:
         browser.close()
+
+
+def test_the_api_docs_render_swagger_ui_from_our_own_files(
+    live_server: Any, open_page: Any
+) -> None:
+    """Swagger UI and its start-up script are our static files, allowed by the site's policy;
+    any refused script or style would be a console error (the fixture fails on those)."""
+    page = open_page(None)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    page.goto("/api/docs/")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("SCF order-to-loan API")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    finance = page.locator(".opblock-summary-path[data-path='/api/v1/orders/{order_id}/finance/']")
+    expect(finance).to_have_count(1)
+    assert fetched and all(url.startswith(live_server.url) for url in fetched), fetched
