@@ -1,4 +1,5 @@
-"""Validation of one incoming order, shared by every feed channel (webhook, bulk, CSV, pull).
+"""Validation of incoming orders, shared by every feed channel (webhook, bulk, CSV, pull): one
+order's fields, and the size of a batch (``batch_size_check``).
 
 Hand-written rather than a serializer per row: a 10,000-order bulk request validates in tens of
 milliseconds. Every problem is collected as a field error; nothing here touches the database.

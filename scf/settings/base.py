@@ -231,6 +231,10 @@ SPECTACULAR_SETTINGS = {
     # No online validator badge: it would send the schema's address to a third party.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "scf.schema.document_body_limits",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "GradeEnum": "lending.models.credit.Grade",
         "ProgramStatusEnum": "lending.models.credit.ProgramStatus",

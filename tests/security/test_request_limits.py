@@ -273,3 +273,18 @@ def test_the_default_caps_fit_what_the_endpoints_take(settings: Any) -> None:
     assert settings.ORDER_BULK_MAX_BYTES > settings.API_MAX_BODY_BYTES
     assert settings.ORDER_CSV_MAX_BYTES > settings.API_MAX_BODY_BYTES
     assert BULK  # the bulk endpoint is the one with ORDER_BULK_MAX_BYTES
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_413_on_every_operation_that_takes_a_body() -> None:
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    operations = [
+        (path, method, operation)
+        for path, item in schema.json()["paths"].items()
+        for method, operation in item.items()
+        if "requestBody" in operation
+    ]
+    assert len(operations) >= 10
+    for path, method, operation in operations:
+        assert "413" in operation["responses"], f"{method.upper()} {path}"
