@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
-ENGINE_VERSION = "2026.11.1"
+ENGINE_VERSION = "2026.12.1"
 
 PASS, DECLINE, REFER = "pass", "decline", "refer"
 FINANCEABLE_STATUSES = ("confirmed", "shipped")
@@ -28,6 +28,7 @@ REASON_TEXT = {
     "order_not_financeable": "The order's status does not allow financing.",
     "order_cancelled": "The order has been cancelled.",
     "order_too_old": "The order is older than the program allows.",
+    "order_date_in_future": "The order is dated in the future.",
     "order_already_financed": "This order already has a loan.",
     "agent_inactive": "The agent is not active with this enterprise.",
     "line_frozen": "The credit line is frozen.",
@@ -88,6 +89,8 @@ class DecisionInputs:
     auto_approve_limit: Decimal
     auto_approve_grade: str
     max_order_age_days: int
+    # Days an order may be dated after the business date (time zones, clocks): the feed's.
+    max_order_future_days: int
     max_dpd_tolerated: int
     principal: Decimal
     refer_rules: tuple[str, ...] = field(default=())
@@ -168,6 +171,13 @@ def rule_order_not_financed(i: DecisionInputs) -> RuleResult:
 
 
 def rule_order_age(i: DecisionInputs) -> RuleResult:
+    if -i.order_age_days > i.max_order_future_days:
+        return _no(
+            "order_age",
+            "order_date_in_future",
+            f"Order is dated {i.order_date}, {-i.order_age_days} days after the business date "
+            f"{i.business_date}; at most {i.max_order_future_days} allowed.",
+        )
     if i.order_age_days > i.max_order_age_days:
         return _no(
             "order_age",

@@ -12,10 +12,14 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
+from axes.handlers.proxy import AxesProxyHandler
+from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
@@ -23,7 +27,10 @@ from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 from django_htmx.http import HttpResponseClientRedirect
 
+from scf.auth import lockout_response
+
 from .models import Role, User
+from .services.users import user_token_rotate
 
 View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
@@ -82,8 +89,48 @@ class LogoutView(auth_views.LogoutView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change, guarded like a sign-in.
+
+    A wrong current password counts as a failed sign-in for django-axes (same username and
+    address, one count for both doors): at ``AXES_FAILURE_LIMIT`` the answer is the lockout
+    page (429, by ``AxesMiddleware``), and while the pair is locked out the form is refused even
+    the right password, so a session holder cannot guess it without limit. A change replaces
+    the user's API token (``user_token_rotate``) in the same transaction, keeps this session
+    signed in and ends the others (Django's ``update_session_auth_hash``), and starts the
+    failure count again, as a successful sign-in does.
+    """
+
     template_name = "orders/password_change.html"
     success_url = reverse_lazy("password_change_done")
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        user = request.user
+        if user.is_authenticated and AxesProxyHandler.is_locked(request, _credentials(user)):
+            return lockout_response(request)
+        return super().dispatch(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        if form.has_error("old_password", "password_incorrect"):
+            user_login_failed.send(
+                sender=type(self), credentials=_credentials(form.user), request=self.request
+            )
+        return super().form_invalid(form)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        with transaction.atomic():
+            response = super().form_valid(form)
+            user_token_rotate(user=form.user)
+        if settings.AXES_RESET_ON_SUCCESS:
+            AxesProxyHandler.reset_attempts(
+                ip_address=get_client_ip_address(self.request),
+                username=form.user.get_username(),
+            )
+        return response
+
+
+def _credentials(user: Any) -> dict[str, str]:
+    """What django-axes counts a failure against: the username (with the client's address)."""
+    return {"username": user.get_username()}
 
 
 class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):

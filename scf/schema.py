@@ -33,6 +33,7 @@ ERROR_MEANINGS = {
     403: "The caller's role may not use this operation.",
     404: "No such object for this caller (another party's objects are 404 too).",
     409: "Conflicts with the object's current state.",
+    413: "The body is above this operation's byte cap (request_too_large); nothing was read.",
     415: "The body's content type is not one the operation accepts.",
     422: "Well-formed but unacceptable: field errors or a business rule.",
     429: "Too many requests: retry after the Retry-After header's seconds.",
@@ -69,3 +70,17 @@ def _page(serializer_class: type[serializers.Serializer], name: str) -> Any:
 def paginated(serializer_class: type[serializers.Serializer]) -> Any:
     """The page shape of ``scf.api.Pagination`` around ``serializer_class`` rows."""
     return _page(serializer_class, f"Paginated{serializer_class.__name__}List")
+
+
+def document_body_limits(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: every operation that takes a body may answer 413
+    ``request_too_large`` (``scf.middleware.RequestBodyLimitMiddleware``, before the view)."""
+    too_large = {
+        "description": ERROR_MEANINGS[413],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation.setdefault("responses", {}).setdefault("413", too_large)
+    return result

@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable, Iterator
 from decimal import Decimal, DecimalException
-from typing import Any
+from typing import IO, Any
 
+from orders.services.parse import batch_size_check
 from scf.errors import ValidationFailed
 
 REQUIRED = (
@@ -26,7 +28,6 @@ REQUIRED = (
     "quantity",
     "unit_price",
 )
-MAX_BYTES = 20 * 1024 * 1024
 
 
 def _version(text: str) -> int | str:
@@ -47,60 +48,80 @@ def _lines_total(lines: list[dict[str, str]]) -> str:
     return str(cents) if cents == total else str(total)
 
 
-def csv_orders(data: bytes) -> list[dict[str, Any]]:
-    """Parse an uploaded CSV into order payloads; ``ValidationFailed`` if it is not a usable CSV."""
-    if len(data) > MAX_BYTES:
-        raise ValidationFailed("The file is too large.", fields={"file": ["At most 20 MB."]})
+def _checked(text: Iterable[str]) -> Iterator[str]:
+    """The file's lines, refusing NUL: PostgreSQL cannot store it, and csv would pass it on."""
+    for piece in text:
+        if "\x00" in piece:
+            raise ValidationFailed(
+                "The file contains NUL characters.",
+                code="invalid_csv",
+                fields={"file": ["NUL (0x00) characters are not allowed."]},
+            )
+        yield piece
+
+
+def _order(row: dict[str, Any], external_id: str) -> dict[str, Any]:
+    return {
+        "external_id": external_id,
+        "agent_code": (row["agent_code"] or "").strip(),
+        "currency": (row["currency"] or "").strip(),
+        "status": (row["status"] or "").strip(),
+        "order_date": (row["order_date"] or "").strip(),
+        "version": _version(row["version"] or ""),
+        "lines": [],
+    }
+
+
+def _read_orders(reader: csv.DictReader[str]) -> dict[str, dict[str, Any]]:
+    """Group the rows into orders, stopping at the first row past the caps on orders or lines."""
+    orders: dict[str, dict[str, Any]] = {}
+    for rows, row in enumerate(reader, start=1):
+        external_id = (row["external_id"] or "").strip()
+        order = orders.get(external_id)
+        if order is None:
+            order = orders[external_id] = _order(row, external_id)
+        batch_size_check(orders=len(orders), lines=rows, field="file")
+        amount = (row.get("order_amount") or "").strip()
+        if amount:
+            order["amount"] = amount
+        order["lines"].append(
+            {
+                "sku": (row["sku"] or "").strip(),
+                "quantity": (row["quantity"] or "").strip(),
+                "unit_price": (row["unit_price"] or "").strip(),
+            }
+        )
+    return orders
+
+
+def csv_orders(upload: IO[bytes]) -> list[dict[str, Any]]:
+    """Read an uploaded CSV into order payloads, row by row; ``ValidationFailed`` (422) if it is
+    not a usable CSV or passes the caps on orders or lines (``batch_size_check``).
+
+    The file is streamed (Django keeps a large upload in a temporary file): a worker holds the
+    rows of at most one capped batch, however large the file.
+    """
+    text = io.TextIOWrapper(upload, encoding="utf-8-sig", newline="")
     try:
-        text = data.decode("utf-8-sig")
+        reader = csv.DictReader(_checked(text))
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValidationFailed(
+                "The CSV is missing columns.",
+                code="invalid_csv",
+                fields={"file": [f"Missing columns: {', '.join(missing)}."]},
+            )
+        orders = _read_orders(reader)
     except UnicodeDecodeError:
         raise ValidationFailed(
             "The file must be UTF-8 text.", fields={"file": ["Not UTF-8."]}
         ) from None
-    if "\x00" in text:  # PostgreSQL cannot store it; csv would pass it on
-        raise ValidationFailed(
-            "The file contains NUL characters.",
-            code="invalid_csv",
-            fields={"file": ["NUL (0x00) characters are not allowed."]},
-        )
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-    if missing:
-        raise ValidationFailed(
-            "The CSV is missing columns.",
-            code="invalid_csv",
-            fields={"file": [f"Missing columns: {', '.join(missing)}."]},
-        )
-    orders: dict[str, dict[str, Any]] = {}
-    try:
-        for row in reader:
-            external_id = (row["external_id"] or "").strip()
-            order = orders.get(external_id)
-            if order is None:
-                order = {
-                    "external_id": external_id,
-                    "agent_code": (row["agent_code"] or "").strip(),
-                    "currency": (row["currency"] or "").strip(),
-                    "status": (row["status"] or "").strip(),
-                    "order_date": (row["order_date"] or "").strip(),
-                    "version": _version(row["version"] or ""),
-                    "lines": [],
-                }
-                orders[external_id] = order
-            amount = (row.get("order_amount") or "").strip()
-            if amount:
-                order["amount"] = amount
-            order["lines"].append(
-                {
-                    "sku": (row["sku"] or "").strip(),
-                    "quantity": (row["quantity"] or "").strip(),
-                    "unit_price": (row["unit_price"] or "").strip(),
-                }
-            )
     except csv.Error as exc:
         raise ValidationFailed(
             f"Unreadable CSV: {exc}", code="invalid_csv", fields={"file": [str(exc)]}
         ) from None
+    finally:
+        text.detach()  # the upload is Django's to close
     if not orders:
         raise ValidationFailed(
             "The CSV has no rows.", code="invalid_csv", fields={"file": ["No rows."]}

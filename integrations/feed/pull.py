@@ -2,6 +2,8 @@
 
 Protocol expected of the sales system: ``GET <url>?cursor=<c>&limit=<n>`` returns
 ``{"orders": [...], "next_cursor": "<c2>" | null}``. ``null`` (or the same cursor) means caught up.
+A page has the limits of a bulk request: ``ORDER_BULK_MAX_BYTES``, the JSON nesting cap, and
+the caps on orders and lines; a page past them is an error (the cursor stays).
 A lease (a conditional update) keeps two workers from polling one source at once.
 """
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -21,6 +24,7 @@ from orders.models import FeedChannel
 from orders.services.ingest import orders_ingest
 from scf import crypto
 from scf.errors import ApplicationError
+from scf.parsers import json_parse
 
 from ..models import OrderFeedSource
 from .cancellations import feed_cancellations_apply
@@ -48,18 +52,31 @@ class FeedPage:
         self.next_cursor = next_cursor
 
 
+def _capped_body(response: requests.Response, limit: int) -> bytes:
+    """The reply's body, refused past ``limit`` bytes (as a bulk request's) without reading on."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"The page is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _fetch(source: OrderFeedSource, cursor: str) -> FeedPage:
     headers = {"Accept": "application/json"}
     if source.auth_header_encrypted:
         headers["Authorization"] = crypto.decrypt(source.auth_header_encrypted)
-    response = requests.get(
+    with requests.get(
         source.url,
         params={"cursor": cursor, "limit": str(source.page_size)},
         headers=headers,
         timeout=HTTP_TIMEOUT_SECONDS,
-    )
-    response.raise_for_status()
-    body = response.json()
+        stream=True,
+    ) as response:
+        response.raise_for_status()
+        body = json_parse(_capped_body(response, settings.ORDER_BULK_MAX_BYTES))
     if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
         raise ValueError('The feed did not return {"orders": [...]}.')
     next_cursor = body.get("next_cursor")

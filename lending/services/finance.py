@@ -30,6 +30,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from orders.models import Agent, AgentRelationship, CoreEnterprise, SalesOrder, User
@@ -263,6 +264,7 @@ def decision_inputs(
         auto_approve_limit=program.auto_approve_limit,
         auto_approve_grade=program.auto_approve_grade,
         max_order_age_days=program.max_order_age_days,
+        max_order_future_days=settings.ORDER_DATE_MAX_FUTURE_DAYS,
         max_dpd_tolerated=program.max_dpd_tolerated,
         principal=principal,
         refer_rules=tuple(program.refer_rules or ()),

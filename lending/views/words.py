@@ -74,6 +74,7 @@ REASONS: dict[str, Any] = {
     "order_not_financeable": _("This order's status does not allow financing yet."),
     "order_cancelled": _("The order has been cancelled."),
     "order_too_old": _("The order is older than the program allows."),
+    "order_date_in_future": _("The order is dated in the future."),
     "order_already_financed": _("This order already has a loan."),
     "agent_inactive": _("Your company is not active with this enterprise."),
     "line_frozen": _("Your credit line is frozen. Please contact the bank."),

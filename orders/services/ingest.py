@@ -36,7 +36,14 @@ from ..models import (
     SalesOrder,
     SalesOrderLine,
 )
-from .parse import OrderInput, OrderInvalid, order_parse
+from .parse import (
+    OrderInput,
+    OrderInvalid,
+    batch_size_check,
+    latest_order_date,
+    order_parse,
+    payload_lines,
+)
 
 ORDER_COLUMNS = (
     "enterprise_id",
@@ -113,9 +120,10 @@ def orders_parse(
     """
     valid: list[tuple[int, OrderInput]] = []
     errors: list[RowError] = []
+    latest = latest_order_date()
     for row, payload in enumerate(payloads):
         try:
-            order = order_parse(payload)
+            order = order_parse(payload, latest_date=latest)
         except OrderInvalid as exc:
             external_id = payload.get("external_id") if isinstance(payload, dict) else None
             errors.append(RowError(row, str(external_id or ""), exc.fields))
@@ -181,8 +189,11 @@ def orders_ingest(
 
     ``atomic=True`` (the default for the bulk API and CSV): any invalid row rejects the whole
     batch with ``BatchRejected`` and nothing is written but the feed log entry. ``atomic=False``
-    (the pull feed): valid rows are applied, invalid ones are reported in the result.
+    (the pull feed): valid rows are applied, invalid ones are reported in the result. A batch
+    past the caps on orders or lines (``batch_size_check``) is refused whole before anything
+    else (422 ``too_many_orders`` or ``too_many_lines``).
     """
+    batch_size_check(orders=len(payloads), lines=sum(payload_lines(p) for p in payloads))
     orders, errors = orders_parse(enterprise, payloads, atomic=atomic)
     if errors and atomic:
         _log_batch(

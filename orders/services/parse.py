@@ -1,4 +1,5 @@
-"""Validation of one incoming order, shared by every feed channel (webhook, bulk, CSV, pull).
+"""Validation of incoming orders, shared by every feed channel (webhook, bulk, CSV, pull): one
+order's fields, and the size of a batch (``batch_size_check``).
 
 Hand-written rather than a serializer per row: a 10,000-order bulk request validates in tens of
 milliseconds. Every problem is collected as a field error; nothing here touches the database.
@@ -11,6 +12,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
+
+from scf import clock
+from scf.errors import ValidationFailed
 from scf.money import CENT, MAX_AMOUNT, is_iso_currency, parse_amount
 
 from ..models import OrderStatus
@@ -50,6 +55,40 @@ class OrderInvalid(Exception):
     def __init__(self, fields: dict[str, list[str]]) -> None:
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items()))
         self.fields = fields
+
+
+class TooManyOrders(ValidationFailed):
+    code = "too_many_orders"
+
+
+class TooManyLines(ValidationFailed):
+    code = "too_many_lines"
+
+
+def batch_size_check(*, orders: int, lines: int, field: str = "orders") -> None:
+    """Refuse a batch past ``settings.ORDER_BULK_MAX_ROWS`` orders or ``ORDER_BULK_MAX_LINES``
+    order lines (422), on every channel; ``field`` names what the client sent them in.
+
+    The caps count the work a request makes (each line is parsed, checked and written), so
+    that the largest batch allowed is ingested well inside the server's timeout.
+    """
+    max_orders, max_lines = settings.ORDER_BULK_MAX_ROWS, settings.ORDER_BULK_MAX_LINES
+    if orders > max_orders:
+        raise TooManyOrders(
+            f"At most {max_orders} orders per request.",
+            fields={field: [f"At most {max_orders} orders per request."]},
+        )
+    if lines > max_lines:
+        raise TooManyLines(
+            f"At most {max_lines} order lines per request; split the batch.",
+            fields={field: [f"At most {max_lines} order lines per request."]},
+        )
+
+
+def payload_lines(payload: object) -> int:
+    """How many lines an order payload carries (0 if it is not an order with a list of lines)."""
+    lines = payload.get("lines") if isinstance(payload, dict) else None
+    return len(lines) if isinstance(lines, list) else 0
 
 
 def _text(data: dict[str, Any], key: str, errors: dict[str, list[str]]) -> str:
@@ -121,12 +160,25 @@ def _lines(raw_lines: object, errors: dict[str, list[str]]) -> tuple[OrderLineIn
     return tuple(lines)
 
 
-def _date(value: object, errors: dict[str, list[str]]) -> dt.date:
+def latest_order_date() -> dt.date:
+    """The last order date the feed accepts: today (in ``settings.TIME_ZONE``) plus
+    ``settings.ORDER_DATE_MAX_FUTURE_DAYS``, which allows for other time zones and clocks."""
+    today = clock.business_date(settings.TIME_ZONE)
+    return today + dt.timedelta(days=settings.ORDER_DATE_MAX_FUTURE_DAYS)
+
+
+def _date(value: object, latest: dt.date, errors: dict[str, list[str]]) -> dt.date:
     if isinstance(value, str):
         try:
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            if day > latest:
+                errors.setdefault("order_date", []).append(
+                    f"The order date is in the future (the latest accepted is {latest})."
+                )
+            return day
     errors.setdefault("order_date", []).append("A date in ISO 8601 form (YYYY-MM-DD) is required.")
     return dt.date.min
 
@@ -138,12 +190,15 @@ def _version(value: object, errors: dict[str, list[str]]) -> int:
     return value
 
 
-def order_parse(data: object, *, force_status: str | None = None) -> OrderInput:
+def order_parse(
+    data: object, *, force_status: str | None = None, latest_date: dt.date | None = None
+) -> OrderInput:
     """Validate one order as sent by a sales system. Raises ``OrderInvalid`` with field errors.
 
     Checks types and shapes, ISO 4217 currency, known status, amounts as decimal strings with at
-    most two places, and that the order amount equals the sum of its lines. Whether the agent
-    exists is checked by the ingest service (that needs the database).
+    most two places, that the order amount equals the sum of its lines, and that the order is
+    not dated after ``latest_date`` (default ``latest_order_date()``; a batch passes it once).
+    Whether the agent exists is checked by the ingest service (that needs the database).
     """
     if not isinstance(data, dict):
         raise OrderInvalid({"order": ["An order must be a JSON object."]})
@@ -159,7 +214,8 @@ def order_parse(data: object, *, force_status: str | None = None) -> OrderInput:
     status = force_status or data.get("status")
     if status not in _STATUSES:
         errors.setdefault("status", []).append(f"Must be one of: {', '.join(sorted(_STATUSES))}.")
-    order_date = _date(data.get("order_date"), errors)
+    latest = latest_order_date() if latest_date is None else latest_date
+    order_date = _date(data.get("order_date"), latest, errors)
     version = _version(data.get("version"), errors)
     lines = _lines(data.get("lines"), errors)
     if "amount" not in errors and lines and not any(k.startswith("lines") for k in errors):

@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI for /api/docs/ as our own static files (no CDN).
+    "drf_spectacular_sidecar",
     "django_htmx",
     "pgtrigger",
     "axes",
@@ -52,7 +54,11 @@ MIDDLEWARE = [
     "scf.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "scf.middleware.ContentSecurityPolicyMiddleware",
+    # Before anything that reads a body (CSRF reads a form's): refuses one above its cap.
+    "scf.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise, so static files keep their own caching; everything else: no-store.
+    "scf.middleware.NoStoreMiddleware",
     # scf.browser: Django's own, passed straight through by an API call with a token.
     "scf.browser.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -168,7 +174,8 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # Scripts only from our own static files: no inline handlers (``static/web/app.js`` does what
 # ``onchange=`` and ``hx-on`` did), no eval (htmx runs with ``allowEval: false``). Styles allow
-# inline ``style=`` (gauges) and htmx's indicator style.
+# inline ``style=`` (gauges) and htmx's indicator style. The API docs (/api/docs/) run under it
+# too: Swagger UI is our static files and its start-up script a file of its own.
 CSP_POLICY = env.str(
     "CSP_POLICY",
     default="; ".join(
@@ -187,11 +194,6 @@ CSP_POLICY = env.str(
         ]
     ),
 )
-# The Swagger page (/api/docs/) loads Swagger UI from a CDN (drf-spectacular's default).
-CSP_PATH_POLICIES = {
-    "/api/docs/": "default-src 'self'; script-src 'self' https:; style-src 'self' https: "
-    "'unsafe-inline'; img-src 'self' data: https:; object-src 'none'; frame-ancestors 'none'",
-}
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -205,6 +207,12 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "scf.api.exception_handler",
+    # JSON with the nesting cap first; forms and multipart as DRF's defaults.
+    "DEFAULT_PARSER_CLASSES": [
+        "scf.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -222,7 +230,16 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Supply-chain finance: order feed, quotes, financing, loans, reviews.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar's static files, pinned with the package.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No online validator badge: it would send the schema's address to a third party.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "scf.schema.document_body_limits",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "GradeEnum": "lending.models.credit.Grade",
         "ProgramStatusEnum": "lending.models.credit.ProgramStatus",
@@ -381,9 +398,26 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# --- Request limits ---------------------------------------------------------------------------
+# Bytes per request: a body above its endpoint's cap is refused with 413 before it is read
+# (scf.middleware.RequestBodyLimitMiddleware); a view names its own cap in
+# ``max_body_bytes_setting``, every other one has API_MAX_BODY_BYTES. Nesting: JSON deeper than
+# API_JSON_MAX_DEPTH is refused with 400 before the parser recurses (scf.parsers).
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
+
 # --- Order feed -----------------------------------------------------------------------------
 ORDER_WEBHOOK_TOLERANCE_SECONDS = 300
-ORDER_BULK_MAX_ROWS = 10_000
+# Work per request on every batch channel (bulk, CSV, each page of a pull feed): orders and
+# order lines (CSV rows), sized so that the largest batch they allow is ingested well inside
+# gunicorn's 30 s timeout and a worker's memory stays bounded (docs/reliability.md has figures).
+ORDER_BULK_MAX_ROWS = env.int("ORDER_BULK_MAX_ROWS", default=10_000)
+ORDER_BULK_MAX_LINES = env.int("ORDER_BULK_MAX_LINES", default=100_000)
+ORDER_BULK_MAX_BYTES = env.int("ORDER_BULK_MAX_BYTES", default=16 * 1024 * 1024)
+ORDER_CSV_MAX_BYTES = env.int("ORDER_CSV_MAX_BYTES", default=20 * 1024 * 1024)
+# An order dated more than this many days after today (in TIME_ZONE) is refused by the feed
+# and declined by the engine (``order_date_in_future``); one day covers every time zone.
+ORDER_DATE_MAX_FUTURE_DAYS = env.int("ORDER_DATE_MAX_FUTURE_DAYS", default=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=50 * 1024 * 1024)
 
 # --- Web processes ---------------------------------------------------------------------------

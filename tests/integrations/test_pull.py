@@ -48,7 +48,7 @@ class SalesSystem:
     ``null_on_last_page``: the last non-empty page already says ``next_cursor: null`` (some
     systems do); otherwise the cursor after it is returned and only an empty page says null.
     ``faults``: replies to send instead of the next pages, one per request (``500``, ``"junk"``,
-    or any JSON-able body). ``gate``: when set, requests wait for it (to hold a poll mid-flight).
+    raw bytes, or any JSON-able body). ``gate``: when set, requests wait for it (to hold a poll mid-flight).
     """
 
     orders: list[dict[str, Any]] = field(default_factory=list)
@@ -70,6 +70,8 @@ class SalesSystem:
                 return 500, b'{"error": "internal"}'
             if fault == "junk":
                 return 200, b'{"orders": [ this is not json'
+            if isinstance(fault, bytes):
+                return 200, fault
             return 200, json.dumps(fault).encode()
         start = int(cursor[1:]) if cursor else 0
         page = self.orders[start : start + limit]
@@ -418,7 +420,7 @@ def test_http_500_records_last_error_and_keeps_cursor(sales_system, party):
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
-        ("junk", "JSONDecodeError"),
+        ("junk", "Malformed JSON"),
         ({"orders": "PULL-1"}, '{"orders": [...]}'),
         (["an", "array"], '{"orders": [...]}'),
         ({"orders": [], "next_cursor": 7}, "next_cursor must be a string"),
@@ -438,6 +440,37 @@ def test_bad_body_records_last_error_and_keeps_cursor(sales_system, party, fault
     assert expected in source.last_error
     assert source.last_polled_at is not None and source.lease_until is None
     assert not FeedEvent.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fault", "caps", "expected"),
+    [
+        (b"[" * 50_000, {}, "JsonTooDeep"),
+        ("lines", {"ORDER_BULK_MAX_LINES": 3}, "TooManyLines"),
+        ("lines", {"ORDER_BULK_MAX_ROWS": 1}, "TooManyOrders"),
+        ("lines", {"ORDER_BULK_MAX_BYTES": 200}, "larger than 200 bytes"),
+    ],
+    ids=["nested-50000-deep", "too-many-lines", "too-many-orders", "too-many-bytes"],
+)
+def test_a_page_past_the_limits_of_a_bulk_request_is_an_error_and_keeps_the_cursor(
+    sales_system, party, settings, fault, caps, expected
+):
+    """A page has the limits of a bulk request; a deep one used to raise RecursionError out of
+    the poll (the task failed, nothing recorded)."""
+    enterprise, agent = party
+    for name, value in caps.items():
+        setattr(settings, name, value)
+    source = _source(sales_system, enterprise, cursor="c7")
+    two_orders = {"orders": _orders(agent, 2), "next_cursor": "c9"}
+    sales_system.faults = [two_orders if fault == "lines" else fault]
+
+    result = feed_source_poll(source_id=source.pk)
+
+    assert result.pages == 0 and expected in result.error, result
+    source.refresh_from_db()
+    assert source.cursor == "c7" and expected in source.last_error
+    assert not SalesOrder.objects.exists() and not FeedEvent.objects.exists()
 
 
 @pytest.mark.django_db

@@ -254,6 +254,7 @@ def test_csv_feed_cancellation_declines_the_approved_loan(line, agent, enterpris
         "10000.00",
         status="cancelled",
         version="2",
+        order_date=TODAY.isoformat(),  # not after the fixed clock's today
     )
     response = csv_upload(client_for(enterprise_admin), csv_bytes([row]))
     assert response.status_code == 200 and response.json()["updated"] == 1

@@ -119,6 +119,11 @@ DECLINES: dict[str, tuple[str, Setup, dict[str, Any]]] = {
         lambda w: w.order(order_date=_days_ago(w, 91)),
         {"order_age_days": 91, "max_order_age_days": 90},
     ),
+    "order_date_in_future": (
+        "order_age",
+        lambda w: w.order(order_date=dt.date(9999, 12, 31)),
+        {"order_date": "9999-12-31", "max_order_future_days": 1},
+    ),
     "currency_mismatch": (
         "currency",
         lambda w: w.order(currency="USD"),
@@ -261,6 +266,34 @@ def test_a_rule_the_program_marks_refer_is_referred(world, referred):
     _check_referred(world, loan)
 
 
+def test_an_order_dated_after_the_business_date_past_the_tolerance_is_declined():
+    business_date = _inputs().business_date
+    for days, outcome in ((0, "approved"), (1, "approved"), (2, "declined"), (3000, "declined")):
+        order_date = business_date + dt.timedelta(days=days)
+        result = engine.decide(_inputs(order_date=order_date))
+        assert result.outcome == outcome, days
+        if outcome == "declined":
+            assert _codes(result) == ["order_date_in_future"]
+            assert _rule(result, "order_age").outcome == engine.DECLINE
+    strict = engine.decide(
+        _inputs(order_date=business_date + dt.timedelta(days=1), max_order_future_days=0)
+    )
+    assert _codes(strict) == ["order_date_in_future"]
+
+
+def test_a_future_dated_order_cannot_be_referred_instead():
+    late = _inputs().business_date + dt.timedelta(days=30)
+    for refer_rules in (("order_date_in_future",), ("order_too_old",)):
+        result = engine.decide(_inputs(order_date=late, refer_rules=refer_rules))
+        assert result.outcome == "declined" and _codes(result) == ["order_date_in_future"]
+
+
+def test_every_reason_code_has_words_for_the_agent():
+    from lending.views.words import REASONS
+
+    assert set(engine.REASON_TEXT) <= set(REASONS)
+
+
 def test_refer_rules_cannot_soften_a_hard_decline(world):
     _update(world.program, refer_rules=["line_frozen"])
     _update(world.line, frozen=True)
@@ -305,6 +338,7 @@ def _inputs(**changes: Any) -> engine.DecisionInputs:
         auto_approve_limit=Decimal("20000.00"),
         auto_approve_grade="C",
         max_order_age_days=90,
+        max_order_future_days=1,
         max_dpd_tolerated=0,
         principal=Decimal("8000.00"),
     )

@@ -82,3 +82,47 @@ def test_pages_run_no_inline_handlers_and_no_eval() -> None:
         )
     base = next(t for t in TEMPLATES if t.name == "base.html").read_text()
     assert """"allowEval": false""" in base and "web/app.js" in base
+
+
+# --- the API docs page (/api/docs/) ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_api_docs_page_has_the_sites_own_policy() -> None:
+    """Swagger UI used to come from a public CDN (unpinned) under a policy allowing any https
+    origin; it is served from our static files now, under the policy of every other page."""
+    response = Client().get("/api/docs/")
+    assert response.status_code == 200
+    assert_security_headers(response)
+    assert response["Content-Security-Policy"] == settings.CSP_POLICY
+    assert "https:" not in response["Content-Security-Policy"]
+    assert "'unsafe-eval'" not in response["Content-Security-Policy"]
+
+
+@pytest.mark.django_db
+def test_the_api_docs_page_loads_only_our_own_files() -> None:
+    html = Client().get("/api/docs/").content.decode()
+    urls = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert urls, html
+    for url in urls:
+        assert url.startswith(("/static/", "/api/docs/?")), url
+    assert "swagger-ui-bundle.js" in html
+    for tag in re.findall(r"<script\b[^>]*>", html):
+        assert "src=" in tag, f"an inline <script> is refused by the policy: {tag}"
+
+
+@pytest.mark.django_db
+def test_the_api_docs_start_up_script_is_a_file_of_its_own() -> None:
+    html = Client().get("/api/docs/").content.decode()
+    (script,) = [u for u in re.findall(r'<script src="([^"]*)"', html) if "script" in u]
+    response = Client().get(script.replace("&amp;", "&"))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/javascript")
+    assert b"SwaggerUIBundle(" in response.content and b"/api/schema/" in response.content
+
+
+def test_the_swagger_ui_files_are_static_files_of_ours() -> None:
+    from django.contrib.staticfiles import finders
+
+    for name in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
+        assert finders.find(f"drf_spectacular_sidecar/swagger-ui-dist/{name}"), name

@@ -60,10 +60,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("integrations/management/commands/feed_orders.py", FLOAT_LITERAL): "timeouts (seconds)",
     ("integrations/management/commands/feed_orders.py", JSON_FLOATS): "reads server replies",
     ("integrations/management/commands/demo_logins.py", JSON_FLOATS): "reads demo.json logins",
-    # The order feed keeps JSON numbers as floats on purpose: parse_amount and the quantity
-    # check refuse them by type ("send amounts as decimal strings"), which parse_float=Decimal
-    # would hide. tests/security/test_money_input.py sends them and sees 422s.
-    ("integrations/feed/apis.py", JSON_FLOATS): "JSON numbers are refused by type",
+    # The one JSON parser (DRF's and the order feed's) keeps JSON numbers as floats on purpose:
+    # parse_amount, the quantity check and the money fields refuse them by type ("send amounts
+    # as decimal strings"), which parse_float=Decimal would hide. DRF's own parser, which it
+    # replaced, did the same. tests/security/test_money_input.py sends them and sees 4xx.
+    ("scf/parsers.py", JSON_FLOATS): "JSON numbers are refused by type",
 }
 # Where money is computed: nothing here may ever be allowed a float.
 MONEY_PATHS = ("lending/services/", "lending/apis/", "orders/", "scf/money.py", "lending/engine.py")

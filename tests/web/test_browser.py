@@ -578,3 +578,46 @@ def test_orders_offer_finance_only_where_the_click_would_pass(
     expect(refused.locator('[data-reason="line_frozen"]')).to_be_visible()
     expect(page.locator(".finance-button")).to_have_count(0)
     assert_fits(page, f"orders of a frozen line at {size}")
+
+
+def test_after_signing_out_the_back_button_shows_no_signed_in_page(
+    world: World, browser_type: Any, browser_type_launch_args: dict[str, Any], live_server: Any
+) -> None:
+    """Signed-in pages are ``no-store``: Chromium neither keeps them in its back/forward cache
+    once the session's cookie has changed nor serves them from its HTTP cache, so going back
+    after signing out asks the server again (and is sent to sign in). Playwright turns that
+    cache off by default; this test runs Chromium with it on, as people have it."""
+    world.order("5000.00")
+    browser = browser_type.launch(
+        **browser_type_launch_args, ignore_default_args=["--disable-back-forward-cache"]
+    )
+    try:
+        page = browser.new_context(base_url=live_server.url).new_page()
+        sign_in(page, world.agent_user.username)
+        page.click("a[data-nav=orders]")
+        expect(page.locator("#sign-out")).to_be_visible()
+        page.click("#sign-out")
+        expect(page.locator("#sign-in")).to_be_visible()
+        # A page restored from that cache fires no "load": wait for the navigation only.
+        page.go_back(wait_until="commit")
+        expect(page).to_have_url(re.compile(r"/accounts/login/"))
+        expect(page.locator("#sign-out")).to_have_count(0)
+        expect(page.locator("#sign-in")).to_be_visible()
+    finally:
+        browser.close()
+
+
+def test_the_api_docs_render_swagger_ui_from_our_own_files(
+    live_server: Any, open_page: Any
+) -> None:
+    """Swagger UI and its start-up script are our static files, allowed by the site's policy;
+    any refused script or style would be a console error (the fixture fails on those)."""
+    page = open_page(None)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    page.goto("/api/docs/")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("SCF order-to-loan API")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    finance = page.locator(".opblock-summary-path[data-path='/api/v1/orders/{order_id}/finance/']")
+    expect(finance).to_have_count(1)
+    assert fetched and all(url.startswith(live_server.url) for url in fetched), fetched
