@@ -321,11 +321,11 @@ def test_a_frozen_line_heads_the_case_and_disables_approve_with_the_reason(world
 
 def line_figures(body: str) -> dict[str, tuple[str, str]]:
     """The case page's line figures: label -> (at decision time, now)."""
-    table = body[body.index('<table id="line-figures">') :]
+    table = body[body.index('id="line-figures"') :]
     table = table[: table.index("</table>")]
     row = re.compile(
-        r'<th scope="row">([^<]+)</th>\s*<td class="amount">([^<]*)</td>\s*'
-        r'<td class="amount">([^<]*)</td>'
+        r'<th scope="row">([^<]+)</th>\s*<td class="amount"[^>]*>([^<]*)</td>\s*'
+        r'<td class="amount"[^>]*>([^<]*)</td>'
     )
     return {label: (then, now) for label, then, now in row.findall(table)}
 
