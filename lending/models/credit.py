@@ -16,6 +16,8 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Round
+from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import Agent, CoreEnterprise, SalesOrder
@@ -71,6 +73,15 @@ class Bank(models.Model):
         return f"{self.code} {self.name}"
 
 
+def in_cents(expression: Any) -> Round:
+    """A sum or difference of money columns, rounded to the cent, for CHECK constraints.
+
+    Exact on PostgreSQL's NUMERIC (the value already has two places); on SQLite (the demo) money
+    columns are doubles, so ``0.10 + 0.20`` is not ``0.30`` until it is rounded.
+    """
+    return Round(expression, precision=MONEY_PLACES)
+
+
 def headroom_constraints(prefix: str) -> list[models.BaseConstraint]:
     return [
         models.CheckConstraint(name=f"{prefix}_limit_nonneg", condition=Q(limit__gte=0)),
@@ -80,7 +91,9 @@ def headroom_constraints(prefix: str) -> list[models.BaseConstraint]:
         ),
         models.CheckConstraint(
             name=f"{prefix}_within_limit",
-            condition=Q(limit__gte=F("outstanding_principal") + F("reserved")),
+            condition=GreaterThanOrEqual(
+                in_cents(F("limit") - F("outstanding_principal") - F("reserved")), 0
+            ),
         ),
     ]
 

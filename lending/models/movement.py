@@ -15,9 +15,10 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy as _
 
-from .credit import Loan, Program, money, numerator_column
+from .credit import Loan, Program, in_cents, money, numerator_column
 from .ledger import JournalEntry
 
 
@@ -156,11 +157,15 @@ class Repayment(models.Model):
             models.CheckConstraint(name="repayment_amount_positive", condition=Q(amount__gt=0)),
             models.CheckConstraint(
                 name="repayment_allocation_sums",
-                condition=Q(
-                    amount=models.F("to_penalty")
-                    + models.F("to_interest")
-                    + models.F("to_principal")
-                    + models.F("to_overpayment")
+                condition=Exact(
+                    in_cents(
+                        models.F("amount")
+                        - models.F("to_penalty")
+                        - models.F("to_interest")
+                        - models.F("to_principal")
+                        - models.F("to_overpayment")
+                    ),
+                    0,
                 ),
             ),
         ]
