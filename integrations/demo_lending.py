@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, cast
 from django.db.models import Sum
 
 from lending.models import Bank, CreditLine, Program
-from lending.selectors import financeable_orders
+from lending.selectors.loans import financeable_orders
 from lending.services.finance import loan_finance
 from lending.services.lines import credit_line_create, program_create
 from orders.models import Role, SalesOrder, User

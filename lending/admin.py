@@ -25,7 +25,6 @@ from django.utils.translation import gettext_lazy as _
 from orders.models import User
 from scf.errors import ApplicationError, Conflict
 
-from .audit_selectors import NAMERS, object_type_name
 from .models import (
     AuditLog,
     Bank,
@@ -37,6 +36,7 @@ from .models import (
     Program,
     Review,
 )
+from .selectors.audit import NAMERS, object_type_name
 from .services.lines import (
     LINE_CHECKS,
     PROGRAM_CHECKS,
@@ -50,7 +50,7 @@ from .services.lines import (
     program_update,
     program_validate,
 )
-from .views.words import AUDIT_ACTIONS, audit_action
+from .views.words.audit import AUDIT_ACTIONS, audit_action
 
 
 def _changes(form: forms.ModelForm, allowed: Iterable[str], *, only_changed: bool) -> dict:

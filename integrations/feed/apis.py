@@ -6,12 +6,9 @@ result; none of them holds a rule of its own.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, cast
 
 from django.conf import settings
-from django.db.models import Count, Max, Q
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -28,6 +25,7 @@ from rest_framework.views import APIView
 
 from orders.models import CoreEnterprise, FeedChannel, FeedEvent, FeedOutcome, OrderStatus, Role
 from orders.permissions import api_user, role_permission
+from orders.selectors import enterprise_get, feed_event_list, feed_health
 from orders.services.ingest import order_event_ingest, orders_ingest
 from scf.api import Pagination
 from scf.errors import NotFound, PermissionDenied, ValidationFailed
@@ -240,7 +238,7 @@ class OrderCsvApi(APIView):
                 )
         else:
             known = isinstance(code, str) and storable(code)
-            enterprise = CoreEnterprise.objects.filter(code=code).first() if known else None
+            enterprise = enterprise_get(code=cast(str, code)) if known else None
             if enterprise is None:
                 raise ValidationFailed(
                     "Name the enterprise the orders belong to.",
@@ -280,15 +278,15 @@ class FeedEventSerializer(serializers.ModelSerializer):
         ]
 
 
-def _visible_events(request: Request) -> Any:
+def _event_scope(request: Request) -> dict[str, Any]:
+    """Whose events the caller reads: an enterprise admin its own, an ops admin all or one."""
     user = api_user(request)
-    events = FeedEvent.objects.select_related("enterprise")
     if user.role == Role.ENTERPRISE_ADMIN:
-        return events.filter(enterprise_id=user.enterprise_id)
+        return {"enterprise_id": user.enterprise_id}
     code = request.query_params.get("enterprise")
     if code and not storable(code):
         raise ValidationFailed("Not an enterprise code.", fields={"enterprise": ["Invalid text."]})
-    return events.filter(enterprise__code=code) if code else events
+    return {"enterprise_code": code or ""}
 
 
 class FeedEventListApi(APIView):
@@ -314,13 +312,13 @@ class FeedEventListApi(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        events = _visible_events(request)
+        scope = _event_scope(request)
         for name, choices in (("outcome", FeedOutcome.values), ("channel", FeedChannel.values)):
             value = request.query_params.get(name)
-            if value:
-                if value not in choices:
-                    raise ValidationFailed(f"Unknown {name}.", fields={name: ["Unknown value."]})
-                events = events.filter(**{name: value})
+            if value and value not in choices:
+                raise ValidationFailed(f"Unknown {name}.", fields={name: ["Unknown value."]})
+            scope[name] = value or None
+        events = feed_event_list(**scope)
         paginator = Pagination()
         page = paginator.paginate_queryset(events, request, view=self)
         return paginator.get_paginated_response(FeedEventSerializer(page, many=True).data)
@@ -343,18 +341,14 @@ class FeedHealthApi(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        events = _visible_events(request)
+        scope = _event_scope(request)
         if api_user(request).role == Role.OPS_ADMIN and not request.query_params.get("enterprise"):
             raise NotFound("Name an enterprise with ?enterprise=<code>.")
-        since = timezone.now() - dt.timedelta(hours=24)
-        summary = events.aggregate(
-            last_event_at=Max("received_at"),
-            last_applied_at=Max("received_at", filter=Q(outcome=FeedOutcome.APPLIED)),
-            **{
-                f"last_24h_{o}": Count("id", filter=Q(outcome=o, received_at__gte=since))
-                for o in FeedOutcome.values
-            },
-        )
-        rejected = events.filter(outcome=FeedOutcome.REJECTED)[:10]
-        summary["recent_rejections"] = FeedEventSerializer(rejected, many=True).data
+        health = feed_health(events=feed_event_list(**scope))
+        summary = {
+            "last_event_at": health.last_event_at,
+            "last_applied_at": health.last_applied_at,
+            **{f"last_24h_{outcome}": n for outcome, n in health.last_24h.items()},
+            "recent_rejections": FeedEventSerializer(health.rejections, many=True).data,
+        }
         return Response(summary, status=status.HTTP_200_OK)

@@ -29,7 +29,8 @@ from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
 from scf.schema import errors, paginated
 
-from ..credit_selectors import (
+from ..models import ProposalStatus
+from ..selectors.credit import (
     agent_credit,
     credit_history,
     credit_model_list,
@@ -37,7 +38,6 @@ from ..credit_selectors import (
     line_proposal_queue,
     program_grade_mix,
 )
-from ..models import ProposalStatus
 from ..services.line_proposals import line_proposal_approve, line_proposal_reject
 from .programs import PROGRAM_PARAM
 

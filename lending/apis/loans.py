@@ -18,7 +18,8 @@ from scf.errors import NotFound, ValidationFailed
 from scf.schema import errors, paginated
 
 from ..models import JournalLine, LoanStatus
-from ..selectors import loan_get, loan_journal_lines, loan_list, order_list_for_lending
+from ..selectors.ledger import loan_journal_lines
+from ..selectors.loans import loan_get, loan_list, order_list_for_lending
 from ..serializers import DecisionOutput, LoanOutput
 
 

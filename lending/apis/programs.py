@@ -23,12 +23,9 @@ from scf.errors import NotFound, ValidationFailed
 from scf.schema import errors, paginated
 
 from ..models import CreditLine, Program
-from ..program_selectors import (
-    credit_line_for_agent,
-    program_dashboard,
-    program_get,
-    program_list,
-)
+from ..selectors.credit import credit_line_for_agent
+from ..selectors.dashboard import program_dashboard
+from ..selectors.programs import program_get, program_list
 from ..services.lines import credit_line_freeze, credit_line_unfreeze
 
 BankStaff = role_permission(Role.RISK_REVIEWER, Role.RISK_APPROVER, Role.OPS_ADMIN)
@@ -320,6 +317,14 @@ def _program_choice(request: Request, data: dict[str, Any]) -> Any:
     return data.get("program", request.query_params.get("program"))
 
 
+def _as_changed(line: CreditLine, changed: CreditLine) -> CreditLine:
+    """``line`` (read with its agent and program) with the freeze the service saved on ``changed``
+    (its locked copy of the row)."""
+    line.frozen, line.frozen_reason = changed.frozen, changed.frozen_reason
+    line.updated_at = changed.updated_at
+    return line
+
+
 class CreditLineFreezeApi(APIView):
     permission_classes = [BankStaff]
 
@@ -332,9 +337,8 @@ class CreditLineFreezeApi(APIView):
     def post(self, request: Request, agent_id: int) -> Response:
         data = _freeze_input(request)
         line = _line_or_404(request, agent_id, _program_choice(request, data))
-        credit_line_freeze(actor=_user(request), line=line, reason=data["reason"])
-        line.refresh_from_db(fields=["frozen", "frozen_reason", "updated_at"])
-        return _line_reply(request, line)
+        changed = credit_line_freeze(actor=_user(request), line=line, reason=data["reason"])
+        return _line_reply(request, _as_changed(line, changed))
 
 
 class CreditLineUnfreezeApi(APIView):
@@ -349,9 +353,8 @@ class CreditLineUnfreezeApi(APIView):
     def post(self, request: Request, agent_id: int) -> Response:
         data = _freeze_input(request)
         line = _line_or_404(request, agent_id, _program_choice(request, data))
-        credit_line_unfreeze(actor=_user(request), line=line, reason=data["reason"])
-        line.refresh_from_db(fields=["frozen", "frozen_reason", "updated_at"])
-        return _line_reply(request, line)
+        changed = credit_line_unfreeze(actor=_user(request), line=line, reason=data["reason"])
+        return _line_reply(request, _as_changed(line, changed))
 
 
 urlpatterns: list[URLPattern] = [

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -29,7 +28,7 @@ from scf.money import Money, is_iso_currency, parse_amount
 from scf.schema import AMOUNT_SCHEMA, errors, paginated
 
 from ..models import Loan, Repayment, RepaymentSource
-from ..selectors import loan_get
+from ..selectors.loans import loan_as_stored, loan_get, repayment_list
 from ..services.accrual import dpd_bucket
 from ..services.repayments import Allocation, repayment_record_outcome
 
@@ -127,10 +126,6 @@ class RepaymentRecordedOutput(RepaymentOutput):
         fields = [*RepaymentOutput.Meta.fields, "loan"]
 
 
-def repayment_list(*, loan: Loan) -> QuerySet[Repayment]:
-    return Repayment.objects.filter(loan=loan).order_by("value_date", "id")
-
-
 class LoanRepaymentsApi(APIView):
     def get_permissions(self) -> list[BasePermission]:
         if self.request.method == "POST":
@@ -176,7 +171,7 @@ class LoanRepaymentsApi(APIView):
             source=RepaymentSource.API,
             actor=request.user,
         )
-        repayment.loan = Loan.objects.get(pk=repayment.loan_id)
+        repayment.loan = loan_as_stored(loan_id=repayment.loan_id)
         return Response(RepaymentRecordedOutput(repayment).data, status=201 if created else 200)
 
 

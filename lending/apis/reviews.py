@@ -2,7 +2,7 @@
 
 Risk reviewers and risk approvers act; operations admins may only look. Each case comes with what
 a reviewer needs to decide it: the loan, the engine's inputs, reasons and rule outcomes, the
-agent's history and its credit line. The reads are ``lending.review_selectors``.
+agent's history and its credit line. The reads are ``lending.selectors.reviews``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
 
 from ..models import Decision, Review, ReviewKind, ReviewStatus
-from ..review_selectors import review_deadline, review_get, review_queue, with_histories
+from ..selectors.reviews import review_deadline, review_get, review_queue, with_histories
 from ..serializers import LoanOutput
 from ..services.reviews import (
     DECLINE_REASONS,
@@ -116,7 +116,7 @@ class ReviewOutput(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.DATETIME)
     def get_deadline(self, review: Review) -> str:
-        """The case's SLA deadline (``lending.review_selectors.review_deadline``)."""
+        """The case's SLA deadline (``lending.selectors.reviews.review_deadline``)."""
         return str(serializers.DateTimeField().to_representation(review_deadline(review)))
 
     class Meta:

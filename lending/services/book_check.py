@@ -63,7 +63,8 @@ from ..models import (
     Loan,
     Program,
 )
-from .ledger import LOAN_ACCOUNTS, MONEY, ZERO, cents, money_sum, net_of
+from ..selectors.ledger import MONEY, cents, money_sum, net_of
+from .ledger import LOAN_ACCOUNTS, ZERO
 
 
 @dataclass(frozen=True, slots=True)

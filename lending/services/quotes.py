@@ -29,7 +29,7 @@ from scf.errors import ApplicationError
 
 from .. import engine
 from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program
-from ..selectors import loans_past_due
+from ..selectors.loans import loans_past_due
 from .finance import NO_CREDIT_LINE, Facts, NotConfigured, decision_inputs, pick_program
 from .terms import Terms, terms_for
 

@@ -8,64 +8,64 @@ from typing import Any
 
 from django import template
 
-from ..views import words
+from ..views.words import audit, decisions, reviews, statuses, word
 
 register = template.Library()
 
 
 @register.filter
 def loan_status(code: Any) -> str:
-    return words.word(words.LOAN_STATUS, str(code))
+    return word(statuses.LOAN_STATUS, str(code))
 
 
 @register.filter
 def review_status(code: Any) -> str:
-    return words.word(words.REVIEW_STATUS, str(code))
+    return word(statuses.REVIEW_STATUS, str(code))
 
 
 @register.filter
 def review_kind(code: Any) -> str:
-    return words.word(words.REVIEW_KIND, str(code))
+    return word(statuses.REVIEW_KIND, str(code))
 
 
 @register.filter
 def disbursement_status(code: Any) -> str:
-    return words.word(words.DISBURSEMENT_STATUS, str(code))
+    return word(statuses.DISBURSEMENT_STATUS, str(code))
 
 
 @register.filter
 def account(code: Any) -> str:
-    return words.word(words.ACCOUNT, str(code))
+    return word(statuses.ACCOUNT, str(code))
 
 
 @register.filter
 def entry_kind(code: Any) -> str:
-    return words.word(words.ENTRY_KIND, str(code))
+    return word(statuses.ENTRY_KIND, str(code))
 
 
 @register.filter
 def reason(code: Any, fallback: str = "") -> str:
-    return words.word(words.REASONS, str(code), fallback)
+    return word(decisions.REASONS, str(code), fallback)
 
 
 @register.filter
 def decline_reason(code: Any) -> str:
-    return words.word(words.DECLINE_REASONS, str(code))
+    return word(reviews.DECLINE_REASONS, str(code))
 
 
 @register.filter
 def audit_action(code: Any) -> str:
-    return words.audit_action(str(code))
+    return audit.audit_action(str(code))
 
 
 @register.filter
 def note_action(code: Any) -> str:
-    return words.word(words.NOTE_ACTIONS, str(code))
+    return word(reviews.NOTE_ACTIONS, str(code))
 
 
 @register.filter
 def rule_outcome(code: Any) -> str:
-    return words.word(words.RULE_OUTCOME, str(code))
+    return word(decisions.RULE_OUTCOME, str(code))
 
 
 @register.filter

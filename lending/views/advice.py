@@ -22,7 +22,8 @@ from orders.templatetags.scf_format import money
 from ..engine import AGENT_DETAIL
 from ..services.quotes import LoanRef
 from ..services.terms import largest_order_for
-from .words import REASONS, word
+from .words import word
+from .words.decisions import REASONS
 
 # What agents read for the reasons whose detail is the bank's (``AGENT_DETAIL``).
 AGENT_WORDS: dict[str, Any] = {

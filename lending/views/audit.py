@@ -1,6 +1,6 @@
 """The audit trail for bank staff: who changed what, with names, links, filters, pages and CSV.
 
-Reads are ``lending.audit_selectors``. The filters (action, object, actor, dates in the platform's
+Reads are ``lending.selectors.audit``. The filters (action, object, actor, dates in the platform's
 time zone) are the same for the page and its CSV, which streams every matching row.
 """
 
@@ -24,7 +24,7 @@ from orders.models import User
 from orders.templatetags.scf_format import role_label
 from orders.views import BANK_STAFF, role_required
 
-from ..audit_selectors import (
+from ..selectors.audit import (
     NAMERS,
     AuditEntry,
     AuditFilters,
@@ -35,7 +35,7 @@ from ..audit_selectors import (
 )
 from .common import page_of, query_without_page, web_user
 from .dashboard import _csv, _text
-from .words import AUDIT_ACTIONS, audit_action, change_text
+from .words.audit import AUDIT_ACTIONS, audit_action, change_text
 
 AUDIT_PAGE = 50
 

@@ -2,7 +2,8 @@
 
 For enterprise admins (their own programs) and bank staff (all). Figures come from
 ``program_list`` / ``program_dashboard``, the selectors behind ``GET /api/v1/programs/`` and
-``/programs/{id}/dashboard/``; a program the user may not see is a 404.
+``/programs/{id}/dashboard/``; a program the user may not see is a 404. The charts' series, the
+feed's health and the exports are ``lending.selectors.dashboard`` and ``orders.selectors``.
 """
 
 from __future__ import annotations
@@ -20,19 +21,28 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from orders.models import Role
-from orders.selectors import order_list
+from orders.selectors import feed_event_list, feed_health
 from orders.views import BANK_STAFF, role_required
 from scf.display import csv_date, csv_datetime, with_zone
 
 from ..models import Grade, Program
-from ..program_selectors import program_dashboard, program_list, programs_visible_to
-from ..selectors import loan_list
+from ..selectors.dashboard import (
+    ProgramDashboard,
+    Series,
+    program_dashboard,
+    program_lines,
+    program_loans_export,
+    program_orders_export,
+    utilisation_series,
+)
+from ..selectors.programs import program_list, program_visible_to
 from .common import page_of, query_without_page, web_user
-from .dashboard_reads import SORT_KEYS, ExposureFilter, chart_data, feed_health, utilisation_series
+from .exposure import exposure_columns, exposure_filter
 
 DASHBOARD_ROLES = (Role.ENTERPRISE_ADMIN, *BANK_STAFF)
 EXPOSURE_PAGE = 50
 CSV_CHUNK = 2000
+TOP_AGENTS = 10
 
 
 @require_GET
@@ -45,54 +55,29 @@ def dashboard_home(request: HttpRequest) -> HttpResponse:
     return render(request, "lending/programs.html", {"programs": programs})
 
 
-def _exposure_filter(request: HttpRequest) -> ExposureFilter:
-    params = request.GET
-    grade = params.get("grade", "")
-    frozen = params.get("frozen", "")
-    sort = params.get("sort", "exposure")
-    return ExposureFilter(
-        query=params.get("q", "")[:100],
-        grade=grade if grade in Grade.values else "",
-        frozen=frozen if frozen in ("yes", "no") else "",
-        sort=sort if sort in SORT_KEYS else "exposure",
-        descending=params.get("dir", "desc") != "asc",
-    )
-
-
-# (sort key, heading, CSS classes); the text columns sort A-Z first, the figures largest first.
-COLUMNS: tuple[tuple[str, Any, str], ...] = (
-    ("agent", _("Agent"), ""),
-    ("grade", _("Grade"), ""),
-    ("limit", _("Limit"), "amount hide-phone"),
-    ("outstanding", _("Outstanding"), "amount"),
-    ("reserved", _("Reserved"), "amount hide-phone"),
-    ("exposure", _("Exposure"), "amount"),
-    ("available", _("Available"), "amount"),
-    ("loans", _("Live loans"), "amount"),
-    ("dpd", _("Max DPD"), "amount"),
-)
-
-
-def _columns(request: HttpRequest, filters: ExposureFilter) -> list[dict[str, Any]]:
-    """Column headings with the link that sorts by them (again: the other way round)."""
-    columns = []
-    for key, label, css in COLUMNS:
-        params = request.GET.copy()
-        params.pop("page", None)
-        current = filters.sort == key
-        ascending = filters.descending if current else key in ("agent", "grade")
-        params["sort"], params["dir"] = key, "asc" if ascending else "desc"
-        arrow = ("↓" if filters.descending else "↑") if current else ""
-        columns.append(
-            {
-                "key": key,
-                "label": label,
-                "css": css,
-                "url": f"?{params.urlencode()}",
-                "arrow": arrow,
-            }
-        )
-    return columns
+def chart_data(dashboard: ProgramDashboard, series: Series) -> dict[str, Any]:
+    """Everything the three charts draw, as JSON-safe values (amounts as strings; Chart.js reads
+    them as numbers)."""
+    top = [line for line in dashboard.agents if line.exposure > 0][:TOP_AGENTS]  # type: ignore[attr-defined]
+    return {
+        "currency": dashboard.program.currency,
+        "utilisation": {
+            "labels": series.labels,
+            "outstanding": series.outstanding,
+            "financed": series.financed,
+        },
+        "overdue": {
+            "labels": [bucket.bucket for bucket in dashboard.overdue],
+            "outstanding": [f"{bucket.outstanding:.2f}" for bucket in dashboard.overdue],
+            "counts": [bucket.count for bucket in dashboard.overdue],
+        },
+        "agents": {
+            "labels": [line.agent.code for line in top],
+            "names": [line.agent.name for line in top],
+            "outstanding": [f"{line.outstanding_principal:.2f}" for line in top],
+            "reserved": [f"{line.reserved:.2f}" for line in top],
+        },
+    }
 
 
 @require_GET
@@ -101,13 +86,13 @@ def program_dashboard_page(request: HttpRequest, program_id: int) -> HttpRespons
     dashboard = program_dashboard(user=web_user(request), program_id=program_id)
     if dashboard is None:
         raise Http404
-    filters = _exposure_filter(request)
+    filters = exposure_filter(request)
     context: dict[str, Any] = {
         "dashboard": dashboard,
         "program": dashboard.program,
         "filters": filters,
         "grades": Grade.values,
-        "columns": _columns(request, filters),
+        "columns": exposure_columns(request, filters),
         "agents": page_of(request, filters.apply(dashboard.agents), EXPOSURE_PAGE),
         "query": query_without_page(request),
         "export_query": urlencode(filters.params()),
@@ -122,12 +107,13 @@ def program_dashboard_page(request: HttpRequest, program_id: int) -> HttpRespons
         "reserved": gettext("Reserved"),
     }
     context["charts"] = charts
-    context["feed"] = feed_health(enterprise_id=dashboard.program.enterprise_id)
+    events = feed_event_list(enterprise_id=dashboard.program.enterprise_id)
+    context["feed"] = feed_health(events=events)
     return render(request, "lending/dashboard.html", context)
 
 
 def _program_or_404(request: HttpRequest, program_id: int) -> Program:
-    program = programs_visible_to(web_user(request)).filter(pk=program_id).first()
+    program = program_visible_to(user=web_user(request), program_id=program_id)
     if program is None:
         raise Http404
     return program
@@ -163,10 +149,11 @@ def _stamp() -> str:
     return timezone.localtime().strftime("%Y%m%d-%H%M")
 
 
-def _filtered(request: HttpRequest, program: Program, rows: Any) -> Any:
-    """The rows of the agents the dashboard's filter shows (its ``q``, ``grade``, ``frozen``)."""
-    agent_ids = _exposure_filter(request).agent_ids(program)
-    return rows if agent_ids is None else rows.filter(agent_id__in=agent_ids)
+def _agent_ids(request: HttpRequest, program: Program) -> list[int] | None:
+    """The agents the dashboard's filter shows (its ``q``, ``grade``, ``frozen``); ``None``, and
+    no query, when it shows them all."""
+    filters = exposure_filter(request)
+    return filters.agent_ids(program_lines(program=program)) if filters.narrows else None
 
 
 @require_GET
@@ -175,10 +162,8 @@ def export_orders(request: HttpRequest, program_id: int) -> StreamingHttpRespons
     """The program's enterprise's orders in its currency, of the agents the page's filter
     shows, as CSV (streamed, any size): headings in words, times in the local zone."""
     program = _program_or_404(request, program_id)
-    orders = (
-        order_list(user=web_user(request))
-        .filter(enterprise_id=program.enterprise_id, currency=program.currency)
-        .order_by("order_date", "id")
+    orders = program_orders_export(
+        user=web_user(request), program=program, agent_ids=_agent_ids(request, program)
     )
     header = [
         gettext("Order number"),
@@ -203,7 +188,7 @@ def export_orders(request: HttpRequest, program_id: int) -> StreamingHttpRespons
             o.version,
             csv_datetime(o.updated_at),
         ]
-        for o in _filtered(request, program, orders).iterator(chunk_size=CSV_CHUNK)
+        for o in orders.iterator(chunk_size=CSV_CHUNK)
     )
     return _csv(f"orders-{program.code}-{_stamp()}.csv", header, rows)
 
@@ -261,12 +246,11 @@ def export_loans(request: HttpRequest, program_id: int) -> StreamingHttpResponse
     """The program's loans (every status) of the agents the page's filter shows, as CSV
     (streamed, any size): headings in words, times in the local zone."""
     program = _program_or_404(request, program_id)
-    loans = loan_list(user=web_user(request)).filter(program_id=program.pk).order_by("id")
+    loans = program_loans_export(
+        user=web_user(request), program=program, agent_ids=_agent_ids(request, program)
+    )
     header = [
         with_zone(str(label)) if field in MOMENTS else str(label) for label, field in LOAN_COLUMNS
     ]
-    rows = (
-        _loan_row(loan)
-        for loan in _filtered(request, program, loans).iterator(chunk_size=CSV_CHUNK)
-    )
+    rows = (_loan_row(loan) for loan in loans.iterator(chunk_size=CSV_CHUNK))
     return _csv(f"loans-{program.code}-{_stamp()}.csv", header, rows)

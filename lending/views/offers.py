@@ -14,10 +14,11 @@ from typing import Any
 
 from orders.models import SalesOrder, User
 
-from ..selectors import loans_past_due
+from ..selectors.loans import loans_past_due
 from ..services.quotes import LoanRef, loan_quotes
 from .advice import Advice, advise
-from .words import SETUP_ERRORS, word
+from .words import word
+from .words.decisions import SETUP_ERRORS
 
 
 @dataclass(frozen=True)

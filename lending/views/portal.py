@@ -38,30 +38,29 @@ from orders.views import BANK_STAFF, role_required
 from scf.errors import ApplicationError, NotFound
 from scf.throttling import RateLimited
 
-from ..models import (
-    AuditLog,
-    Disbursement,
-    Loan,
-    LoanStatus,
-    Review,
-    ReviewKind,
-    ReviewStatus,
-)
-from ..program_selectors import credit_lines_visible_to
-from ..selectors import (
+from ..models import AuditLog, Loan, LoanStatus
+from ..selectors.audit import object_audit
+from ..selectors.credit import credit_line_list
+from ..selectors.ledger import loan_journal_lines
+from ..selectors.loans import (
+    disbursement_get,
     loan_get,
-    loan_journal_lines,
     loan_list,
     order_list_for_lending,
+    repayment_list,
 )
+from ..selectors.reviews import referral_decline_get
 from ..serializers import loan_schedule
 from ..services.finance import loan_finance_once, loan_quote
 from ..services.idempotency import MAX_KEY_LENGTH, StoredReply
 from .advice import Advice, advise
 from .common import choice, day_param, page_of, query_without_page, rate_limited, web_user
 from .offers import advice_for, order_offers
-from .words import ORDER_SORT, SETUP_ERRORS, agent_decline_reason, word
-from .words import REASONS as REASON_WORDS
+from .words import word
+from .words.decisions import REASONS as REASON_WORDS
+from .words.decisions import SETUP_ERRORS
+from .words.reviews import agent_decline_reason
+from .words.statuses import ORDER_SORT
 
 EVERYONE = (Role.AGENT, Role.ENTERPRISE_ADMIN, *BANK_STAFF)
 RECENT = 5
@@ -81,7 +80,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def portal(request: HttpRequest) -> HttpResponse:
     user = web_user(request)
-    lines = list(credit_lines_visible_to(user).select_related("program").order_by("program_id"))
+    lines = credit_line_list(user=user)
     orders = list(order_list_for_lending(user=user, financeable=True)[:RECENT])
     context = {
         "lines": lines,
@@ -288,8 +287,8 @@ def loan_detail(request: HttpRequest, loan_id: int) -> HttpResponse:
         "schedule": loan_schedule(loan) if paid_out else [],
         "advice": _loan_advice(user, loan, decision) if decision is not None else [],
         "bank_decline": _bank_decline(loan, staff=user.is_bank_staff),
-        "repayments": list(loan.repayments.order_by("value_date", "id")),
-        "disbursement": Disbursement.objects.filter(loan=loan).first(),
+        "repayments": list(repayment_list(loan=loan)),
+        "disbursement": disbursement_get(loan=loan),
         "journal": list(loan_journal_lines(loan=loan)),
         "audit": _loan_audit(loan) if user.is_bank_staff else [],
         "owes": loan.status in (LoanStatus.ACTIVE, LoanStatus.OVERDUE),
@@ -310,11 +309,7 @@ def _bank_decline(loan: Loan, *, staff: bool) -> dict[str, str] | None:
     """The reason a reviewer gave for declining the loan's referral, if one did."""
     if loan.status != LoanStatus.DECLINED:
         return None
-    review = (
-        Review.objects.filter(loan=loan, kind=ReviewKind.REFERRAL, status=ReviewStatus.DECLINED)
-        .order_by("-closed_at", "-id")
-        .first()
-    )
+    review = referral_decline_get(loan=loan)
     if review is None:
         return None
     return {
@@ -324,8 +319,4 @@ def _bank_decline(loan: Loan, *, staff: bool) -> dict[str, str] | None:
 
 
 def _loan_audit(loan: Loan) -> list[AuditLog]:
-    return list(
-        AuditLog.objects.filter(object_type="lending.loan", object_id=str(loan.pk)).order_by(
-            "created_at", "id"
-        )
-    )
+    return list(object_audit(obj=loan))

@@ -1,6 +1,6 @@
 """The risk review queue: cases oldest first, a case page, its actions, line freezes.
 
-Reads are ``lending.review_selectors`` (shared with the API); every action calls the service
+Reads are ``lending.selectors.reviews`` (shared with the API); every action calls the service
 behind the matching endpoint (``review_claim`` / ``review_approve`` / ``review_decline``,
 ``review_line_freeze`` / ``review_line_unfreeze``), which enforces roles, maker-checker and the
 state machine. A freeze is confirmed on a page of its own first. A refusal comes back as a
@@ -35,8 +35,8 @@ from ..models import (
     ReviewKind,
     ReviewStatus,
 )
-from ..program_selectors import credit_line_for_agent
-from ..review_selectors import (
+from ..selectors.credit import credit_line_for_agent
+from ..selectors.reviews import (
     SEARCH_MAX,
     agent_recent,
     review_deadline,
@@ -61,7 +61,8 @@ from ..services.reviews import (
     review_line_unfreeze,
 )
 from .common import choice, page_of, query_without_page, safe_next, web_user
-from .words import decision_inputs, error_words, reason_words, rule_rows
+from .words.decisions import decision_inputs, reason_words, rule_rows
+from .words.reviews import error_words
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from lending.models import (
     LoanStatus,
     Repayment,
 )
+from lending.selectors.ledger import account_balance
 from lending.services import accrual
 from lending.services.accrual import loan_accrue_through
 from lending.services.accrual_correct import (
@@ -43,7 +44,6 @@ from lending.services.accrual_correct import (
 )
 from lending.services.cob import cob_run
 from lending.services.interest import EXACT
-from lending.services.ledger import account_balance
 from lending.services.repayments import repayment_record
 from tests.lending.active_loans import active_loan, books_balance, money_line
 

@@ -289,7 +289,7 @@ def test_a_future_dated_order_cannot_be_referred_instead():
 
 
 def test_every_reason_code_has_words_for_the_agent():
-    from lending.views.words import REASONS
+    from lending.views.words.decisions import REASONS
 
     assert set(engine.REASON_TEXT) <= set(REASONS)
 

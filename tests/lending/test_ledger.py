@@ -27,6 +27,7 @@ from lending.models import (
     LoanStatus,
     Program,
 )
+from lending.selectors.ledger import account_balance, loan_ledger_balances, trial_balance
 from lending.services.book_check import book_check
 from lending.services.ledger import (
     LedgerAlreadyReversed,
@@ -35,11 +36,8 @@ from lending.services.ledger import (
     LedgerKeyReused,
     LedgerUnbalanced,
     Posting,
-    account_balance,
     ledger_post,
     ledger_reverse,
-    loan_ledger_balances,
-    trial_balance,
 )
 from tests.orders.factories import OrderFactory
 

@@ -31,9 +31,9 @@ from lending.models import (
     Program,
     Repayment,
 )
+from lending.selectors.ledger import account_balance, loan_ledger_balances
 from lending.services.accrual import LoanState
 from lending.services.cob import cob_run
-from lending.services.ledger import account_balance, loan_ledger_balances
 from lending.services.repayments import (
     LoanNotRepayable,
     RepaymentCurrencyMismatch,

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 from lending.models import RESERVES_CREDIT, CreditLine, Loan, Program, Repayment
+from lending.selectors.ledger import loan_ledger_balances
 from lending.services.book_check import book_check, currency_totals
 from lending.services.cob import cob_run_through
-from lending.services.ledger import loan_ledger_balances
 from scf import clock
 from tests.conftest import client_for
 from tests.lending.active_loans import active_loan

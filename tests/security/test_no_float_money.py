@@ -41,7 +41,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     # Line management reads the 90-day volume feature (numpy) and formats it to Decimal cents.
     ("lending/services/line_management.py", FLOAT_LITERAL): "timing, and NaN guard of a feature",
     # Time, rates of random faults and other non-money settings.
-    ("lending/review_selectors.py", FLOAT_LITERAL): "share of the review deadline (UI colour)",
+    ("lending/selectors/reviews.py", FLOAT_LITERAL): "share of the review deadline (UI colour)",
     ("scf/settings/base.py", FLOAT_LITERAL): "timeouts and intervals in seconds",
     ("scf/metrics.py", FLOAT_LITERAL): "Prometheus histogram buckets (seconds)",
     ("scf/metrics.py", FLOAT_CALL): "Prometheus sample values",
@@ -67,7 +67,14 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("scf/parsers.py", JSON_FLOATS): "JSON numbers are refused by type",
 }
 # Where money is computed: nothing here may ever be allowed a float.
-MONEY_PATHS = ("lending/services/", "lending/apis/", "orders/", "scf/money.py", "lending/engine.py")
+MONEY_PATHS = (
+    "lending/services/",
+    "lending/selectors/",
+    "lending/apis/",
+    "orders/",
+    "scf/money.py",
+    "lending/engine.py",
+)
 
 
 def _is_json_parse(node: ast.Call) -> bool:

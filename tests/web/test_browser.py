@@ -26,7 +26,8 @@ from lending.services.finance import loan_finance
 from lending.services.ledger import Posting, ledger_post
 from lending.services.lines import credit_line_freeze
 from lending.services.reviews import review_claim, review_decline
-from lending.views.words import LOAN_STATUS, word
+from lending.views.words import word
+from lending.views.words.statuses import LOAN_STATUS
 from orders.models import FeedEvent, User
 from scf import clock, throttling
 from tests.lending.factories import CreditLineFactory

@@ -1,4 +1,9 @@
-"""Reads for the lending APIs and pages. Aggregates in the database; no query per row."""
+"""Reads of loans, their repayments and payment, and of the orders they finance.
+
+A user sees the loans ``Loan.objects.visible_to`` gives (an agent its own, an enterprise admin its
+programs', bank staff all); a loan it may not see is ``None`` (a 404). Aggregates in the database;
+no query per row.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,16 @@ from django.db.models import Exists, OuterRef, QuerySet
 from orders.models import SalesOrder, User
 from orders.selectors import order_list
 
-from .engine import FINANCEABLE_STATUSES
-from .models import HOLDS_ORDER, OPEN, JournalLine, Loan, Program, ProgramStatus
+from ..engine import FINANCEABLE_STATUSES
+from ..models import (
+    HOLDS_ORDER,
+    OPEN,
+    Disbursement,
+    Loan,
+    Program,
+    ProgramStatus,
+    Repayment,
+)
 
 
 def loan_list(*, user: User, status: str | None = None) -> QuerySet[Loan]:
@@ -30,16 +43,28 @@ def loan_get(*, user: User, loan_id: int) -> Loan | None:
     )
 
 
+def loan_as_stored(*, loan_id: int) -> Loan:
+    """The loan row as it is now (its balances after a repayment), for a caller that has already
+    checked the user may see it."""
+    return Loan.objects.get(pk=loan_id)
+
+
+def repayment_list(*, loan: Loan) -> QuerySet[Repayment]:
+    """The loan's repayments by value date."""
+    return Repayment.objects.filter(loan=loan).order_by("value_date", "id")
+
+
+def disbursement_get(*, loan: Loan) -> Disbursement | None:
+    """The loan's payment to the agent, if one was made or tried."""
+    return Disbursement.objects.filter(loan=loan).first()
+
+
 def loans_past_due(*, agent_ids: Iterable[int], more_than: int = 0) -> QuerySet[Loan]:
     """The agents' open loans more than ``more_than`` days past due (the loans the decision's
     ``agent_max_dpd`` looks at), worst first: the ones to repay to finance again."""
     return Loan.objects.filter(
         agent_id__in=list(agent_ids), status__in=OPEN, days_past_due__gt=more_than
     ).order_by("-days_past_due", "id")
-
-
-def loan_journal_lines(*, loan: Loan) -> QuerySet[JournalLine]:
-    return JournalLine.objects.filter(loan=loan).select_related("entry").order_by("entry_id", "id")
 
 
 def financeable_orders(orders: QuerySet[SalesOrder]) -> QuerySet[SalesOrder]:

@@ -21,7 +21,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from orders.models import SalesOrder, User
 
-from .models import OPEN, REVIEW_OPEN, Loan, Repayment, Review
+from ..models import OPEN, REVIEW_OPEN, Loan, Repayment, Review, ReviewKind, ReviewStatus
 
 ZERO = Decimal("0.00")
 WARN_AT = 0.75  # share of the time to deadline after which a case shows amber
@@ -90,6 +90,15 @@ def review_queue(
 
 def review_get(*, review_id: int) -> Review | None:
     return Review.objects.select_related(*REVIEW_RELATED).filter(pk=review_id).first()
+
+
+def referral_decline_get(*, loan: Loan) -> Review | None:
+    """The review that declined the loan's referral, if a reviewer did (the latest)."""
+    return (
+        Review.objects.filter(loan=loan, kind=ReviewKind.REFERRAL, status=ReviewStatus.DECLINED)
+        .order_by("-closed_at", "-id")
+        .first()
+    )
 
 
 def _empty_history(currency: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Reads for the audit trail page and its CSV: the filtered rows, and names for the ids they hold.
+"""Reads for the audit trail page and its CSV: the filtered rows, and names for the ids they hold;
+and the history of one object (a loan's page, a credit line's history).
 
 An audit row names its object by type and id (``lending.review`` / ``12``) and its changes hold
 user ids (``claimed_by``). ``audit_entries`` puts names on a batch of rows with one query per
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from orders.models import User
 
-from .models import (
+from ..models import (
     AuditLog,
     CobRun,
     CreditLine,
@@ -73,6 +74,13 @@ def audit_trail(*, filters: AuditFilters) -> QuerySet[AuditLog]:
     if filters.date_to is not None:
         rows = rows.filter(created_at__lt=_day_start(filters.date_to + dt.timedelta(days=1)))
     return rows
+
+
+def object_audit(*, obj: Model) -> QuerySet[AuditLog]:
+    """The audit rows of one object (as ``audit_record`` names it), oldest first."""
+    return AuditLog.objects.filter(
+        object_type=obj._meta.label_lower, object_id=str(obj.pk)
+    ).order_by("created_at", "id")
 
 
 @dataclass(frozen=True)

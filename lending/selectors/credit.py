@@ -1,8 +1,10 @@
-"""Reads for data-driven credit: an agent's grade and what would raise its line, a line's score
-history, a program's grade mix, the line-proposal queue and the stored models.
+"""Reads for credit lines and data-driven credit: the lines a user may see, an agent's grade and
+what would raise its line, a line's score history, a program's grade mix, the line-proposal queue
+and the stored models.
 
 Who sees what (rows a user may not see are ``None``, so the API answers 404):
 
+- lines: an agent its own, an enterprise admin those in its programs, bank staff all;
 - an agent sees its own lines' grades and what would raise them (never the probability, the
   points or the model's internals); an enterprise admin the same for the lines in its programs;
 - bank staff see everything: the score, its probability and points, the reason codes, the feature
@@ -18,14 +20,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from django.db.models import Count, DecimalField, QuerySet, Sum, Value
+from django.db.models import Count, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from orders.models import Role, User
 
-from .models import (
+from ..models import (
     AgentScore,
     AuditLog,
     CreditLine,
@@ -34,15 +35,15 @@ from .models import (
     Program,
     ProposalStatus,
 )
-from .program_selectors import credit_line_for_agent
-from .scoring.features import BY_NAME
-from .scoring.scorecard import GRADES
-from .services.line_formula import Policy, line_per_monthly_volume, volume_line
+from ..scoring.features import BY_NAME
+from ..scoring.scorecard import GRADES
+from ..services.line_formula import Policy, line_per_monthly_volume, volume_line
+from .audit import object_audit
+from .ledger import MONEY, ZERO
+from .programs import dashboard_programs
 
 EXTRA_MONTHLY_VOLUME = Decimal("10000.00")
 HISTORY_LENGTH = 90
-ZERO = Decimal("0.00")
-MONEY: DecimalField[Any, Any] = DecimalField(max_digits=18, decimal_places=2)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,33 @@ class AgentCredit:
     outlook: Outlook | None
     actions: list[Action]
     pending: LineProposal | None
+
+
+def credit_lines_visible_to(user: User) -> QuerySet[CreditLine]:
+    """Lines a user may see: an agent its own, an enterprise admin those in its programs."""
+    if getattr(user, "is_bank_staff", False):
+        return CreditLine.objects.all()
+    role = getattr(user, "role", None)
+    if role == Role.ENTERPRISE_ADMIN:
+        return CreditLine.objects.filter(program__enterprise_id=user.enterprise_id)
+    if role == Role.AGENT and user.agent_id is not None:
+        return CreditLine.objects.filter(agent_id=user.agent_id)
+    return CreditLine.objects.none()
+
+
+def credit_line_for_agent(
+    *, user: User, agent_id: int, program_id: int | None = None
+) -> CreditLine | None:
+    """The agent's line in ``program_id``, or in its first program (lowest id) the user may see."""
+    lines = credit_lines_visible_to(user).filter(agent_id=agent_id)
+    if program_id is not None:
+        lines = lines.filter(program_id=program_id)
+    return lines.select_related("agent", "program").order_by("program_id").first()
+
+
+def credit_line_list(*, user: User) -> list[CreditLine]:
+    """The lines ``user`` may see with their programs, by program."""
+    return list(credit_lines_visible_to(user).select_related("program").order_by("program_id"))
 
 
 def _latest_score(line: CreditLine) -> AgentScore | None:
@@ -176,9 +204,7 @@ def credit_history(
         .select_related("first_approver", "second_approver", "decided_by")
         .order_by("-created_at", "-id")[:length]
     )
-    changes = AuditLog.objects.filter(
-        object_type=CreditLine._meta.label_lower, object_id=str(line.pk)
-    ).order_by("-created_at", "-id")[:length]
+    changes = object_audit(obj=line).order_by("-created_at", "-id")[:length]
     return CreditHistory(line, list(scores), list(proposals), list(changes))
 
 
@@ -200,17 +226,9 @@ class GradeMix:
     grades: list[GradeRow]
 
 
-def _mix_programs(user: User) -> QuerySet[Program]:
-    if getattr(user, "is_bank_staff", False):
-        return Program.objects.all()
-    if getattr(user, "role", None) == Role.ENTERPRISE_ADMIN:
-        return Program.objects.filter(enterprise_id=user.enterprise_id)
-    return Program.objects.none()
-
-
 def program_grade_mix(*, user: User, program_id: int) -> GradeMix | None:
     """Lines per current grade with their limits and outstanding, and the latest scoring run."""
-    program = _mix_programs(user).filter(pk=program_id).first()
+    program = dashboard_programs(user).filter(pk=program_id).first()
     if program is None:
         return None
     zero = Value(ZERO, output_field=MONEY)

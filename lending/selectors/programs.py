@@ -1,0 +1,113 @@
+"""Reads for programs: which a user may see, and the program list and detail with their figures.
+
+Every figure is aggregated in the database: the program list is one query whatever the number of
+programs, loans or agents (per-program totals are correlated subqueries).
+
+Who sees what: bank staff everything; an enterprise admin its enterprise's programs; an agent the
+programs it has a line in. Dashboards and grade mixes are for bank staff and the program's own
+enterprise admin (``dashboard_programs``). A row the user may not see is reported as missing
+(``None``), so the API answers 404, not 403.
+
+Headroom figures (limit, outstanding, reserved) come from the program and line rows, which the
+credit services keep exact; "financed" means a loan that reached approved or beyond; "overdue"
+means an open loan (active or overdue) whose status is overdue or whose DPD is above zero.
+"""
+
+from __future__ import annotations
+
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
+
+from orders.models import Role, User
+
+from ..models import HOLDS_ORDER, OPEN, RESERVES_CREDIT, CreditLine, Loan, LoanStatus, Program
+from .ledger import MONEY, ZERO
+
+# Financed: a loan that reached approved or beyond (it holds its order, and is past review).
+FINANCED = [status for status in HOLDS_ORDER if status != LoanStatus.IN_REVIEW]
+# Loans that currently use credit on a line: reserved or outstanding.
+LIVE = [*RESERVES_CREDIT, *OPEN]
+OVERDUE = Q(status__in=OPEN) & (Q(status=LoanStatus.OVERDUE) | Q(days_past_due__gt=0))
+
+
+def programs_visible_to(user: User) -> QuerySet[Program]:
+    """Programs a user may see: bank staff all, an enterprise admin its own, an agent its lines'."""
+    if getattr(user, "is_bank_staff", False):
+        return Program.objects.all()
+    role = getattr(user, "role", None)
+    if role == Role.ENTERPRISE_ADMIN:
+        return Program.objects.filter(enterprise_id=user.enterprise_id)
+    if role == Role.AGENT and user.agent_id is not None:
+        lines = CreditLine.objects.filter(program_id=OuterRef("pk"), agent_id=user.agent_id)
+        return Program.objects.filter(Exists(lines))
+    return Program.objects.none()
+
+
+def program_visible_to(*, user: User, program_id: int) -> Program | None:
+    """One of the programs ``user`` may see (no figures), or ``None``."""
+    return programs_visible_to(user).filter(pk=program_id).first()
+
+
+def dashboard_programs(user: User) -> QuerySet[Program]:
+    """Dashboards and grade mixes are for bank staff and the program's own enterprise admin,
+    not for agents."""
+    if getattr(user, "is_bank_staff", False):
+        return Program.objects.all()
+    if getattr(user, "role", None) == Role.ENTERPRISE_ADMIN:
+        return Program.objects.filter(enterprise_id=user.enterprise_id)
+    return Program.objects.none()
+
+
+def _per_program(loans: QuerySet[Loan], aggregate: Sum | Count, default: Value) -> Coalesce:
+    """One total per program as a correlated subquery (no join, no GROUP BY on the program)."""
+    totals = (
+        loans.filter(program_id=OuterRef("pk"))
+        .order_by()
+        .values("program_id")
+        .annotate(total=aggregate)
+        .values("total")
+    )
+    return Coalesce(Subquery(totals[:1]), default)
+
+
+def _with_figures(programs: QuerySet[Program]) -> QuerySet[Program]:
+    financed = Loan.objects.filter(status__in=FINANCED)
+    overdue = Loan.objects.filter(OVERDUE)
+    zero_money, zero = Value(ZERO, output_field=MONEY), Value(0, output_field=IntegerField())
+    lines = (
+        CreditLine.objects.filter(program_id=OuterRef("pk"))
+        .order_by()
+        .values("program_id")
+        .annotate(total=Count("pk"))
+        .values("total")
+    )
+    return programs.select_related("bank", "enterprise").annotate(
+        utilised=F("outstanding_principal") + F("reserved"),
+        financed_order_count=_per_program(financed, Count("pk"), zero),
+        financed_order_amount=_per_program(financed, Sum("order_amount"), zero_money),
+        financed_principal=_per_program(financed, Sum("principal"), zero_money),
+        overdue_count=_per_program(overdue, Count("pk"), zero),
+        overdue_outstanding=_per_program(overdue, Sum("outstanding_principal"), zero_money),
+        agent_count=Coalesce(Subquery(lines[:1]), zero),
+    )
+
+
+def program_list(*, user: User) -> QuerySet[Program]:
+    """The user's programs with headline figures, in one query."""
+    return _with_figures(programs_visible_to(user)).order_by("code")
+
+
+def program_get(*, user: User, program_id: int) -> Program | None:
+    """One of the user's programs with its terms and headline figures."""
+    return _with_figures(programs_visible_to(user)).filter(pk=program_id).first()
