@@ -82,8 +82,9 @@ class BankFile:
 class PaymentInstruction:
     """One credit transfer: the lender's account pays a creditor (a disbursement, a refund).
 
-    Agents (banks) are a BIC when they look like one, else the bank's own identifier (a CNAPS
-    code) written as ``Othr/Id``; an account is an IBAN when it is one, else ``Othr/Id``.
+    An agent (a bank) is written as a BIC when it is one, as a CNAPS member id when it is a
+    12-digit CNAPS code, else as ``Othr/Id``; an account as an IBAN when it is one, else
+    ``Othr/Id``.
     """
 
     end_to_end_id: str  # the disbursement's, at most 35 characters

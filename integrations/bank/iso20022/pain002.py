@@ -88,10 +88,12 @@ def build_pain002(report: PaymentStatusReport) -> BankFile:
         w.sub(group, "GrpSts", report.group_status.value)
     _write_reasons(w, group, report.group_reasons)
     block_statuses = {b.payment_information_id: b for b in report.blocks}
-    by_block: dict[str, list[TransactionStatus]] = {b: [] for b in block_statuses}
+    by_block: dict[str, list[TransactionStatus]] = {}
     for transaction in report.transactions:
         require(bool(transaction.payment_information_id), "a transaction needs its block's id")
         by_block.setdefault(transaction.payment_information_id, []).append(transaction)
+    for block_id in block_statuses:
+        by_block.setdefault(block_id, [])
     for block_id, transactions in by_block.items():
         block = w.sub(w.container, "OrgnlPmtInfAndSts")
         w.sub(block, "OrgnlPmtInfId", block_id)
@@ -115,7 +117,8 @@ def _write_reasons(w: Writer, parent: etree._Element, reasons: Sequence[StatusRe
     for reason in reasons:
         element = w.sub(parent, "StsRsnInf")
         if reason.code:
-            w.sub(element, "Rsn/Cd", reason.code)
+            # An ISO code has four characters at most; a longer one is the bank's own.
+            w.sub(element, "Rsn/Cd" if len(reason.code) <= 4 else "Rsn/Prtry", reason.code)
         if reason.additional_info:
             w.sub(element, "AddtlInf", reason.additional_info[:MAX_ADDITIONAL_INFO])
 

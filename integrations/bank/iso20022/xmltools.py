@@ -18,6 +18,8 @@ from .safe import namespace_of
 CENT = Decimal("0.01")
 # BICFIDec2014Identifier, as the XSDs define it.
 _BIC = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?")
+# A China National Advanced Payment System bank code: 12 digits.
+_CNAPS = re.compile(r"[0-9]{12}")
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 NOT_PROVIDED = "NOTPROVIDED"  # the ISO placeholder for an absent end-to-end id
 
@@ -69,8 +71,14 @@ class Writer:
         return element
 
     def agent(self, parent: etree._Element, path: str, agent: str) -> None:
+        """A bank: its BIC; a CNAPS code as a clearing-system member id; anything else as
+        ``Othr/Id``."""
         if is_bic(agent):
             self.sub(parent, f"{path}/FinInstnId/BICFI", agent)
+        elif _CNAPS.fullmatch(agent):
+            member = self.sub(parent, f"{path}/FinInstnId/ClrSysMmbId")
+            self.sub(member, "ClrSysId/Cd", "CNAPS")
+            self.sub(member, "MmbId", agent)
         else:
             self.sub(parent, f"{path}/FinInstnId/Othr/Id", agent)
 
