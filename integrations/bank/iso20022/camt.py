@@ -127,18 +127,26 @@ def _write_entry(w: Writer, parent: etree._Element, entry: Entry) -> None:
         w.sub(element, "ValDt/Dt", entry.value_date.isoformat())
     if entry.account_servicer_reference:
         w.sub(element, "AcctSvcrRef", entry.account_servicer_reference)
-    domain, family, sub_family = entry.bank_transaction_code.split("/")
-    code = w.sub(element, "BkTxCd/Domn")
-    w.sub(code, "Cd", domain)
-    family_element = w.sub(code, "Fmly")
-    w.sub(family_element, "Cd", family)
-    w.sub(family_element, "SubFmlyCd", sub_family)
+    _write_bank_code(w, element, entry.bank_transaction_code)
     if entry.details:
         details = w.sub(element, "NtryDtls")
         if len(entry.details) > 1:
             w.sub(details, "Btch/NbOfTxs", str(len(entry.details)))
         for detail in entry.details:
             _write_detail(w, w.sub(details, "TxDtls"), detail)
+
+
+def _write_bank_code(w: Writer, element: etree._Element, bank_code: str) -> None:
+    """``Domain/Family/SubFamily`` as ISO's structured code; anything else as the bank's own."""
+    parts = bank_code.split("/")
+    if len(parts) != 3:
+        w.sub(element, "BkTxCd/Prtry/Cd", bank_code)
+        return
+    code = w.sub(element, "BkTxCd/Domn")
+    w.sub(code, "Cd", parts[0])
+    family = w.sub(code, "Fmly")
+    w.sub(family, "Cd", parts[1])
+    w.sub(family, "SubFmlyCd", parts[2])
 
 
 def _write_detail(w: Writer, element: etree._Element, detail: TransactionDetail) -> None:

@@ -40,13 +40,13 @@ def check_text(value: str, name: str, maximum: int, *, optional: bool = False) -
     require(optional or bool(value.strip()), f"{name} is required")
 
 
-def check_amount(amount: Decimal, name: str = "amount", *, allow_zero: bool = False) -> None:
-    """Decimal, finite, two places at most; positive (or zero when allowed). Never rounded."""
+def check_amount(amount: Decimal, name: str = "amount") -> None:
+    """Decimal, finite, positive, two places at most. Never rounded."""
     require(isinstance(amount, Decimal), f"{name} must be a Decimal")
     require(amount.is_finite(), f"{name} must be finite")
     exponent = amount.as_tuple().exponent
     require(isinstance(exponent, int) and exponent >= -2, f"{name} has more than two places")
-    require(amount > 0 or (allow_zero and amount == 0), f"{name} must be positive")
+    require(amount > 0, f"{name} must be positive")
 
 
 def check_currency(currency: str) -> None:

@@ -169,7 +169,7 @@ class FileSandboxBank:
             settled.returned = True
             reversals.append(self._book_return(settled.payment, reason))
         files = [self._notification(reversals, at)] if reversals else []
-        return due + self._deliver(files)
+        return self._deliver(due + files)
 
     def end_of_day(self, *, at: dt.datetime) -> list[BankFile]:
         """The day's camt.053; the next business day opens with today's closing balance."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -249,6 +250,15 @@ def built_statement() -> CamtMessage:
         entries=(debit, credit),
     )
     return CamtMessage("camt.053.001.08", "M-1", at, (report,))
+
+
+@pytest.mark.parametrize(
+    ("content", "parse"),
+    [(samples.CAMT_053, parse_camt053), (samples.CAMT_054, parse_camt054)],
+)
+def test_a_banks_file_read_and_built_again_reads_the_same(content: bytes, parse: Any) -> None:
+    message = parse(content)
+    assert parse(build_camt(message).content) == message
 
 
 def test_a_built_statement_reads_back_to_what_was_given() -> None:

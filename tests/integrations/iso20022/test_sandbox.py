@@ -172,6 +172,14 @@ def test_duplicate_delivery_sends_every_file_twice_byte_for_byte() -> None:
     assert files[0].content == files[1].content and files[2].sha256 == files[3].sha256
 
 
+def test_a_late_status_report_is_delivered_twice_too_when_both_faults_are_on() -> None:
+    sandbox = bank(Faults(status_delay_cycles=1, duplicate_delivery=True))
+    assert kinds(sandbox.receive_payments(payment_file(), at=AT)) == ["camt.054.001.08"] * 2
+    late = sandbox.next_cycle(at=AT)
+    assert kinds(late) == ["pain.002.001.10"] * 2
+    assert late[0].content == late[1].content
+
+
 def test_batch_booking_gives_one_entry_per_block_with_each_payment_in_it() -> None:
     sandbox = bank()
     files = sandbox.receive_payments(payment_file(batch_booking=True), at=AT)
