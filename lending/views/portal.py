@@ -48,13 +48,13 @@ from ..models import (
     ReviewStatus,
 )
 from ..program_selectors import credit_lines_visible_to
+from ..replies import loan_schedule
 from ..selectors import (
     loan_get,
     loan_journal_lines,
     loan_list,
     order_list_for_lending,
 )
-from ..serializers import loan_schedule
 from ..services.finance import loan_finance_once, loan_quote
 from ..services.idempotency import MAX_KEY_LENGTH, StoredReply
 from .advice import Advice, advise
