@@ -46,8 +46,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("scf/metrics.py", FLOAT_LITERAL): "Prometheus histogram buckets (seconds)",
     ("lending/metrics.py", FLOAT_LITERAL): "Prometheus sample values (seconds)",
     ("scf/task_relay.py", FLOAT_LITERAL): "relay flush timeout (seconds)",
-    ("integrations/bank/chaos.py", FLOAT_CALL): "fault-injection probabilities",
-    ("integrations/bank/chaos.py", FLOAT_LITERAL): "fault-injection probabilities",
     ("integrations/bank/sandbox.py", FLOAT_LITERAL): "sandbox latency and failure rates",
     ("integrations/bank/disbursement.py", FLOAT_CALL): "lease and retry delays (seconds)",
     ("integrations/bank/disbursement.py", FLOAT_LITERAL): "lease and retry delays (seconds)",
