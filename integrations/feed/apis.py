@@ -28,7 +28,8 @@ from rest_framework.views import APIView
 
 from orders.models import CoreEnterprise, FeedChannel, FeedEvent, FeedOutcome, OrderStatus, Role
 from orders.permissions import api_user, role_permission
-from orders.services.ingest import order_event_ingest, orders_ingest
+from orders.services.ingest import orders_ingest
+from orders.services.ingest_event import order_event_ingest
 from scf.api import Pagination
 from scf.errors import NotFound, PermissionDenied, ValidationFailed
 from scf.parsers import MalformedJson, json_parse
