@@ -134,16 +134,6 @@ def _record(events: list[OutboundEvent]) -> list[OutboundEvent]:
     return events
 
 
-@transaction.atomic
-def loan_event_record(*, loan: Loan, type: str) -> OutboundEvent | None:
-    """Record one event about ``loan`` for its core enterprise and queue its delivery after
-    commit; ``None`` (nothing recorded) when the enterprise has no active webhook endpoint."""
-    enterprise_id = Program.objects.values_list("enterprise_id", flat=True).get(pk=loan.program_id)
-    if not WebhookEndpoint.objects.filter(enterprise_id=enterprise_id, active=True).exists():
-        return None
-    return _record([_new_event(loan, type, enterprise_id, clock.now())])[0]
-
-
 # --- the sweep: loan state changes -> events ----------------------------------------------------
 
 
