@@ -19,7 +19,7 @@ from typing import Any
 from django.db import transaction
 
 from scf.celery import app
-from scf.task_relay import BatchRelay
+from scf.task_relay import BatchRelay, relay
 
 
 def enqueue(name: str, args: list[Any]) -> None:
@@ -43,8 +43,18 @@ def enqueue_on_commit(name: str, args: list[Any], *, relay: BatchRelay | None = 
     transaction.on_commit(partial(_after_commit, name, args, relay), robust=True)
 
 
-def _after_commit(name: str, args: list[Any], relay: BatchRelay | None) -> None:
-    if relay is not None and not app.conf.task_always_eager:
-        relay.put(args[0])
+def _after_commit(name: str, args: list[Any], batches: BatchRelay | None) -> None:
+    if batches is not None and not app.conf.task_always_eager:
+        batches.put(args[0])
     else:
         enqueue(name, args)
+
+
+def batch_relay(name: str, task: str, *, linger: float, max_batch: int) -> BatchRelay:
+    """A relay whose thread publishes task ``task`` once per batch, the batch (a list of the
+    values put) its one argument. Always to the broker: a relay is for a real broker only."""
+    return relay(name, partial(_publish_batch, task), linger=linger, max_batch=max_batch)
+
+
+def _publish_batch(task: str, batch: list[Any]) -> None:
+    app.send_task(task, args=[batch])

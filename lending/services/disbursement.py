@@ -37,9 +37,9 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from scf import clock
-from scf.enqueue import enqueue, enqueue_on_commit
+from scf.enqueue import batch_relay, enqueue_on_commit
 from scf.errors import Conflict
-from scf.task_relay import BatchRelay, relay
+from scf.task_relay import BatchRelay
 
 from ..models import (
     AccountCode,
@@ -126,16 +126,12 @@ def disbursement_queue(disbursement_id: int) -> None:
     enqueue_on_commit(settings.DISBURSEMENT_TASK, [disbursement_id], relay=payout_relay())
 
 
-def _send_payouts(batch: list[int]) -> None:
-    enqueue(settings.DISBURSEMENT_BATCH_TASK, [batch])
-
-
 @lru_cache(maxsize=1)
 def payout_relay() -> BatchRelay:
     """This process's relay of disbursement ids to the payment workers (``scf.task_relay``)."""
-    return relay(
+    return batch_relay(
         "payouts",
-        _send_payouts,
+        settings.DISBURSEMENT_BATCH_TASK,
         linger=settings.DISBURSEMENT_RELAY_LINGER_SECONDS,
         max_batch=settings.DISBURSEMENT_RELAY_MAX_BATCH,
     )
