@@ -2,7 +2,7 @@
 
 Setup (timed, but not the target): in its own PostgreSQL database (``scf_bench_credit``), one
 program with ``--agents`` synthetic agents and a year of history from the documented generator
-(``lending.scoring.generator``, ``detail=False``: orders, loans, repayments), then
+(``integrations.demo.history``, ``detail=False``: orders, loans, repayments), then
 ``VACUUM ANALYZE`` as autovacuum would after a load; then ``credit_train`` on that history. A
 database that already holds the cohort is reused: scores, proposals and their audit rows are
 cleared and every line starts from its generated limit and grade again (the database is scratch);
@@ -73,8 +73,8 @@ def timed(label: str, timings: dict[str, float], fn: Callable[..., Any]) -> Call
 
 def cohort(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The bench program with its history: generated once, reused after."""
+    from integrations.demo.history import cohort_program, history_generate
     from lending.models import CreditLine, Program
-    from lending.scoring.generator import cohort_program, history_generate
 
     program = Program.objects.filter(code=f"PRG-{COHORT}").first()
     if program is not None and CreditLine.objects.filter(program=program).count() == args.agents:
@@ -108,7 +108,8 @@ def cohort(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def model(*, retrain: bool) -> dict[str, Any]:
     from lending.models import CreditModel
-    from lending.scoring.training import credit_model_train, promoted_model
+    from lending.scoring.training import promoted_model
+    from lending.services.credit_models import credit_model_train
 
     if retrain:
         CreditModel.objects.all().delete()  # scratch database; the scores went in reset()

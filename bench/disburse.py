@@ -253,7 +253,7 @@ def seed_loans(count: int) -> list[int]:
         for i in range(count)
     )
     ids = []
-    with mock.patch("lending.services.disbursement.disbursement_dispatch", lambda pk: None):
+    with mock.patch("lending.services.disbursement.enqueue_on_commit", lambda *a, **k: None):
         for i, order in enumerate(orders):
             with transaction.atomic():
                 loan = loan_finance(user=users[i % AGENTS], order_id=order.pk)

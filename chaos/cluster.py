@@ -148,8 +148,10 @@ class Cluster:
         if cache:  # the cache and the rate limits on the same Redis, another database
             self.env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/1"
         worker_env = dict(self.env)
-        if worker_chaos:
+        worker_app = "scf"
+        if worker_chaos:  # the crash tests' worker: its pool processes kill themselves
             worker_env |= {"SCF_CHAOS_KILL": worker_chaos, "SCF_CHAOS_LOG": str(self.kill_log)}
+            worker_app = "chaos.worker"
         celery = str(VENV_BIN / "celery")
         self.redis = Process(
             "redis",
@@ -166,7 +168,7 @@ class Cluster:
         )  # fmt: skip
         self.worker = Process(
             "worker",
-            [celery, "-A", "scf", "worker", "-P", "prefork", "-c", "4", "--without-heartbeat",
+            [celery, "-A", worker_app, "worker", "-P", "prefork", "-c", "4", "--without-heartbeat",
              "--without-gossip", "--without-mingle", "-n", "chaos@%h", "--loglevel", "INFO"],
             worker_env, self.base / "worker.log",
         )  # fmt: skip

@@ -24,7 +24,7 @@ Design
   Cost: an anti-join of the enterprises' loans with their events on ``payload->>'loan_id'``;
   an indexed ``loan_id`` column on ``OutboundEvent`` would make it cheaper at scale.
 * **Outbox.** The ``OutboundEvent`` row is written in the sweep's transaction with
-  ``next_attempt_at = now``; the task ``integrations.deliver_event`` is queued after commit. A
+  ``next_attempt_at = now``; the task ``DELIVER_EVENT`` is queued after commit. A
   lost message is harmless: ``outbound_events_due`` (beat) finds pending events whose time has
   come and queues them again.
 * **Delivery** (``event_deliver``): one attempt claims the event with a conditional UPDATE
@@ -49,7 +49,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
 
 import requests
 from cryptography.fernet import InvalidToken
@@ -61,6 +60,7 @@ from django.db.models.functions import Cast
 
 from lending.models import OPEN, Loan, LoanStatus, Program
 from scf import clock, crypto
+from scf.enqueue import enqueue_on_commit
 
 from .feed.signing import sign
 from .models import OutboundEvent, OutboundEventStatus, WebhookEndpoint
@@ -79,6 +79,7 @@ STATUS_EVENTS: dict[str, str] = {
 STATUS_TYPES = sorted(set(STATUS_EVENTS.values()))
 ACCELERATED = "loan.accelerated"
 SWEEP_BATCH = 1000
+DELIVER_EVENT = "integrations.deliver_event"  # the task (tasks_events.py) queued per new event
 DUE_BATCH = 500
 LEASE_MARGIN_SECONDS = 55.0
 PENDING = OutboundEventStatus.PENDING
@@ -122,31 +123,15 @@ def _new_event(loan: Loan, type: str, enterprise_id: int, now: dt.datetime) -> O
     )
 
 
-def _dispatch(event_ids: list[str]) -> None:
-    from .tasks_events import deliver_event  # the task module imports this one
-
-    for event_id in event_ids:
-        deliver_event.delay(event_id)
-
-
 def _record(events: list[OutboundEvent]) -> list[OutboundEvent]:
     """Save the events and queue their delivery after commit (a failed dispatch is logged; the
     due-events sweeper sends them later)."""
     if not events:
         return []
     OutboundEvent.objects.bulk_create(events)
-    transaction.on_commit(partial(_dispatch, [e.event_id for e in events]), robust=True)
+    for event in events:
+        enqueue_on_commit(DELIVER_EVENT, [event.event_id])
     return events
-
-
-@transaction.atomic
-def loan_event_record(*, loan: Loan, type: str) -> OutboundEvent | None:
-    """Record one event about ``loan`` for its core enterprise and queue its delivery after
-    commit; ``None`` (nothing recorded) when the enterprise has no active webhook endpoint."""
-    enterprise_id = Program.objects.values_list("enterprise_id", flat=True).get(pk=loan.program_id)
-    if not WebhookEndpoint.objects.filter(enterprise_id=enterprise_id, active=True).exists():
-        return None
-    return _record([_new_event(loan, type, enterprise_id, clock.now())])[0]
 
 
 # --- the sweep: loan state changes -> events ----------------------------------------------------

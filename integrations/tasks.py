@@ -14,10 +14,8 @@ from lending.services.disbursement import (
     disbursements_hold,
 )
 
-from .bank.chaos import chaos_kill
 from .bank.disbursement import (
     DisbursementRetry,
-    Outcome,
     disbursement_execute,
     disbursement_give_up,
     disbursement_status_report,
@@ -59,8 +57,6 @@ def _pay_attempt(disbursement_id: int, retries: int) -> tuple[str, float | None]
         if retries >= _disbursement_setting("DISBURSEMENT_MAX_RETRIES", 8):
             return disbursement_give_up(disbursement_id, detail=str(exc)).value, None
         raise
-    if execution.outcome is Outcome.SETTLED:
-        chaos_kill("after_commit", disbursement_id)  # committed, not acknowledged; see .chaos
     return execution.outcome.value, execution.poll_in
 
 

@@ -13,11 +13,11 @@ from celery import Task, shared_task
 from lending.services.acceleration import cancelled_orders_sweep
 
 from .bank.statements import statement_import
-from .events import event_deliver, loan_events_sweep, outbound_events_due
+from .events import DELIVER_EVENT, event_deliver, loan_events_sweep, outbound_events_due
 from .notifications import notifications_send_due
 
 
-@shared_task(bind=True, name="integrations.deliver_event", acks_late=True)
+@shared_task(bind=True, name=DELIVER_EVENT, acks_late=True)
 def deliver_event(self: Task, event_id: str) -> str:
     """One delivery attempt of an outbound event; on failure, the next one is queued after the
     backoff the attempt recorded (the due-events sweeper re-sends it if this message is lost).

@@ -8,13 +8,11 @@ Two kinds, chosen so that gunicorn's several worker processes report one truth:
   ``--env`` or the service's environment), prometheus_client writes it to memory-mapped files in
   that directory and the scrape merges every process's files; without it, a single process
   reports its own.
-- Business figures are read from the database (or Redis) at scrape time by ``BusinessCollector``,
-  so every process answers the same and nothing is lost on restart: decisions by outcome
-  (``scf_decisions_total``), disbursements by status (``scf_disbursements``), close-of-business
-  runs and their duration (``scf_cob_duration_seconds`` summary from ``CobRun`` rows, and the
-  latest run's duration per program), and the Celery queue depth (``scf_celery_queue_length``,
-  ``LLEN`` of each queue's Redis lists; ``scf_celery_broker_up`` is 0 and the depth absent when
-  Redis does not answer).
+- Business figures are read from the database (or Redis) at scrape time by the collectors the
+  apps register (``business_collector_register``; lending's are in ``lending/metrics.py``), so
+  every process answers the same and nothing is lost on restart; and the Celery queue depth
+  (``scf_celery_queue_length``, ``LLEN`` of each queue's Redis lists; ``scf_celery_broker_up`` is
+  0 and the depth absent when Redis does not answer).
 
 Access: without ``METRICS_TOKEN``, loopback clients only (whatever ``METRICS_ALLOWED_IPS``
 says). With it, a request must carry ``Authorization: Bearer <token>`` and come from
@@ -33,15 +31,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Subquery, Sum
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-    SummaryMetricFamily,
-)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -81,61 +74,21 @@ def observe_request(*, view: str, method: str, status: int, seconds: float) -> N
     ).observe(seconds)
 
 
-class BusinessCollector(Collector):
-    """Figures read at scrape time: the same from every process."""
+# Collectors of figures read at scrape time, by name: each app registers its own from its
+# AppConfig.ready (lending's decisions, disbursements and close of business), so this module
+# knows no app's models.
+_business: dict[str, Collector] = {}
+
+
+def business_collector_register(name: str, collector: Collector) -> None:
+    """Report ``collector``'s figures at every scrape (registering a name again replaces it)."""
+    _business[name] = collector
+
+
+class QueueCollector(Collector):
+    """The Celery queue depth and whether the broker answered."""
 
     def collect(self) -> Iterator[Metric]:
-        yield from _safely(self._decisions)
-        yield from _safely(self._disbursements)
-        yield from _safely(self._cob)
-        yield from self._queues()
-
-    def _decisions(self) -> Iterator[Metric]:
-        from lending.models import Decision, DecisionOutcome
-
-        family = CounterMetricFamily(
-            "scf_decisions", "Finance decisions made, by outcome.", labels=["outcome"]
-        )
-        yield _counts_by(family, Decision, "outcome", DecisionOutcome.values)
-
-    def _disbursements(self) -> Iterator[Metric]:
-        from lending.models import Disbursement, DisbursementStatus
-
-        family = GaugeMetricFamily(
-            "scf_disbursements", "Disbursements by current status.", labels=["status"]
-        )
-        yield _counts_by(family, Disbursement, "status", DisbursementStatus.values)
-
-    def _cob(self) -> Iterator[Metric]:
-        from lending.models import CobRun, Program
-
-        duration = ExpressionWrapper(
-            F("finished_at") - F("started_at"), output_field=DurationField()
-        )
-        finished = CobRun.objects.filter(finished_at__isnull=False)
-        totals = finished.aggregate(n=Count("id"), total=Sum(duration))
-        summary = SummaryMetricFamily(
-            "scf_cob_duration_seconds", "Close-of-business runs finished and their duration."
-        )
-        total = totals["total"]
-        summary.add_metric([], totals["n"], total.total_seconds() if total else 0.0)
-        yield summary
-
-        latest = finished.filter(program=OuterRef("pk")).order_by("-business_date")
-        last = GaugeMetricFamily(
-            "scf_cob_last_duration_seconds",
-            "Duration of each program's latest finished close of business.",
-            labels=["program"],
-        )
-        rows = Program.objects.annotate(
-            started=Subquery(latest.values("started_at")[:1]),
-            finished=Subquery(latest.values("finished_at")[:1]),
-        ).filter(finished__isnull=False)
-        for program_id, started, ended in rows.values_list("pk", "started", "finished"):
-            last.add_metric([str(program_id)], max((ended - started).total_seconds(), 0.0))
-        yield last
-
-    def _queues(self) -> Iterator[Metric]:
         url = settings.CELERY_BROKER_URL
         if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://")):
             return
@@ -179,7 +132,8 @@ def queue_depths(url: str, queues: Iterable[str]) -> dict[str, int]:
         client.close()
 
 
-def _safely(source: Any) -> Iterator[Metric]:
+def safely(source: Any) -> Iterator[Metric]:
+    """The metrics ``source()`` yields; none if it fails (logged), so the scrape goes on."""
     try:
         yield from source()
     except Exception as exc:  # a database hiccup must not take the latency metrics down
@@ -191,7 +145,9 @@ def exposition() -> bytes:
     from prometheus_client import REGISTRY
 
     business = CollectorRegistry()
-    business.register(BusinessCollector())
+    for collector in _business.values():
+        business.register(collector)
+    business.register(QueueCollector())
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         merged = CollectorRegistry()
         MultiProcessCollector(merged)
@@ -222,7 +178,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(exposition(), content_type=CONTENT_TYPE)
 
 
-def _counts_by(family: Any, model: Any, field: str, values: list[str]) -> Any:
+def counts_by(family: Any, model: Any, field: str, values: list[str]) -> Any:
     """One sample per value of ``field`` (0 for values no row has), counted in one query."""
     counts = dict(model.objects.values_list(field).annotate(n=Count("id")).values_list(field, "n"))
     for value in values:

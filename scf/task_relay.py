@@ -13,7 +13,7 @@ waking for each value put (each wake-up took the GIL from the request thread).
 
 What it does not change: the row the value names is the durable outbox, written in the click's
 transaction. A value whose message is never sent (the process dies within ``linger``, the
-broker is down) is found by the sweeper, exactly as a lost message was before. The relay is
+broker is down) is found by the sweeper, as any lost message is. The relay is
 for a real broker only: with eager Celery (the demo, most tests) callers run the task in place.
 
 The thread is started on the first ``put`` in each process (gunicorn forks its workers after

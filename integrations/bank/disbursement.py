@@ -39,7 +39,6 @@ from lending.services.disbursement import (
 from scf import clock
 
 from . import bank_adapter
-from .chaos import chaos_kill
 from .interface import (
     BankAdapter,
     BankRejected,
@@ -161,8 +160,6 @@ def _receipt_status(bank: BankAdapter, disbursement: Disbursement) -> TransferSt
     except BankTimeout:
         disbursement_mark_sent(disbursement_id=disbursement.pk)
         raise
-    if disbursement.attempts == 1:
-        chaos_kill("after_bank", disbursement.pk)  # crash tests only; see .chaos
     return TransferStatus(
         end_to_end_id=receipt.end_to_end_id,
         state=receipt.state,
@@ -198,8 +195,6 @@ def disbursement_execute(disbursement_id: int, *, bank: BankAdapter | None = Non
     disbursement = disbursement_lease(disbursement_id=disbursement_id, seconds=lease_seconds())
     if disbursement is None:
         return Execution(Outcome.BUSY)
-    if disbursement.attempts == 1:
-        chaos_kill("before_bank", disbursement_id)  # crash tests only; see .chaos
     try:
         return _work(bank or bank_adapter(), disbursement)
     except BankRejected as exc:

@@ -43,8 +43,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from lending.services.disbursement import dispatch_task
 from scf import clock
+from scf.enqueue import enqueue
 
 from ..models import SandboxIncomingCredit, SandboxTransfer, SandboxTransferStatus
 from .interface import (
@@ -89,7 +89,7 @@ class SandboxConfig:
 
 def queue_status_report(status: TransferStatus) -> None:
     """Deliver a bank status report to the platform the way a bank's push would arrive."""
-    dispatch_task(STATUS_REPORT_TASK, [status.to_json()])
+    enqueue(STATUS_REPORT_TASK, [status.to_json()])
 
 
 def _state_of(row: SandboxTransfer) -> TransferStatus:

@@ -26,7 +26,8 @@ from rest_framework.views import APIView
 from orders.models import CoreEnterprise, FeedChannel, FeedEvent, FeedOutcome, OrderStatus, Role
 from orders.permissions import api_user, role_permission
 from orders.selectors import enterprise_get, feed_event_list, feed_health
-from orders.services.ingest import order_event_ingest, orders_ingest
+from orders.services.ingest import orders_ingest
+from orders.services.ingest_event import order_event_ingest
 from scf.api import Pagination
 from scf.errors import NotFound, PermissionDenied, ValidationFailed
 from scf.parsers import MalformedJson, json_parse

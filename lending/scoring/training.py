@@ -1,4 +1,5 @@
-"""Training a scorecard from the platform's history, evaluating it, storing it, promoting it.
+"""Training a scorecard from the platform's history and evaluating it; writes nothing (storing
+and promoting the model is the service ``lending.services.credit_models.credit_model_train``).
 
 Training rows
     One row per loan whose outcome is known on the cut-off date D: disbursed, and due at least
@@ -33,14 +34,12 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
-from orders.models import User
 from scf import clock
 from scf.errors import ValidationFailed
 
 from ..models import CreditModel
-from ..services.audit import actor_label, audit_record
 from . import scorecard as sc
 from .features import DISBURSED, FEATURE_NAMES, as_date, date_add, features_as_of, sql_date
 
@@ -192,13 +191,51 @@ def _candidates(data: TrainingSet, holdout: np.ndarray, names: tuple[str, ...]) 
     }
 
 
-# --- storing and promotion ----------------------------------------------------------------------
+def default_as_of() -> dt.date:
+    """Yesterday, the last closed business day, in the platform's time zone."""
+    return clock.business_date(settings.TIME_ZONE) - dt.timedelta(days=1)
 
 
-def _promotion(
-    new_auc: float, data: TrainingSet, holdout: np.ndarray, current: CreditModel | None
-) -> tuple[bool, str, dict[str, Any]]:
-    """(promote?, refusal reason, comparison) of a new model against the promoted one."""
+def _feature_names(features: Sequence[str] | None) -> tuple[str, ...]:
+    if not features:
+        return FEATURE_NAMES
+    unknown = sorted(set(features) - set(FEATURE_NAMES))
+    if unknown:
+        message = f"Unknown features: {', '.join(unknown)}."
+        raise ValidationFailed(message, fields={"features": [message]})
+    return tuple(f for f in FEATURE_NAMES if f in set(features))
+
+
+@dataclass
+class Fitted:
+    """A scorecard fitted on the training rows, with its metrics and the rows it was judged on."""
+
+    card: sc.Scorecard
+    metrics: dict[str, Any]
+    data: TrainingSet
+    holdout: np.ndarray
+
+
+def scorecard_fit(
+    *, as_of: dt.date, features: Sequence[str] | None = None, program_id: int | None = None
+) -> Fitted:
+    """Fit a scorecard on the history known on ``as_of`` and measure it on the hold-out; writes
+    nothing. ``features`` restricts the candidates (default: all); ``program_id`` takes one
+    program's loans. Raises ``NotEnoughHistory`` (422)."""
+    names = _feature_names(features)
+    data = training_set(as_of, program_id=program_id)
+    holdout, first = time_split(data)
+    _check_sample(data.y[~holdout], data.y[holdout])
+    columns = [data.names.index(n) for n in names]
+    card = sc.fit_scorecard(data.matrix[~holdout][:, columns], names, data.y[~holdout])
+    metrics = _metrics(card, data, holdout, first)
+    metrics["candidates_iv"] = _candidates(data, holdout, names)
+    return Fitted(card, metrics, data, holdout)
+
+
+def promotion(fitted: Fitted, current: CreditModel | None) -> tuple[bool, str, dict[str, Any]]:
+    """(promote?, refusal reason, comparison) of a fitted model against the promoted one."""
+    new_auc, data, holdout = fitted.metrics["holdout"]["auc"], fitted.data, fitted.holdout
     if new_auc < MIN_AUC:
         return False, f"Hold-out AUC {new_auc:.4f} is below the floor {MIN_AUC}.", {}
     if current is None:
@@ -216,99 +253,6 @@ def _promotion(
         )
         return False, reason, comparison
     return True, "", comparison
-
-
-def _store(
-    card: sc.Scorecard, metrics: dict[str, Any], as_of: dt.date, actor: User | None, refusal: str
-) -> CreditModel:
-    latest = CreditModel.objects.select_for_update().order_by("-version").first()
-    return CreditModel.objects.create(
-        version=(latest.version + 1) if latest else 1,
-        trained_at=clock.now(),
-        as_of=as_of,
-        features=list(card.features),
-        bins={f: card.bins[f].as_json() for f in card.features},
-        coefficients=dict(zip(card.features, card.coefficients, strict=True)),
-        intercept=card.intercept,
-        grade_bands=[{"grade": g, "below": upper} for g, upper in sc.GRADE_BANDS],
-        metrics=metrics,
-        auc=round(metrics["holdout"]["auc"], 4),
-        ks=round(metrics["holdout"]["ks"], 4),
-        refusal_reason=refusal[:200],
-        trained_by=actor_label(actor),
-    )
-
-
-def _promote(model: CreditModel, current: CreditModel | None, actor: User | None) -> None:
-    now = clock.now()
-    if current is not None:
-        current.promoted, current.retired_at = False, now
-        current.save(update_fields=["promoted", "retired_at"])
-    model.promoted, model.promoted_at = True, now
-    model.save(update_fields=["promoted", "promoted_at"])
-    before = {"version": current.version} if current else {}
-    audit_record(
-        actor=actor,
-        action="credit_model.promote",
-        obj=model,
-        before=before,
-        after={"version": model.version},
-    )
-
-
-def default_as_of() -> dt.date:
-    """Yesterday, the last closed business day, in the platform's time zone."""
-    return clock.business_date(settings.TIME_ZONE) - dt.timedelta(days=1)
-
-
-def _feature_names(features: Sequence[str] | None) -> tuple[str, ...]:
-    if not features:
-        return FEATURE_NAMES
-    unknown = sorted(set(features) - set(FEATURE_NAMES))
-    if unknown:
-        message = f"Unknown features: {', '.join(unknown)}."
-        raise ValidationFailed(message, fields={"features": [message]})
-    return tuple(f for f in FEATURE_NAMES if f in set(features))
-
-
-def credit_model_train(
-    *,
-    as_of: dt.date | None = None,
-    actor: User | None = None,
-    features: Sequence[str] | None = None,
-    program_id: int | None = None,
-) -> CreditModel:
-    """Train on the history known on ``as_of`` (default yesterday), store, promote unless worse.
-
-    ``features`` restricts the candidates (default: all); ``program_id`` trains on one program's
-    loans. Raises ``NotEnoughHistory`` (422). The stored model's ``promoted`` and
-    ``refusal_reason`` say what became of it. Locks the latest model row while it numbers and
-    promotes, so concurrent trainings get distinct versions.
-    """
-    as_of = as_of or default_as_of()
-    names = _feature_names(features)
-    data = training_set(as_of, program_id=program_id)
-    holdout, first = time_split(data)
-    _check_sample(data.y[~holdout], data.y[holdout])
-    columns = [data.names.index(n) for n in names]
-    card = sc.fit_scorecard(data.matrix[~holdout][:, columns], names, data.y[~holdout])
-    metrics = _metrics(card, data, holdout, first)
-    metrics["candidates_iv"] = _candidates(data, holdout, names)
-    with transaction.atomic():
-        current = CreditModel.objects.select_for_update().filter(promoted=True).first()
-        promote, reason, comparison = _promotion(metrics["holdout"]["auc"], data, holdout, current)
-        metrics["promotion"] = {"promoted": promote, "reason": reason, **comparison}
-        model = _store(card, metrics, as_of, actor, reason)
-        audit_record(
-            actor=actor,
-            action="credit_model.train",
-            obj=model,
-            after={"version": model.version, "auc": str(model.auc), "ks": str(model.ks)},
-            note=reason,
-        )
-        if promote:
-            _promote(model, current, actor)
-    return model
 
 
 def promoted_model() -> CreditModel | None:

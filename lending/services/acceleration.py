@@ -8,7 +8,7 @@ loan status                 on cancellation of its order
 ``in_review``, ``approved``  ``declined``, reservation released, open review cases closed
 ``disbursing``               left alone (the money may be moving); an ``accelerated``
                              review case is opened for the risk team
-``active``, ``overdue``      accelerated (``loan_accelerate``): due date brought forward to
+``active``, ``overdue``      accelerated: due date brought forward to
                              today's business date, ``accelerated_at`` set, an
                              ``accelerated`` review case opened
 anything else                nothing
@@ -43,7 +43,6 @@ from django.db.models import Exists, OuterRef, Q
 
 from orders.models import OrderStatus
 from scf import clock
-from scf.errors import Conflict
 
 from ..models import (
     OPEN,
@@ -64,10 +63,6 @@ STOPPABLE = (LoanStatus.IN_REVIEW, LoanStatus.APPROVED)
 AFFECTED = (*STOPPABLE, LoanStatus.DISBURSING, *OPEN)
 SWEEP_BATCH = 500
 ZERO = Decimal("0.00")
-
-
-class LoanNotAccelerable(Conflict):
-    code = "loan_not_accelerable"
 
 
 class CancellationOutcome(StrEnum):
@@ -127,28 +122,6 @@ def _accelerate(loan: Loan, *, reason: str, actor: Any, now: dt.datetime) -> Non
 
 def _lock_loan(loan_id: int) -> Loan:
     return Loan.objects.select_for_update(of=("self",)).select_related("program").get(pk=loan_id)
-
-
-@transaction.atomic
-def loan_accelerate(*, loan_id: int, reason: str, actor: Any = None) -> Loan:
-    """Make a disbursed (``active`` or ``overdue``) loan due at once.
-
-    ``due_date`` becomes today's business date in the program's zone (an earlier due date is
-    kept), ``accelerated_at`` is set, an audit row written and an ``accelerated`` review case
-    opened. A second call changes nothing. Takes the program's COB lock (shared), then locks
-    the loan. Raises ``loan_not_accelerable`` for a loan that was never disbursed or is closed.
-    """
-    program_id = Loan.objects.values_list("program_id", flat=True).get(pk=loan_id)
-    program_lock(program_id, exclusive=False)
-    loan = _lock_loan(loan_id)
-    if loan.accelerated_at is not None and loan.status in OPEN:
-        return loan
-    if loan.status not in OPEN:
-        raise LoanNotAccelerable(
-            f"Loan {loan.reference} is {loan.status}: only a disbursed loan can be accelerated."
-        )
-    _accelerate(loan, reason=reason, actor=actor, now=clock.now())
-    return loan
 
 
 def _decline(loan: Loan, reviews: list[Review], actor: Any, now: dt.datetime) -> None:

@@ -39,7 +39,7 @@ Design
 * **Days past due and status.** After D's accrual, ``days_past_due = D - due_date`` while
   anything is owed and D > due_date, else 0; an open loan becomes ``overdue`` then and stays
   overdue until it is repaid. DPD buckets ``1-30``, ``31-60``, ``61-90``, ``90+`` are computed
-  (``dpd_bucket``, ``dpd_bucket_expression``), not stored.
+  (``dpd_bucket``), not stored.
 * **Sub-ledger and general ledger.** Each loan-day-kind is one ``Accrual`` row (one *active* row
   per loan, date and kind, enforced by a partial unique index). The general ledger carries only
   totals: one entry per (program, date, kind) from COB, Dr interest_receivable / Cr
@@ -61,8 +61,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
-
-from django.db.models import Case, CharField, Q, Value, When
 
 from scf.money import CENT
 
@@ -113,18 +111,6 @@ def dpd_bucket(days_past_due: int) -> str | None:
         if days_past_due >= low and (high is None or days_past_due <= high):
             return label
     return None
-
-
-def dpd_bucket_expression(field: str = "days_past_due") -> Case:
-    """The DPD bucket as a database expression, for grouping in selectors and dashboards."""
-    whens = [
-        When(Q(**{f"{field}__gte": low}) & Q(**{f"{field}__lte": high}), then=Value(label))
-        for label, low, high in DPD_BUCKETS
-        if high is not None
-    ]
-    last_label, last_low, _ = DPD_BUCKETS[-1]
-    whens.append(When(Q(**{f"{field}__gte": last_low}), then=Value(last_label)))
-    return Case(*whens, default=Value(None), output_field=CharField())
 
 
 def days(start: dt.date, end: dt.date) -> Iterator[dt.date]:

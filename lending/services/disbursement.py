@@ -1,8 +1,8 @@
 """Paying a loan out: the state transitions of a ``Disbursement``. No bank calls here.
 
 The disbursement row is the outbox: it is written in the transaction that approves the loan, and
-the task that talks to the bank (``integrations.disburse_loan``, dispatched by *name* after
-commit, since lending never imports integrations) only ever works from it. A lost task message is
+the task that talks to the bank (``settings.DISBURSEMENT_TASK``, queued by *name* after commit,
+since lending never imports integrations) only ever works from it. A lost task message is
 harmless: ``disbursements_due`` finds every row that is neither settled nor failed and whose
 lease is free, and the sweeper dispatches it again (``disbursements_hold`` then keeps the next
 sweeps from sending it yet again while that message waits in a long queue).
@@ -32,14 +32,14 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
 from scf import clock
+from scf.enqueue import batch_relay, enqueue_on_commit
 from scf.errors import Conflict
-from scf.task_relay import BatchRelay, relay
+from scf.task_relay import BatchRelay
 
 from ..models import (
     AccountCode,
@@ -56,8 +56,6 @@ from .credit import credit_consume, credit_release
 from .ledger import Posting, ledger_post
 from .terms import due_date_for
 
-DISBURSE_TASK = "integrations.disburse_loan"
-DISBURSE_BATCH_TASK = "integrations.disburse_loans"
 WORKING = (DisbursementStatus.PENDING, DisbursementStatus.SENT)
 ZERO = Decimal("0.00")
 
@@ -71,21 +69,6 @@ class DisbursementStateError(Conflict):
 def end_to_end_id_for(loan_id: int) -> str:
     """The payment's ISO 20022 end-to-end id: deterministic, 16 characters (limit 35)."""
     return f"SCFD{loan_id:012d}"
-
-
-def dispatch_task(name: str, args: list[Any]) -> None:
-    """Queue a Celery task by name, so the caller need not import the module that defines it.
-
-    ``send_task`` always goes to the broker, even in eager mode (the demo, most tests), where
-    nothing would consume it: there the registered task is applied in-process instead.
-    """
-    app = current_app
-    if not app.conf.task_always_eager:
-        app.send_task(name, args=args)
-        return
-    if name not in app.tasks:
-        app.loader.import_default_modules()  # autodiscovery, as a worker does at start
-    app.tasks[name].apply_async(args=args)
 
 
 def creditor_of(enterprise: Any) -> tuple[str, str, str]:
@@ -137,31 +120,18 @@ def disbursement_request(*, loan: Loan, actor: Any = None) -> Disbursement:
 def disbursement_queue(disbursement_id: int) -> None:
     """Dispatch the payment once the current transaction commits (a failed dispatch is logged,
     not raised: the outbox sweeper sends it later). With a real broker the id goes to this
-    process's relay, which sends one ``disburse_loans`` message per batch gathered within
-    ``DISBURSEMENT_RELAY_LINGER_SECONDS``; eager Celery runs ``disburse_loan`` in place."""
-    transaction.on_commit(lambda: disbursement_dispatch(disbursement_id), robust=True)
-
-
-def disbursement_dispatch(disbursement_id: int) -> None:
-    """What the on-commit hook does: run the payment (eager Celery) or hand it to the relay."""
-    if current_app.conf.task_always_eager:
-        dispatch_task(DISBURSE_TASK, [disbursement_id])
-    else:
-        payout_relay().put(disbursement_id)
-
-
-def _send_payouts(batch: list[int]) -> None:
-    from scf.celery import app  # the project's app: the relay's thread has no current app
-
-    app.send_task(DISBURSE_BATCH_TASK, args=[batch])
+    process's relay, which sends one ``DISBURSEMENT_BATCH_TASK`` message per batch gathered
+    within ``DISBURSEMENT_RELAY_LINGER_SECONDS``; eager Celery runs ``DISBURSEMENT_TASK`` in
+    place."""
+    enqueue_on_commit(settings.DISBURSEMENT_TASK, [disbursement_id], relay=payout_relay())
 
 
 @lru_cache(maxsize=1)
 def payout_relay() -> BatchRelay:
     """This process's relay of disbursement ids to the payment workers (``scf.task_relay``)."""
-    return relay(
+    return batch_relay(
         "payouts",
-        _send_payouts,
+        settings.DISBURSEMENT_BATCH_TASK,
         linger=settings.DISBURSEMENT_RELAY_LINGER_SECONDS,
         max_batch=settings.DISBURSEMENT_RELAY_MAX_BATCH,
     )

@@ -41,7 +41,7 @@ from scf.throttling import rate_limit
 
 from .. import engine
 from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program, ProgramStatus
-from ..serializers import finance_reply_body
+from ..replies import finance_reply_body
 from .credit import ProgramExhausted
 from .finance_record import (
     FinanceRows,

@@ -39,6 +39,7 @@ from scf.errors import ApplicationError, NotFound
 from scf.throttling import RateLimited
 
 from ..models import AuditLog, Loan, LoanStatus
+from ..replies import loan_schedule
 from ..selectors.audit import object_audit
 from ..selectors.credit import credit_line_list
 from ..selectors.ledger import loan_journal_lines
@@ -50,7 +51,6 @@ from ..selectors.loans import (
     repayment_list,
 )
 from ..selectors.reviews import referral_decline_get
-from ..serializers import loan_schedule
 from ..services.finance import loan_finance_once, loan_quote
 from ..services.idempotency import MAX_KEY_LENGTH, StoredReply
 from .advice import Advice, advise

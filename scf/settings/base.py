@@ -373,6 +373,10 @@ DISBURSEMENT_SWEEP_HOLD_SECONDS = env.float(
     "DISBURSEMENT_SWEEP_HOLD_SECONDS", default=DISBURSEMENT_SWEEP_MIN_AGE_SECONDS
 )
 DISBURSEMENT_SWEEP_BATCH = env.int("DISBURSEMENT_SWEEP_BATCH", default=500)
+# The tasks that pay a disbursement out: queued by lending (by name, after commit), defined by the
+# edge that talks to the bank (integrations/tasks.py); named here, where the project is wired.
+DISBURSEMENT_TASK = "integrations.disburse_loan"
+DISBURSEMENT_BATCH_TASK = "integrations.disburse_loans"
 # Web processes send new payments in batches (lending.services.disbursement.payout_relay): one
 # message per batch gathered within the linger time, paid one after another by one worker.
 DISBURSEMENT_RELAY_LINGER_SECONDS = env.float("DISBURSEMENT_RELAY_LINGER_SECONDS", default=0.1)

@@ -23,7 +23,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from stdnum.cn import uscc
 
-from integrations.demo import DEMO_CONTENTS, demo_contents
+from integrations.demo.contents import DEMO_CONTENTS, demo_contents
 from lending.models import (
     AuditLog,
     Bank,

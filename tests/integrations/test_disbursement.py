@@ -52,13 +52,13 @@ from lending.services.disbursement import (
     disbursement_request,
     disbursement_settle,
     disbursements_due,
-    dispatch_task,
     end_to_end_id_for,
     payout_relay,
 )
 from lending.services.finance import loan_finance
 from lending.services.terms import due_date_for
 from scf import clock
+from scf.enqueue import enqueue
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.orders.factories import AgentFactory, OrderFactory, UserFactory
 
@@ -472,9 +472,9 @@ def test_duplicate_bank_replies_are_harmless(loan, settings, monkeypatch):
 
     def deliver(name: str, args: list[Any]) -> None:
         delivered.append((name, args))
-        dispatch_task(name, args)
+        enqueue(name, args)
 
-    monkeypatch.setattr("integrations.bank.sandbox.dispatch_task", deliver)
+    monkeypatch.setattr("integrations.bank.sandbox.enqueue", deliver)
     # The sandbox's default sink queues integrations.bank_status_report (eager here): the
     # duplicate reply settles the loan inside the bank call, before the first reply arrives.
     assert disburse_loan.delay(disbursement.pk).get() == "settled"
@@ -514,7 +514,7 @@ def committed_loan(transactional_db: Any, monkeypatch: pytest.MonkeyPatch) -> It
     agent = AgentFactory(enterprises=[program.enterprise])
     CreditLineFactory(agent=agent, program=program)
     with monkeypatch.context() as patch:
-        patch.setattr("lending.services.disbursement.dispatch_task", lambda name, args: None)
+        patch.setattr("lending.services.disbursement.enqueue_on_commit", lambda *a, **k: None)
         loan = approved_loan(UserFactory(role="agent", agent=agent))
     yield loan
 

@@ -25,7 +25,6 @@ from integrations.events import (
     backoff_seconds,
     event_body,
     event_deliver,
-    loan_event_record,
     loan_events_sweep,
     outbound_events_due,
 )
@@ -145,6 +144,12 @@ def types(loan: Loan | None = None) -> list[str]:
     return [e.type for e in events]
 
 
+def announced(loan: Loan) -> OutboundEvent:
+    """The event the sweep records for the loan's current state (one, since it is new)."""
+    assert loan_events_sweep(loan_ids=[loan.pk]) == 1
+    return OutboundEvent.objects.get(payload__loan_id=str(loan.pk))
+
+
 def set_status(loan: Loan, status: str) -> None:
     Loan.objects.filter(pk=loan.pk).update(status=status)
 
@@ -242,8 +247,7 @@ def test_no_endpoint_or_an_inactive_one_gets_no_events(now, line, endpoint):
     endpoint.active = False
     endpoint.save()
     loan = pending_loan(line, status=LoanStatus.APPROVED)
-    assert loan_events_sweep() == 0
-    assert loan_event_record(loan=loan, type="loan.approved") is None
+    assert loan_events_sweep(loan_ids=[loan.pk]) == 0
     endpoint.delete()
     assert loan_events_sweep() == 0
     assert OutboundEvent.objects.count() == 0
@@ -263,8 +267,8 @@ def test_event_is_dispatched_only_after_commit(
 
 def test_delivery_is_signed_with_the_endpoint_secret(now, line, endpoint, receiver):
     loan = pending_loan(line, status=LoanStatus.APPROVED)
-    recorded = loan_event_record(loan=loan, type="loan.approved")
-    assert recorded is not None and len(recorded.event_id) == 32
+    recorded = announced(loan)
+    assert len(recorded.event_id) == 32
     assert event_deliver(event_id=recorded.event_id).outcome == "delivered"
     [request] = receiver.received
     headers = request.headers
@@ -286,8 +290,7 @@ def test_failed_delivery_is_retried_with_backoff_and_the_same_event_id(
 ):
     settings.OUTBOUND_EVENT_BACKOFF_SECONDS = 10
     receiver.replies = [500, 503, 200]
-    recorded = loan_event_record(loan=pending_loan(line), type="loan.approved")
-    assert recorded is not None
+    recorded = announced(pending_loan(line))
     first = event_deliver(event_id=recorded.event_id)
     recorded.refresh_from_db()
     # Attempt 1 failed: wait 10 s with equal jitter, i.e. between 5 and 10 s.
@@ -316,8 +319,7 @@ def test_failed_delivery_is_retried_with_backoff_and_the_same_event_id(
 def test_delivery_gives_up_after_the_last_attempt(now, line, endpoint, receiver, settings):
     settings.OUTBOUND_EVENT_MAX_ATTEMPTS = 2
     receiver.replies = [500, 500, 500]
-    recorded = loan_event_record(loan=pending_loan(line), type="loan.approved")
-    assert recorded is not None
+    recorded = announced(pending_loan(line))
     assert event_deliver(event_id=recorded.event_id).outcome == "retry"
     recorded.refresh_from_db()
     now.advance_to(recorded.next_attempt_at)
@@ -334,22 +336,19 @@ def test_unreachable_or_slow_receiver_counts_as_a_failed_attempt(
 ):
     settings.OUTBOUND_EVENT_TIMEOUT_SECONDS = 0.2
     receiver.replies = [("sleep", 1.0)]
-    slow = loan_event_record(loan=pending_loan(line), type="loan.approved")
-    assert slow is not None
+    slow = announced(pending_loan(line))
     assert event_deliver(event_id=slow.event_id).outcome == "retry"
     slow.refresh_from_db()
     assert "Timeout" in slow.last_error and slow.last_status_code is None
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url="http://127.0.0.1:9/closed")
-    closed = loan_event_record(loan=pending_loan(line), type="loan.approved")
-    assert closed is not None
+    closed = announced(pending_loan(line))
     assert event_deliver(event_id=closed.event_id).outcome == "retry"
     closed.refresh_from_db()
     assert "ConnectionError" in closed.last_error
 
 
 def test_delivered_event_is_never_posted_again(now, line, endpoint, receiver):
-    recorded = loan_event_record(loan=pending_loan(line), type="loan.approved")
-    assert recorded is not None
+    recorded = announced(pending_loan(line))
     assert event_deliver(event_id=recorded.event_id).outcome == "delivered"
     now.advance_to(T0 + dt.timedelta(hours=1))
     assert event_deliver(event_id=recorded.event_id).outcome == "skipped"

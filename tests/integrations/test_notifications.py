@@ -22,10 +22,10 @@ from integrations.notifications import (
 )
 from integrations.tasks_events import send_reminders
 from lending.models import Bank, Loan, LoanStatus
-from lending.services.acceleration import loan_accelerate
 from scf import clock
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.lending.loan_makers import disbursed_loan, pending_loan
+from tests.lending.test_acceleration import order_cancelled
 
 pytestmark = pytest.mark.django_db
 
@@ -156,7 +156,7 @@ def test_agent_without_email_is_recorded_not_sent(line, agent):
 
 def test_accelerated_loan_gets_one_notice_and_the_due_reminder(line):
     loan = loan_due(line, dt.date(2026, 5, 4))
-    loan_accelerate(loan_id=loan.pk, reason="order_cancelled")
+    order_cancelled(loan)
     assert notifications_send_due() == 2  # today from the clock: 2026-03-10 in Shanghai
     assert sent_kinds() == [("due", "2026-03-10"), ("accelerated", "2026-03-10")]
     notice = mail.outbox[1]

@@ -30,10 +30,9 @@ from lending.models import (
     ReviewStatus,
 )
 from lending.services.acceleration import (
+    ORDER_CANCELLED,
     CancellationOutcome,
-    LoanNotAccelerable,
     cancelled_orders_sweep,
-    loan_accelerate,
     orders_cancelled,
 )
 from lending.services.book_check import book_check
@@ -85,13 +84,19 @@ def cancel(loan: Loan) -> None:
     SalesOrder.objects.filter(pk=loan.order_id).update(status=OrderStatus.CANCELLED, version=2)
 
 
+def order_cancelled(loan: Loan) -> None:
+    """The sales system cancels the loan's order and the feed applies it (``orders_cancelled``)."""
+    cancel(loan)
+    orders_cancelled(order_ids=[loan.order_id])
+
+
 def test_accelerating_an_active_loan_makes_it_due_today_in_the_program_zone(active):
-    loan = loan_accelerate(loan_id=active.pk, reason="covenant breach")
-    loan.refresh_from_db()
+    order_cancelled(active)
+    loan = Loan.objects.get(pk=active.pk)
     assert (loan.due_date, loan.accelerated_at, loan.status) == (TODAY, NOW, LoanStatus.ACTIVE)
     [case] = cases(loan)
     assert case.status == ReviewStatus.OPEN and case.expires_at is None
-    assert case.notes[0]["note"] == "covenant breach"
+    assert case.notes[0]["note"] == ORDER_CANCELLED
     audit = AuditLog.objects.get(action="loan.accelerated", object_id=str(loan.pk))
     assert audit.before == {"due_date": "2026-05-04", "accelerated_at": None}
     assert audit.after["due_date"] == "2026-03-11" and audit.after["review"] == case.pk
@@ -99,8 +104,8 @@ def test_accelerating_an_active_loan_makes_it_due_today_in_the_program_zone(acti
 
 
 def test_second_acceleration_changes_nothing(active):
-    loan_accelerate(loan_id=active.pk, reason="first")
-    loan_accelerate(loan_id=active.pk, reason="second")
+    order_cancelled(active)
+    order_cancelled(active)
     assert len(cases(active)) == 1
     assert AuditLog.objects.filter(action="loan.accelerated").count() == 1
 
@@ -113,19 +118,9 @@ def test_overdue_loan_keeps_its_earlier_due_date(line):
         status=LoanStatus.OVERDUE,
         days_past_due=37,
     )
-    loan_accelerate(loan_id=loan.pk, reason="order cancelled")
+    order_cancelled(loan)
     loan.refresh_from_db()
     assert loan.due_date == dt.date(2026, 2, 2) and loan.accelerated_at == NOW
-
-
-@pytest.mark.parametrize("status", [LoanStatus.IN_REVIEW, LoanStatus.APPROVED])
-def test_only_a_disbursed_loan_can_be_accelerated(line, status):
-    loan = pending_loan(line, status=status)
-    with pytest.raises(LoanNotAccelerable) as error:
-        loan_accelerate(loan_id=loan.pk, reason="x")
-    assert error.value.code == "loan_not_accelerable"
-    loan.refresh_from_db()
-    assert loan.accelerated_at is None and cases(loan) == []
 
 
 def test_cancelled_order_of_active_loan_accelerates_it(active):

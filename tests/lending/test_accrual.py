@@ -23,7 +23,6 @@ from lending.services.accrual import (
     LoanState,
     accrue_days,
     dpd_bucket,
-    dpd_bucket_expression,
 )
 from lending.services.cob import cob_run
 from lending.services.interest import interest_rounded, night_numerator
@@ -127,14 +126,6 @@ def test_dpd_buckets() -> None:
         "90+",
         "90+",
     ]
-
-
-def test_dpd_bucket_expression_groups_in_the_database(line: Any) -> None:
-    for dpd in (0, 5, 45, 75, 120):
-        loan = active_loan(line, principal="1000.00", value_date=V)
-        Loan.objects.filter(pk=loan.pk).update(days_past_due=dpd)
-    buckets = Loan.objects.annotate(bucket=dpd_bucket_expression()).order_by("days_past_due")
-    assert list(buckets.values_list("bucket", flat=True)) == [None, "1-30", "31-60", "61-90", "90+"]
 
 
 # --- schedules through close of business --------------------------------------------------------

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lending.models import Loan, LoanStatus
-from lending.serializers import loan_schedule
+from lending.replies import loan_schedule
 from lending.services.accrual import AccrualTerms, LoanState, accrue_days
 from lending.services.cob import cob_run
 from lending.services.repayments import repayment_record

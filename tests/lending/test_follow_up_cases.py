@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from lending.models import AuditLog, Disbursement, Loan, LoanStatus, Review, ReviewStatus
-from lending.services.acceleration import loan_accelerate
 from lending.services.disbursement import disbursement_fail
 from lending.services.finance import loan_finance
 from tests.conftest import client_for
 from tests.lending.loan_makers import disbursed_loan
+from tests.lending.test_acceleration import order_cancelled
 from tests.orders.factories import OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,7 @@ def failed(line: Any, agent_user: Any, enterprise: Any) -> Review:
 @pytest.fixture
 def accelerated(line: Any) -> Review:
     loan = disbursed_loan(line, value_date=dt.date(2026, 2, 1), due_date=dt.date(2026, 5, 4))
-    loan_accelerate(loan_id=loan.pk, reason="order cancelled")
+    order_cancelled(loan)
     return Review.objects.get(loan=loan)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.urls import include, path
 
+from integrations.demo.history import history_generate
 from lending.apis import credit
 from lending.models import (
     AgentScore,
@@ -21,7 +22,6 @@ from lending.models import (
     LineProposal,
     ProposalStatus,
 )
-from lending.scoring.generator import history_generate
 from lending.services.book_check import book_check
 from lending.services.finance import loan_quote
 from lending.services.line_formula import LineFacts, Policy, line_target

@@ -1,4 +1,4 @@
-"""The finance reply's loan, written out by hand (``lending.serializers.loan_body``), is exactly
+"""The finance reply's loan, written out by hand (``lending.replies.loan_body``), is exactly
 what ``LoanOutput`` gives, for a loan at every point of its life and in any time zone."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 from django.utils import timezone
 
 from lending.models import LoanStatus
-from lending.serializers import LoanOutput, loan_body
+from lending.replies import loan_body
+from lending.serializers import LoanOutput
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.lending.loan_makers import disbursed_loan, pending_loan
 from tests.orders.factories import AgentFactory

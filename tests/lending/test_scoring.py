@@ -16,18 +16,13 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from integrations.demo.history import GeneratedHistory, history_generate
 from lending.models import AgentScore, CreditLine, CreditModel, Loan, Repayment
 from lending.scoring import scorecard as sc
 from lending.scoring.features import FEATURE_NAMES, features_as_of
-from lending.scoring.generator import GeneratedHistory, history_generate
 from lending.scoring.scores import score_frame
-from lending.scoring.training import (
-    NotEnoughHistory,
-    credit_model_train,
-    scorecard_of,
-    time_split,
-    training_set,
-)
+from lending.scoring.training import NotEnoughHistory, scorecard_of, time_split, training_set
+from lending.services.credit_models import credit_model_train
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.orders.factories import AgentFactory, EnterpriseFactory, OrderFactory
 

@@ -146,7 +146,7 @@ def test_two_hundred_clicks_on_one_line_never_lend_past_the_limit_over_twenty_se
     deadlocks_before = database_deadlocks()
     try:
         # Payment is tested elsewhere; here the outbox rows are enough (see the docstring).
-        with mock.patch("lending.services.disbursement.disbursement_dispatch"):
+        with mock.patch("lending.services.disbursement.enqueue_on_commit"):
             for setup in setups:
                 _race(racers, setup)
     finally:

@@ -88,7 +88,7 @@ ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
 START = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai, a Monday
 # Refusals a random walk may legitimately meet; any other ApplicationError is a bug.
-EXPECTED_REFUSALS = {"order_already_financed", "loan_not_accelerable", "review_closed"}
+EXPECTED_REFUSALS = {"order_already_financed", "review_closed"}
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {"max_examples": 12, "stateful_step_count": 30, "derandomize": True},
     "long": {"max_examples": 100, "stateful_step_count": 40, "derandomize": True},

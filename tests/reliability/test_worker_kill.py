@@ -1,7 +1,7 @@
 """Scenario 4: a worker killed (SIGKILL) at any point of a payment never pays twice or loses one.
 
-The fault is injected in the worker itself (``integrations.bank.chaos``, switched on by
-``SCF_CHAOS_KILL`` in the worker's environment only): each disbursement draws one point, before
+The fault is injected in the worker itself (the crash tests' worker, ``celery -A chaos.worker``,
+whose pool processes wrap the payment path; switched on by ``SCF_CHAOS_KILL`` in its environment): each disbursement draws one point, before
 the bank call (lease taken), after the bank call before anything is committed, or after the
 settlement is committed but before the message is acknowledged, and its pool process SIGKILLs
 itself there. The prefork parent replaces it; with ``acks_late`` and
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from integrations.bank.chaos import POINTS
+from chaos.worker import POINTS
 from integrations.models import SandboxTransfer
 from lending.models import Disbursement, Loan, LoanStatus
 from lending.services.disbursement import WORKING
@@ -75,7 +75,7 @@ def test_a_worker_killed_at_a_random_point_of_each_payment_pays_exactly_once(
     chaos = {"SCF_CHAOS_KILL": KILL_PLAN, "SCF_CHAOS_SEED": seed, "SCF_CHAOS_LOG": str(log)}
     # Two workers: a pool process takes about a second to be replaced and its message to come
     # back, so two main processes halve the time the runs take.
-    pair = [start_worker(CRASH_SETTINGS, env=chaos) for _ in range(2)]
+    pair = [start_worker(CRASH_SETTINGS, env=chaos, app="chaos.worker") for _ in range(2)]
     loan_ids = approve_loans(RUNS)
     seconds = wait_until_active(
         loan_ids, pair[0], tick=Sweeper(broker, every=1.0, min_age_seconds=2), deadline=30 + RUNS

@@ -4,7 +4,7 @@ A worker is ``celery -A scf worker`` in its own process group, on the pytest tes
 (``DATABASE_URL`` built from the test connection) and a test broker. Its settings are
 ``scf.settings.test`` plus a few lines written to a temporary module (the sandbox bank's faults,
 short backoffs and leases); extra environment variables (``SCF_CHAOS_KILL``) go to its
-environment. This process sends the tasks: the finance service's transaction commits,
+environment, and ``app`` names its Celery app (``chaos.worker`` for the crash tests' worker). This process sends the tasks: the finance service's transaction commits,
 ``disbursement_queue``'s on-commit hook hands the payment to the relay, which queues
 ``integrations.disburse_loans`` (a batch), the worker pays.
 Beat is played by ``Sweeper``, called from the test's wait loop.
@@ -199,8 +199,10 @@ class Worker:
         *,
         broker_url: str = "",
         env: dict[str, str] | None = None,
+        app: str = "scf",
     ) -> None:
         self.tmp_path = tmp_path
+        self.app = app
         self.settings = settings
         self.concurrency = concurrency
         self.broker_url = broker_url or REDIS_URL
@@ -227,7 +229,7 @@ class Worker:
             **self.env,
         }
         command = [
-            str(CELERY), "-A", "scf", "worker", "-P", "prefork", "-c", str(self.concurrency),
+            str(CELERY), "-A", self.app, "worker", "-P", "prefork", "-c", str(self.concurrency),
             "--without-heartbeat", "--without-gossip", "--without-mingle",
             "-n", f"{self.name}@%h", "--loglevel", "INFO",
         ]  # fmt: skip

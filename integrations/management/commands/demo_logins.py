@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations.demo import DEFAULT_BASE_URL
+from integrations.demo.data import DEFAULT_BASE_URL
 from orders.models import Role
 
 COLUMNS = ("username", "password", "role", "agent/enterprise")

@@ -24,7 +24,7 @@ import requests
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from integrations.demo import catalogue_for, order_payload
+from integrations.demo.orders import catalogue_for, order_payload
 from integrations.feed.signing import sign
 
 WEBHOOK_PATH = "/api/v1/integrations/orders/webhook/"

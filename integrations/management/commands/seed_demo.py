@@ -19,19 +19,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from integrations.demo import (
-    DEFAULT_BASE_URL,
-    ENTERPRISE_CODES,
-    DemoData,
-    demo_build,
-    demo_contents,
-    demo_credentials_json,
-    demo_exists,
-    demo_loan_counts,
-    demo_order_counts,
-    demo_refresh,
-)
-from lending.scoring.generator import DEMO_COHORT
+from integrations.demo.build import demo_build, demo_exists, demo_refresh
+from integrations.demo.contents import demo_contents, demo_loan_counts, demo_order_counts
+from integrations.demo.data import DEFAULT_BASE_URL, ENTERPRISE_CODES, DemoData
+from integrations.demo.history import DEMO_COHORT
+from integrations.demo.logins import demo_credentials_json
 
 MAX_AGENTS = 9999
 

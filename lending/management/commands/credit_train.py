@@ -19,7 +19,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from lending.models import CreditModel
-from lending.scoring.training import NotEnoughHistory, credit_model_train
+from lending.scoring.training import NotEnoughHistory
+from lending.services.credit_models import credit_model_train
 from scf.errors import ValidationFailed
 
 

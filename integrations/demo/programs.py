@@ -23,7 +23,7 @@ from lending.services.lines import credit_line_create, program_create
 from orders.models import Role, SalesOrder, User
 
 if TYPE_CHECKING:
-    from .demo import DemoData
+    from .data import DemoData
 
 GRADES = ("A", "B", "C", "D", "E")
 GRADE_WEIGHTS = (15, 35, 30, 15, 5)

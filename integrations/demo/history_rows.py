@@ -19,11 +19,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, models
 
-from orders.models import Agent, AgentRelationship, SalesOrder, SalesOrderLine
-from orders.services.parties import uscc_complete
-from scf.money import CENT
-
-from ..models import (
+from lending.models import (
     AccountCode,
     CreditLine,
     Decision,
@@ -35,9 +31,13 @@ from ..models import (
     Program,
     Repayment,
 )
-from ..services.terms import interest_for
-from .bulk import BulkRows, reserve_ids
-from .synthetic import PlannedAgent, PlannedLoan
+from lending.scoring.bulk import BulkRows, reserve_ids
+from lending.services.terms import interest_for
+from orders.models import Agent, AgentRelationship, SalesOrder, SalesOrderLine
+from orders.services.parties import uscc_complete
+from scf.money import CENT
+
+from .history_plan import PlannedAgent, PlannedLoan
 
 LINE_STEP = 10_000
 MIN_LINE = 100_000

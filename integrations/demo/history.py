@@ -53,14 +53,14 @@ from typing import Any
 
 from django.db import models, transaction
 
+from lending.models import Bank, CreditModel, Program, ProgramStatus
+from lending.services.credit_models import credit_model_train
+from lending.services.line_management import RunResult, credit_nightly
+from lending.services.lines import program_create, program_update
 from orders.services.parties import enterprise_create, uscc_complete
 
-from ..models import Bank, CreditModel, Program, ProgramStatus
-from ..services.line_management import RunResult, credit_nightly
-from ..services.lines import program_create, program_update
+from .history_plan import Behaviour, plan_agent
 from .history_rows import GeneratedHistory, analyze, context, write_batch
-from .synthetic import Behaviour, plan_agent
-from .training import credit_model_train
 
 __all__ = [
     "Behaviour",

@@ -2,7 +2,7 @@
 
 Pure and deterministic: ``plan_agent(seed=..., index=n, ...)`` always plans the same agent *n*
 (its own ``numpy`` generator seeded with ``[seed, n]``), whatever else is planned. The model of
-behaviour is described in ``lending.scoring.generator``; its parameters are ``Behaviour``.
+behaviour is described in ``integrations.demo.history``; its parameters are ``Behaviour``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from decimal import Decimal
 
 import numpy as np
 
-from ..models import Program
-from ..services.terms import due_date_for, principal_for
+from lending.models import Program
+from lending.services.terms import due_date_for, principal_for
 
 
 @dataclass(frozen=True)
