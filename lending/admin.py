@@ -378,3 +378,7 @@ class JournalLineAdmin(ReadOnlyAdmin):
     list_filter = ["account", "currency"]
     search_fields = ["entry__idempotency_key", "loan__reference"]
     list_select_related = ["entry", "loan"]
+
+
+# The tripartite pages register themselves on import (they build on ReadOnlyAdmin above).
+from . import admin_tripartite  # noqa: E402, F401

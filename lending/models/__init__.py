@@ -20,6 +20,15 @@ from .credit import (
     ReviewStatus,
     money,
 )
+from .goods import (
+    BreachStatus,
+    GoodsHold,
+    HoldStatus,
+    Release,
+    ReleaseBreach,
+    ReleaseRequester,
+    ReleaseStatus,
+)
 from .ledger import (
     ACCOUNT_KINDS,
     AccountCode,
@@ -27,6 +36,14 @@ from .ledger import (
     EntryKind,
     JournalEntry,
     JournalLine,
+)
+from .margin import (
+    MarginAccount,
+    MarginMovement,
+    MarginMovementKind,
+    MarginSource,
+    MarginWithdrawal,
+    WithdrawalStatus,
 )
 from .movement import (
     Accrual,
@@ -45,6 +62,16 @@ from .scoring import (
     LineProposal,
     ProposalStatus,
 )
+from .tripartite import (
+    Agreement,
+    AgreementStatus,
+    ClaimStatus,
+    GuaranteeClaim,
+    GuaranteeType,
+    TermsChange,
+    TermsChangeStatus,
+    TripartiteTerms,
+)
 
 __all__ = [
     "ACCOUNT_KINDS",
@@ -58,8 +85,12 @@ __all__ = [
     "Accrual",
     "AccrualKind",
     "AgentScore",
+    "Agreement",
+    "AgreementStatus",
     "AuditLog",
     "Bank",
+    "BreachStatus",
+    "ClaimStatus",
     "CobRun",
     "CreditLine",
     "CreditModel",
@@ -70,20 +101,37 @@ __all__ = [
     "Disbursement",
     "DisbursementStatus",
     "EntryKind",
+    "GoodsHold",
     "Grade",
+    "GuaranteeClaim",
+    "GuaranteeType",
+    "HoldStatus",
     "IdempotencyRecord",
     "JournalEntry",
     "JournalLine",
     "LineProposal",
     "Loan",
     "LoanStatus",
+    "MarginAccount",
+    "MarginMovement",
+    "MarginMovementKind",
+    "MarginSource",
+    "MarginWithdrawal",
     "Program",
     "ProgramStatus",
     "ProposalStatus",
+    "Release",
+    "ReleaseBreach",
+    "ReleaseRequester",
+    "ReleaseStatus",
     "Repayment",
     "RepaymentSource",
     "Review",
     "ReviewKind",
     "ReviewStatus",
+    "TermsChange",
+    "TermsChangeStatus",
+    "TripartiteTerms",
+    "WithdrawalStatus",
     "money",
 ]

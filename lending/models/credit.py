@@ -202,6 +202,7 @@ class LoanStatus(models.TextChoices):
     OVERDUE = "overdue", "Overdue"
     REPAID = "repaid", "Repaid"
     WRITTEN_OFF = "written_off", "Written off"
+    BOUGHT_BACK = "bought_back", "Bought back"
 
 
 # A loan in one of these holds its order: no second loan may be made on it.
@@ -213,6 +214,7 @@ HOLDS_ORDER = [
     LoanStatus.OVERDUE,
     LoanStatus.REPAID,
     LoanStatus.WRITTEN_OFF,
+    LoanStatus.BOUGHT_BACK,
 ]
 # A loan in one of these has credit reserved on its line and program.
 RESERVES_CREDIT = [LoanStatus.IN_REVIEW, LoanStatus.APPROVED, LoanStatus.DISBURSING]
@@ -374,6 +376,9 @@ class ReviewKind(models.TextChoices):
     REFERRAL = "referral", "Referred request"
     DISBURSEMENT_FAILED = "disbursement_failed", "Failed disbursement"
     ACCELERATED = "accelerated", "Accelerated loan"
+    CLAIM_DISPUTE = "claim_dispute", "Disputed guarantee claim"
+    CLAIM_ESCALATED = "claim_escalated", "Guarantee claim unpaid past its window"
+    CAP_EXHAUSTED = "cap_exhausted", "Guarantee cap exhausted"
 
 
 class ReviewStatus(models.TextChoices):

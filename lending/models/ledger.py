@@ -31,6 +31,10 @@ class AccountCode(models.TextChoices):
     INTEREST_RECEIVABLE = "interest_receivable", "Interest receivable"
     PENALTY_RECEIVABLE = "penalty_receivable", "Penalty receivable"
     AGENT_OVERPAYMENTS = "agent_overpayments", "Agent overpayments"
+    MARGIN_FREE = "margin_free", "Agent margin (free)"
+    MARGIN_COMMITTED = "margin_committed", "Agent margin (committed to financings)"
+    SECURITY_DEPOSITS = "security_deposits", "Security deposits"
+    GUARANTEE_RECEIVABLE = "guarantee_receivable", "Guarantee claims receivable"
     INTEREST_INCOME = "interest_income", "Interest income"
     PENALTY_INCOME = "penalty_income", "Penalty income"
     CREDIT_LOSSES = "credit_losses", "Credit losses"
@@ -42,6 +46,10 @@ ACCOUNT_KINDS = {
     AccountCode.INTEREST_RECEIVABLE: AccountKind.ASSET,
     AccountCode.PENALTY_RECEIVABLE: AccountKind.ASSET,
     AccountCode.AGENT_OVERPAYMENTS: AccountKind.LIABILITY,
+    AccountCode.MARGIN_FREE: AccountKind.LIABILITY,
+    AccountCode.MARGIN_COMMITTED: AccountKind.LIABILITY,
+    AccountCode.SECURITY_DEPOSITS: AccountKind.LIABILITY,
+    AccountCode.GUARANTEE_RECEIVABLE: AccountKind.ASSET,
     AccountCode.INTEREST_INCOME: AccountKind.INCOME,
     AccountCode.PENALTY_INCOME: AccountKind.INCOME,
     AccountCode.CREDIT_LOSSES: AccountKind.EXPENSE,
@@ -56,6 +64,15 @@ class EntryKind(models.TextChoices):
     OVERPAYMENT_REFUND = "overpayment_refund", "Overpayment refunded"
     WRITE_OFF = "write_off", "Write-off"
     REVERSAL = "reversal", "Reversal"
+    MARGIN_DEPOSIT = "margin_deposit", "Margin deposited"
+    MARGIN_COMMIT = "margin_commit", "Margin committed to a financing"
+    MARGIN_UNCOMMIT = "margin_uncommit", "Margin freed from a financing"
+    MARGIN_WITHDRAWAL = "margin_withdrawal", "Margin withdrawn"
+    SECURITY_HOLD = "security_hold", "Security deposit held"
+    SECURITY_RELEASE = "security_release", "Security deposit released"
+    SECURITY_APPLIED = "security_applied", "Security deposit applied"
+    GUARANTEE_CLAIM = "guarantee_claim", "Guarantee claim raised"
+    GUARANTEE_PAYMENT = "guarantee_payment", "Guarantee claim paid"
 
 
 _APPEND_ONLY = [
