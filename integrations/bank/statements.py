@@ -1,6 +1,8 @@
 """Bank statement import: incoming credits from the bank adapter become loan repayments.
 
-Each credit names its loan in the remittance information (the loan ``reference`` agents quote).
+Each credit names its loan in the remittance information (the loan ``reference`` agents quote),
+or a margin account (``MG-<program>-<agent>``: the agent lodges margin, one deposit per bank
+reference).
 The bank's own reference becomes the repayment reference, so a credit imported twice is applied
 once (``Repayment.reference`` is unique). The import window ends at "now" and starts where the
 last import ended (``StatementCursor``); overlap is harmless for the same reason. A credit that
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from lending.models import RepaymentSource
+from lending.models import MarginSource, RepaymentSource
+from lending.selectors.tripartite import margin_account_for_reference
+from lending.services.margin import margin_deposit
 from lending.services.repayments import loan_for_reference, repayment_record_outcome
 from scf import clock
 from scf.errors import ApplicationError
@@ -38,7 +42,38 @@ class ImportResult:
     refused: int = 0
 
 
+def _apply_margin(credit: IncomingCredit, result: ImportResult) -> bool:
+    """A credit quoting a margin reference lodges margin (False: it quotes none)."""
+    account = margin_account_for_reference(credit.remittance_info)
+    if account is None:
+        return False
+    try:
+        _, created = margin_deposit(
+            account=account,
+            amount=credit.amount,
+            value_date=credit.value_date,
+            reference=credit.bank_reference,
+            source=MarginSource.BANK_STATEMENT,
+            actor=ACTOR,
+            currency=credit.currency,
+        )
+    except ApplicationError as exc:
+        result.refused += 1
+        logger.warning(
+            "incoming margin credit refused",
+            extra={"bank_reference": credit.bank_reference, "code": exc.code},
+        )
+        return True
+    if created:
+        result.applied += 1
+    else:
+        result.duplicates += 1
+    return True
+
+
 def _apply(credit: IncomingCredit, result: ImportResult) -> None:
+    if _apply_margin(credit, result):
+        return
     loan = loan_for_reference(credit.remittance_info)
     if loan is None:
         result.unmatched += 1

@@ -20,7 +20,9 @@ its memory grows with the number of differences, not with the book:
 4. each credit line's and program's ``reserved`` equals the ``reserved_amount`` of its loans
    that hold a reservation (``RESERVES_CREDIT``), and its ``outstanding_principal`` equals the
    sum of its loans' outstanding principal (reservations are not money, so this is not posted);
-5. no journal line points at a missing entry.
+5. no journal line points at a missing entry;
+6. margin accounts agree with their movements and, per program, with the ledger
+   (``lending.services.book_check_margin``).
 
 Differences are rounded to the cent before comparing, so SQLite (which sums NUMERIC columns as
 floating point) and PostgreSQL agree. On PostgreSQL all the queries read one snapshot (a
@@ -345,6 +347,8 @@ def book_check() -> list[Difference]:
 
 
 def _all_differences() -> list[Difference]:
+    from .book_check_margin import margin_differences  # it builds on this module's Difference
+
     return [
         *_entry_differences(),
         *_currency_differences(),
@@ -353,4 +357,5 @@ def _all_differences() -> list[Difference]:
         *_headroom_differences(CreditLine.objects.all(), "credit_line"),
         *_headroom_differences(Program.objects.all(), "program"),
         *_orphan_differences(),
+        *margin_differences(),
     ]
