@@ -40,7 +40,7 @@ from scf.sql import execute_prepared, model_from_row, select_list
 from scf.throttling import rate_limit
 
 from .. import engine
-from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program, ProgramStatus
+from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program, ProgramStatus, TripartiteTerms
 from ..replies import finance_reply_body
 from .credit import ProgramExhausted
 from .finance_record import (
@@ -56,6 +56,7 @@ from .idempotency import (
     idempotency_store,
     request_fingerprint,
 )
+from .margin_finance import TripartiteFacts, margin_commit, tripartite_facts
 from .terms import Terms, terms_for
 
 BIGINT_MAX = 2**63 - 1
@@ -71,6 +72,15 @@ class Quote:
     program: Program
     terms: Terms
     decision: engine.DecisionResult
+    tripartite: TripartiteFacts | None = None
+
+    @property
+    def margin_required(self) -> Decimal | None:
+        return self.tripartite.required if self.tripartite is not None else None
+
+    @property
+    def margin_free(self) -> Decimal | None:
+        return self.tripartite.free if self.tripartite is not None else None
 
     @property
     def agent_reasons(self) -> list[dict[str, str]]:
@@ -143,9 +153,13 @@ def _line_sql(lock: bool, vendor: str) -> str:
     """The line-program-enterprise-facts read (built once per process and backend)."""
     qn = connection.ops.quote_name
     programs = qn(Program._meta.db_table)
+    tripartite = (
+        f"EXISTS (SELECT 1 FROM {qn(TripartiteTerms._meta.db_table)} "  # noqa: S608 - names from code
+        f"WHERE program_id = p.id AND enabled)"
+    )
     return (
         f"SELECT {select_list(CreditLine, 'l')}, {select_list(Program, 'p')}, "  # noqa: S608 - names from code
-        f"{select_list(CoreEnterprise, 'e')}, {_facts_sql_text(lock, vendor)} "
+        f"{select_list(CoreEnterprise, 'e')}, {_facts_sql_text(lock, vendor)}, {tripartite} "
         f"FROM {qn(CreditLine._meta.db_table)} l JOIN {programs} p ON p.id = l.program_id "
         f"JOIN {qn(CoreEnterprise._meta.db_table)} e ON e.id = p.enterprise_id "
         f"WHERE l.agent_id = %s AND l.program_id = (SELECT id FROM {programs} "
@@ -173,7 +187,8 @@ def _program_and_line(order: SalesOrder, *, lock: bool) -> tuple[Program, Credit
     program, end = model_from_row(Program, row, end)
     program.enterprise, end = model_from_row(CoreEnterprise, row, end)
     line.program = program
-    return program, line, _facts_from(row[end:])
+    *values, tripartite = row[end:]
+    return program, line, _facts_from(values, tripartite=bool(tripartite))
 
 
 @dataclass(frozen=True)
@@ -184,6 +199,7 @@ class Facts:
     relationship_active: bool
     agent_max_dpd: int
     loan_id: int | None  # reserved from the loan id sequence (PostgreSQL), else None
+    tripartite: bool | None = None  # terms enabled on the program (None: not read)
 
 
 @lru_cache(maxsize=1)
@@ -219,9 +235,9 @@ def _facts_params(order: SalesOrder, *, reserve_loan_id: bool) -> list[Any]:
     return params
 
 
-def _facts_from(values: Sequence[Any]) -> Facts:
+def _facts_from(values: Sequence[Any], *, tripartite: bool | None = None) -> Facts:
     financed, related, max_dpd, loan_id = values
-    return Facts(bool(financed), bool(related), int(max_dpd or 0), loan_id)
+    return Facts(bool(financed), bool(related), int(max_dpd or 0), loan_id, tripartite)
 
 
 def _facts(order: SalesOrder, *, reserve_loan_id: bool = False) -> Facts:
@@ -240,6 +256,7 @@ def decision_inputs(
     facts: Facts,
     *,
     program_available: Decimal | None = None,
+    tripartite: TripartiteFacts | None = None,
 ) -> engine.DecisionInputs:
     return engine.DecisionInputs(
         order_id=order.pk,
@@ -268,6 +285,23 @@ def decision_inputs(
         max_dpd_tolerated=program.max_dpd_tolerated,
         principal=principal,
         refer_rules=tuple(program.refer_rules or ()),
+        tripartite=tripartite.inputs() if tripartite is not None else None,
+    )
+
+
+def _tripartite(
+    order: SalesOrder, program: Program, terms: Terms, facts: Facts, *, lock: bool
+) -> TripartiteFacts | None:
+    """The tripartite facts when the program's terms are enabled (read with the line; the
+    fallback read of ``_program_and_line`` does not say, so ask then)."""
+    if facts.tripartite is False:
+        return None
+    return tripartite_facts(
+        program=program,
+        agent_id=order.agent_id,
+        order_amount=order.amount,
+        principal=terms.principal,
+        lock=lock,
     )
 
 
@@ -278,8 +312,9 @@ def loan_quote(*, user: User, order_id: int) -> Quote:
     order = _order_for_agent(user, order_id, lock=False)
     program, line, facts = _program_and_line(order, lock=False)
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
-    decision = engine.decide(decision_inputs(order, program, line, terms.principal, facts))
-    return Quote(order, program, terms, decision)
+    tri = _tripartite(order, program, terms, facts, lock=False)
+    inputs = decision_inputs(order, program, line, terms.principal, facts, tripartite=tri)
+    return Quote(order, program, terms, engine.decide(inputs), tri)
 
 
 class OrderAlreadyFinanced(Conflict):
@@ -346,19 +381,33 @@ def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> Fin
     if facts.already_financed:
         raise OrderAlreadyFinanced("This order has already been financed.")
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
-    decision = engine.decide(decision_inputs(order, program, line, terms.principal, facts))
-    rows = _rows(user, order, program, line, terms, decision, facts, reply_to)
+    tri = _tripartite(order, program, terms, facts, lock=True)
+    inputs = decision_inputs(order, program, line, terms.principal, facts, tripartite=tri)
+    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
     if _write(rows):
-        return rows
+        return _committed(rows, tri)
     # The program ran out between the line lock and the reservation: decide again on its
     # current figures (declined, insufficient_program_limit); nothing was written.
     program.refresh_from_db(fields=["outstanding_principal", "reserved", "limit"])
     inputs = decision_inputs(
-        order, program, line, terms.principal, facts, program_available=program.available
+        order,
+        program,
+        line,
+        terms.principal,
+        facts,
+        program_available=program.available,
+        tripartite=tri,
     )
-    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to)
+    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
     if not _write(rows):
         raise RuntimeError(f"order {order.pk}: a decision without a reservation was refused")
+    return _committed(rows, tri)
+
+
+def _committed(rows: FinanceRows, tri: TripartiteFacts | None) -> FinanceRows:
+    """Under a tripartite program, a decision that reserves credit commits the margin too."""
+    if tri is not None and rows.reserved:
+        margin_commit(loan=rows.loan, facts=tri)
     return rows
 
 
@@ -371,6 +420,7 @@ def _rows(
     decision: engine.DecisionResult,
     facts: Facts,
     reply_to: int | None,
+    tri: TripartiteFacts | None = None,
 ) -> FinanceRows:
     rows = finance_rows_build(
         user=user,
@@ -383,6 +433,8 @@ def _rows(
         now=clock.now(),
     )
     rows.reply_record = reply_to
+    if tri is not None and rows.disbursement is not None:  # the enterprise is paid loan + margin
+        rows.disbursement.amount = terms.principal + tri.margin
     return rows
 
 

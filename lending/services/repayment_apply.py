@@ -65,6 +65,7 @@ from .audit import actor_label
 from .credit import credit_repaid
 from .interest import basis_for, interest_rounded
 from .ledger import Posting, ledger_post, ledger_reverse
+from .margin_finance import security_release
 from .waterfall import Allocation, Payment, allocate, apply_allocation, replay
 
 
@@ -138,6 +139,8 @@ def loan_state_save(loan: Loan, before: LoanState, after: LoanState) -> None:
     if repaid < 0:
         raise RuntimeError(f"loan {loan.pk}: a repayment increased principal by {-repaid}")
     credit_repaid(line_id=loan.credit_line_id, program_id=loan.program_id, principal=repaid)
+    if after.status == LoanStatus.REPAID and before.status != LoanStatus.REPAID:
+        security_release(loan)  # a tripartite loan's security deposit goes back to free margin
 
 
 def repayment_apply_on_time(loan: Loan, request: RepaymentRequest) -> Repayment:

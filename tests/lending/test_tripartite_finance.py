@@ -1,0 +1,202 @@
+"""Financing under a tripartite program: the agreement and the margin in the decision, the margin
+committed with the credit, paid to the core enterprise with the loan, freed when the financing
+does not happen; the security deposit held until the loan is repaid. Ledger balanced and
+``ledger_check`` green after each step.
+
+The worked example of docs/tripartite.md, to the cent: an order of 100,000.00 at 70 % advance
+and 30 % margin: 30,000.00 lodged, 70,000.00 lent, 100,000.00 paid to the enterprise, 30,000.00
+of goods releasable at once.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from lending.models import (
+    AccountCode,
+    Agreement,
+    Disbursement,
+    GoodsHold,
+    JournalLine,
+    Loan,
+    MarginAccount,
+    MarginMovement,
+    Review,
+)
+from lending.services.disbursement import disbursement_fail, disbursement_settle
+from lending.services.repayments import repayment_record
+from lending.services.reviews import review_claim, review_decline
+from tests.conftest import client_for
+from tests.lending.active_loans import books_balance
+from tests.lending.conftest import finance
+from tests.lending.tripartite_world import World, lodge, today, world
+from tests.orders.factories import OrderFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def w(enterprise: Any) -> World:
+    return world(enterprise)
+
+
+def order_of(w: World, amount: str) -> Any:
+    return OrderFactory(
+        agent=w.agent,
+        enterprise=w.program.enterprise,
+        amount=D(amount),
+        order_date=today(w.program),
+    )
+
+
+def click(w: World, order: Any) -> dict[str, Any]:
+    reply = finance(client_for(UserFactory(role="agent", agent=w.agent)), order.pk, f"k-{order.pk}")
+    assert reply.status_code == 201, reply.content
+    return reply.json()
+
+
+def margin(w: World) -> tuple[D, D, D]:
+    account = MarginAccount.objects.get(pk=w.account.pk)
+    return account.free, account.committed, account.security
+
+
+def ledger(code: str) -> D:
+    """The account's balance, positive on its normal side."""
+    rows = JournalLine.objects.filter(account=code)
+    net = sum((r.debit - r.credit for r in rows), D("0.00"))
+    return net if code in ("settlement", "principal_receivable") else -net
+
+
+def settle(loan_id: int) -> Loan:
+    disbursement = Disbursement.objects.get(loan_id=loan_id)
+    disbursement_settle(
+        disbursement_id=disbursement.pk, bank_reference="BANK-OUT", settled_at=timezone.now()
+    )
+    return Loan.objects.get(pk=loan_id)
+
+
+def test_the_worked_example_to_the_cent(w: World) -> None:
+    lodge(w.account, "30000.00", "DEP-EX")  # 30,000 lodged
+    order = order_of(w, "100000.00")
+    quote = client_for(UserFactory(role="agent", agent=w.agent)).post(
+        f"/api/v1/orders/{order.pk}/quote/"
+    )
+    assert (quote.json()["margin_required"], quote.json()["margin_free"]) == (
+        "30000.00",
+        "30000.00",
+    )
+    assert quote.json()["principal"] == "70000.00"
+
+    body = click(w, order)
+    assert body["decision"]["outcome"] == "approved"
+    loan = Loan.objects.get(pk=body["loan"]["id"])
+    assert loan.principal == D("70000.00")  # 70,000 lent
+    assert margin(w) == (D("0.00"), D("30000.00"), D("0.00"))
+    assert Disbursement.objects.get(loan=loan).amount == D("100000.00")  # paid to the enterprise
+    books_balance()
+
+    loan = settle(loan.pk)
+    hold = GoodsHold.objects.get(loan=loan)
+    assert (hold.order_value, hold.margin, hold.releasable_value, hold.released_value) == (
+        D("100000.00"),
+        D("30000.00"),
+        D("30000.00"),  # 30,000 of goods releasable at once
+        D("0.00"),
+    )
+    assert margin(w) == (D("0.00"), D("0.00"), D("0.00"))
+    assert ledger(AccountCode.PRINCIPAL_RECEIVABLE) == D("70000.00")
+    assert ledger(AccountCode.SETTLEMENT) == D("30000.00") - D("100000.00")
+    assert ledger(AccountCode.MARGIN_FREE) == ledger(AccountCode.MARGIN_COMMITTED) == D("0.00")
+    kinds = list(MarginMovement.objects.filter(loan=loan).values_list("kind", flat=True))
+    assert sorted(kinds) == ["commit", "pay_out"]
+    books_balance()
+
+
+def test_no_agreement_declines_with_agreement_missing(w: World) -> None:
+    lodge(w.account, "30000.00", "DEP-1")
+    Agreement.objects.filter(pk=w.agreement.pk).update(status="terminated")
+    body = click(w, order_of(w, "100000.00"))
+    assert body["decision"]["outcome"] == "declined"
+    assert [r["code"] for r in body["decision"]["reasons"]] == ["agreement_missing"]
+    assert margin(w) == (D("30000.00"), D("0.00"), D("0.00"))
+    assert not GoodsHold.objects.exists()
+    books_balance()
+
+
+def test_not_enough_margin_declines_with_the_amount_missing(w: World) -> None:
+    lodge(w.account, "29999.99", "DEP-1")
+    order = order_of(w, "100000.00")
+    quote = client_for(UserFactory(role="agent", agent=w.agent)).post(
+        f"/api/v1/orders/{order.pk}/quote/"
+    )
+    assert quote.json()["expected_outcome"] == "declined"
+    assert quote.json()["margin_required"] == "30000.00"
+    body = click(w, order)
+    assert body["decision"]["outcome"] == "declined"
+    (reason,) = body["decision"]["reasons"]
+    assert reason["code"] == "insufficient_margin" and "0.01 missing" in reason["detail"]
+    assert margin(w) == (D("29999.99"), D("0.00"), D("0.00"))
+    assert not MarginMovement.objects.filter(kind="commit").exists()
+    books_balance()
+
+
+def test_a_program_without_enabled_terms_asks_for_no_margin(w: World) -> None:
+    w.terms.enabled = False
+    w.terms.save()
+    body = click(w, order_of(w, "100000.00"))
+    assert body["decision"]["outcome"] == "approved"
+    assert Disbursement.objects.get(loan_id=body["loan"]["id"]).amount == D("70000.00")
+    assert not GoodsHold.objects.exists()
+
+
+def test_a_referred_request_commits_margin_and_its_decline_frees_it(w: World) -> None:
+    lodge(w.account, "60000.00", "DEP-1")
+    w.program.auto_approve_limit = D("50000.00")
+    w.program.save()
+    body = click(w, order_of(w, "100000.00"))
+    assert body["decision"]["outcome"] == "in_review"
+    assert margin(w) == (D("30000.00"), D("30000.00"), D("0.00"))
+    books_balance()
+    reviewer = UserFactory(role="risk_reviewer")
+    review = Review.objects.get(loan_id=body["loan"]["id"])
+    review_claim(user=reviewer, review_id=review.pk)
+    review_decline(user=reviewer, review_id=review.pk, reason="other", note="no")
+    assert margin(w) == (D("60000.00"), D("0.00"), D("0.00"))
+    books_balance()
+
+
+def test_a_failed_payment_frees_the_margin(w: World) -> None:
+    lodge(w.account, "30000.00", "DEP-1")
+    body = click(w, order_of(w, "100000.00"))
+    disbursement = Disbursement.objects.get(loan_id=body["loan"]["id"])
+    disbursement_fail(disbursement_id=disbursement.pk, reason_code="AC04", detail="closed")
+    assert margin(w) == (D("30000.00"), D("0.00"), D("0.00"))
+    books_balance()
+
+
+def test_the_security_deposit_is_held_until_the_loan_is_repaid(enterprise: Any) -> None:
+    w = world(enterprise, security_ratio=D("0.1000"))
+    lodge(w.account, "37000.00", "DEP-1")  # 30,000 margin + 10 % of 70,000
+    body = click(w, order_of(w, "100000.00"))
+    assert body["decision"]["outcome"] == "approved"
+    assert margin(w) == (D("0.00"), D("37000.00"), D("0.00"))
+    loan = settle(body["loan"]["id"])
+    assert margin(w) == (D("0.00"), D("0.00"), D("7000.00"))
+    assert ledger(AccountCode.SECURITY_DEPOSITS) == D("7000.00")
+    books_balance()
+    repayment_record(
+        loan=loan,
+        amount=D("70000.00"),
+        value_date=loan.value_date,
+        reference="REPAY-ALL",
+        source="api",
+        actor="test",
+    )
+    assert Loan.objects.get(pk=loan.pk).status == "repaid"
+    assert margin(w) == (D("7000.00"), D("0.00"), D("0.00"))
+    assert ledger(AccountCode.SECURITY_DEPOSITS) == D("0.00")
+    books_balance()
