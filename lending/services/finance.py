@@ -384,8 +384,8 @@ def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> Fin
     tri = _tripartite(order, program, terms, facts, lock=True)
     inputs = decision_inputs(order, program, line, terms.principal, facts, tripartite=tri)
     rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
-    if _write(rows):
-        return _committed(rows, tri)
+    if _write_with_margin(rows, tri):
+        return rows
     # The program ran out between the line lock and the reservation: decide again on its
     # current figures (declined, insufficient_program_limit); nothing was written.
     program.refresh_from_db(fields=["outstanding_principal", "reserved", "limit"])
@@ -399,16 +399,30 @@ def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> Fin
         tripartite=tri,
     )
     rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
-    if not _write(rows):
+    if not _write_with_margin(rows, tri):
         raise RuntimeError(f"order {order.pk}: a decision without a reservation was refused")
-    return _committed(rows, tri)
-
-
-def _committed(rows: FinanceRows, tri: TripartiteFacts | None) -> FinanceRows:
-    """Under a tripartite program, a decision that reserves credit commits the margin too."""
-    if tri is not None and rows.reserved:
-        margin_commit(loan=rows.loan, facts=tri)
     return rows
+
+
+def _write_with_margin(rows: FinanceRows, tri: TripartiteFacts | None) -> bool:
+    """``_write``, and under a tripartite program, for a decision that reserves credit, the
+    margin's commit. That is written *before* the decision's statement, so the shared program
+    row (locked by that statement) is still held for one round trip and the commit; a savepoint
+    takes it back when the program has no room left. Without a loan id yet (SQLite) it follows
+    the rows instead."""
+    if tri is None or not rows.reserved:
+        return _write(rows)
+    if rows.loan.pk is None:
+        written = _write(rows)
+        if written:
+            margin_commit(loan=rows.loan, facts=tri)
+        return written
+    savepoint = transaction.savepoint()
+    margin_commit(loan=rows.loan, facts=tri)
+    if _write(rows):
+        return True  # the savepoint ends with the transaction: no release round trip
+    transaction.savepoint_rollback(savepoint)
+    return False
 
 
 def _rows(

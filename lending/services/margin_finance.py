@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
+from django.db import connection
 from django.db.models import Exists, F, OuterRef
 
 from scf import clock
@@ -49,6 +50,7 @@ from ..models import (
     TripartiteTerms,
 )
 from .ledger import Posting, ledger_post
+from .margin_hotpath import margin_commit_write, margin_facts_read
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -89,7 +91,19 @@ def tripartite_facts(
     *, program: Program, agent_id: int, order_amount: Decimal, principal: Decimal, lock: bool
 ) -> TripartiteFacts | None:
     """The tripartite side of a decision (None when the program's terms are not enabled). With
-    ``lock``, the agent's margin account is locked (the caller holds the line)."""
+    ``lock``, the agent's margin account is locked (the caller holds the line): on PostgreSQL in
+    one query (``margin_hotpath``) when the agent has an account."""
+    if lock and connection.vendor == "postgresql":
+        found = margin_facts_read(program_id=program.pk, agent_id=agent_id)
+        if found is not None:
+            return TripartiteFacts(
+                terms=found[0],
+                account=found[1],
+                agreement_active=found[2],
+                order_value=order_amount,
+                margin=share_of(order_amount, found[0].margin_ratio),
+                security=share_of(principal, found[0].security_ratio),
+            )
     terms = TripartiteTerms.objects.filter(program=program, enabled=True).first()
     if terms is None:
         return None
@@ -155,11 +169,20 @@ def margin_commit(*, loan: Loan, facts: TripartiteFacts) -> GoodsHold:
     ``tripartite_facts``; the CHECK ``free >= 0`` backs the decision's margin rule."""
     program = loan.program
     account = facts.account
+    today = clock.business_date(program.time_zone)
+    if account is not None and loan.pk is not None and connection.vendor == "postgresql":
+        return margin_commit_write(
+            loan=loan,
+            account_id=account.pk,
+            order_value=facts.order_value,
+            margin=facts.margin,
+            security=facts.security,
+            business_date=today,
+        )
     if account is None:  # nothing required (m = s = 0) and no account yet
         from .margin import margin_account_get_or_create
 
         account = margin_account_get_or_create(program=program, agent=loan.agent)
-    today = clock.business_date(program.time_zone)
     now = clock.now()
     hold = GoodsHold.objects.create(
         loan=loan,

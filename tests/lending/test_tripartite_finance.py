@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -199,4 +200,58 @@ def test_the_security_deposit_is_held_until_the_loan_is_repaid(enterprise: Any) 
     assert Loan.objects.get(pk=loan.pk).status == "repaid"
     assert margin(w) == (D("7000.00"), D("0.00"), D("0.00"))
     assert ledger(AccountCode.SECURITY_DEPOSITS) == D("0.00")
+    books_balance()
+
+
+def test_a_statement_that_finds_no_room_takes_the_margin_commit_back(w: World) -> None:
+    """The margin is committed before the decision's statement; when that statement writes
+    nothing (the program ran out meanwhile), the savepoint takes the commit back and the
+    request is decided again: one commit in the end, the books balanced."""
+    from lending.services import finance as finance_service
+
+    real = finance_service.finance_rows_write
+    calls: list[int] = []
+
+    def first_finds_no_room(rows: Any) -> bool:
+        calls.append(rows.loan.pk)
+        return False if len(calls) == 1 else real(rows)
+
+    lodge(w.account, "30000.00", "DEP-1")
+    with mock.patch.object(finance_service, "finance_rows_write", first_finds_no_room):
+        body = click(w, order_of(w, "100000.00"))
+    assert len(calls) == 2 and body["decision"]["outcome"] == "approved"
+    assert margin(w) == (D("0.00"), D("30000.00"), D("0.00"))
+    assert MarginMovement.objects.filter(kind="commit").count() == 1
+    assert GoodsHold.objects.count() == 1
+    books_balance()
+
+
+def _written(loan_id: int) -> dict[str, Any]:
+    hold = GoodsHold.objects.get(loan_id=loan_id)
+    movement = MarginMovement.objects.get(loan_id=loan_id, kind="commit")
+    entry = movement.journal_entry
+    assert entry is not None
+    return {
+        "hold": (hold.order_value, hold.margin, hold.security, hold.status, hold.currency),
+        "movement": (movement.amount, movement.source, movement.reference, movement.value_date),
+        "entry": (entry.kind, entry.program_id, entry.loan_id == loan_id, entry.business_date),
+        "lines": sorted(
+            (line.account, line.debit, line.credit, line.loan_id, line.currency)
+            for line in entry.lines.all()
+        ),
+    }
+
+
+def test_the_single_statement_writes_what_the_orm_writes(enterprise: Any) -> None:
+    from types import SimpleNamespace
+
+    from lending.services import margin_finance
+
+    w = world(enterprise, security_ratio=D("0.1000"))
+    lodge(w.account, "74000.00", "DEP-1")
+    fast = click(w, order_of(w, "100000.00"))["loan"]["id"]
+    with mock.patch.object(margin_finance, "connection", SimpleNamespace(vendor="sqlite")):
+        orm = click(w, order_of(w, "100000.00"))["loan"]["id"]
+    assert _written(fast) == _written(orm)
+    assert margin(w) == (D("0.00"), D("74000.00"), D("0.00"))
     books_balance()
