@@ -25,7 +25,7 @@ step 3: four statements in one transaction (after the token lookup, five in all)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -40,7 +40,18 @@ from scf.sql import execute_prepared, model_from_row, select_list
 from scf.throttling import rate_limit
 
 from .. import engine
-from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program, ProgramStatus, TripartiteTerms
+from ..models import (
+    HOLDS_ORDER,
+    OPEN,
+    Agreement,
+    AgreementStatus,
+    CreditLine,
+    Loan,
+    MarginAccount,
+    Program,
+    ProgramStatus,
+    TripartiteTerms,
+)
 from ..replies import finance_reply_body
 from .credit import ProgramExhausted
 from .finance_record import (
@@ -56,7 +67,8 @@ from .idempotency import (
     idempotency_store,
     request_fingerprint,
 )
-from .margin_finance import TripartiteFacts, margin_commit, tripartite_facts
+from .margin_finance import MarginRead, TripartiteFacts, margin_commit, tripartite_facts
+from .margin_hotpath import margin_members
 from .terms import Terms, terms_for
 
 BIGINT_MAX = 2**63 - 1
@@ -153,15 +165,20 @@ def _line_sql(lock: bool, vendor: str) -> str:
     """The line-program-enterprise-facts read (built once per process and backend)."""
     qn = connection.ops.quote_name
     programs = qn(Program._meta.db_table)
-    tripartite = (
-        f"EXISTS (SELECT 1 FROM {qn(TripartiteTerms._meta.db_table)} "  # noqa: S608 - names from code
-        f"WHERE program_id = p.id AND enabled)"
-    )
+    agreements = qn(Agreement._meta.db_table)
     return (
         f"SELECT {select_list(CreditLine, 'l')}, {select_list(Program, 'p')}, "  # noqa: S608 - names from code
-        f"{select_list(CoreEnterprise, 'e')}, {_facts_sql_text(lock, vendor)}, {tripartite} "
+        f"{select_list(CoreEnterprise, 'e')}, {_facts_sql_text(lock, vendor)}, "
+        f"t.id, t.margin_ratio, t.security_ratio, m.id, m.free, CASE WHEN t.id IS NOT NULL THEN "
+        f"EXISTS (SELECT 1 FROM {agreements} a WHERE a.program_id = p.id "
+        f"AND a.agent_id = l.agent_id AND a.status = '{AgreementStatus.ACTIVE.value}') END "
         f"FROM {qn(CreditLine._meta.db_table)} l JOIN {programs} p ON p.id = l.program_id "
         f"JOIN {qn(CoreEnterprise._meta.db_table)} e ON e.id = p.enterprise_id "
+        # The tripartite terms, if enabled, and the agent's margin account (read, not locked:
+        # the margin's commit is conditional on it, in the decision's statement).
+        f"LEFT JOIN {qn(TripartiteTerms._meta.db_table)} t ON t.program_id = p.id AND t.enabled "
+        f"LEFT JOIN {qn(MarginAccount._meta.db_table)} m ON t.id IS NOT NULL "
+        f"AND m.program_id = p.id AND m.agent_id = l.agent_id "
         f"WHERE l.agent_id = %s AND l.program_id = (SELECT id FROM {programs} "
         f"WHERE enterprise_id = %s AND currency = %s AND status = %s ORDER BY id LIMIT 1)"
         f"{_for_update('l', lock)}"
@@ -187,8 +204,8 @@ def _program_and_line(order: SalesOrder, *, lock: bool) -> tuple[Program, Credit
     program, end = model_from_row(Program, row, end)
     program.enterprise, end = model_from_row(CoreEnterprise, row, end)
     line.program = program
-    *values, tripartite = row[end:]
-    return program, line, _facts_from(values, tripartite=bool(tripartite))
+    facts, margin = row[end : end + 4], row[end + 4 :]
+    return program, line, _facts_from(facts, tripartite=MarginRead.of(tuple(margin)))
 
 
 @dataclass(frozen=True)
@@ -199,7 +216,7 @@ class Facts:
     relationship_active: bool
     agent_max_dpd: int
     loan_id: int | None  # reserved from the loan id sequence (PostgreSQL), else None
-    tripartite: bool | None = None  # terms enabled on the program (None: not read)
+    tripartite: MarginRead | None = None  # the program's tripartite terms (None: not read)
 
 
 @lru_cache(maxsize=1)
@@ -235,7 +252,7 @@ def _facts_params(order: SalesOrder, *, reserve_loan_id: bool) -> list[Any]:
     return params
 
 
-def _facts_from(values: Sequence[Any], *, tripartite: bool | None = None) -> Facts:
+def _facts_from(values: Sequence[Any], *, tripartite: MarginRead | None = None) -> Facts:
     financed, related, max_dpd, loan_id = values
     return Facts(bool(financed), bool(related), int(max_dpd or 0), loan_id, tripartite)
 
@@ -294,8 +311,11 @@ def _tripartite(
 ) -> TripartiteFacts | None:
     """The tripartite facts when the program's terms are enabled (read with the line; the
     fallback read of ``_program_and_line`` does not say, so ask then)."""
-    if facts.tripartite is False:
-        return None
+    read = facts.tripartite
+    if read is not None:
+        return (
+            TripartiteFacts.from_read(read, order.amount, terms.principal) if read.enabled else None
+        )
     return tripartite_facts(
         program=program,
         agent_id=order.agent_id,
@@ -389,6 +409,8 @@ def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> Fin
     # The program ran out between the line lock and the reservation: decide again on its
     # current figures (declined, insufficient_program_limit); nothing was written.
     program.refresh_from_db(fields=["outstanding_principal", "reserved", "limit"])
+    if tri is not None:  # or the free margin (a withdrawal meanwhile): read it again, locked
+        tri = _tripartite(order, program, terms, replace(facts, tripartite=None), lock=True)
     inputs = decision_inputs(
         order,
         program,
@@ -406,23 +428,27 @@ def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> Fin
 
 def _write_with_margin(rows: FinanceRows, tri: TripartiteFacts | None) -> bool:
     """``_write``, and under a tripartite program, for a decision that reserves credit, the
-    margin's commit. That is written *before* the decision's statement, so the shared program
-    row (locked by that statement) is still held for one round trip and the commit; a savepoint
-    takes it back when the program has no room left. Without a loan id yet (SQLite) it follows
-    the rows instead."""
+    margin's commit: on PostgreSQL inside the decision's own statement, conditional on the free
+    margin the decision saw (``margin_hotpath.margin_members``: nothing is written when a
+    withdrawal took it meanwhile, and the request is decided again); otherwise (SQLite, or no
+    margin account yet because nothing is required) after the rows, through the ORM."""
     if tri is None or not rows.reserved:
         return _write(rows)
-    if rows.loan.pk is None:
-        written = _write(rows)
-        if written:
-            margin_commit(loan=rows.loan, facts=tri)
-        return written
-    savepoint = transaction.savepoint()
-    margin_commit(loan=rows.loan, facts=tri)
-    if _write(rows):
-        return True  # the savepoint ends with the transaction: no release round trip
-    transaction.savepoint_rollback(savepoint)
-    return False
+    single = connection.vendor == "postgresql" and SINGLE_STATEMENT and rows.loan.pk is not None
+    if single and tri.account_id is not None:
+        rows.margin = margin_members(
+            loan=rows.loan,
+            account_id=tri.account_id,
+            order_value=tri.order_value,
+            margin=tri.margin,
+            security=tri.security,
+            business_date=clock.business_date(rows.loan.program.time_zone),
+        )
+        return _write(rows)
+    written = _write(rows)
+    if written:
+        margin_commit(loan=rows.loan, facts=tri)
+    return written
 
 
 def _rows(

@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
+from typing import Any
 
 from django.db import connection
 from django.db.models import Exists, F, OuterRef
@@ -50,7 +51,7 @@ from ..models import (
     TripartiteTerms,
 )
 from .ledger import Posting, ledger_post
-from .margin_hotpath import margin_commit_write, margin_facts_read
+from .margin_hotpath import margin_facts_read
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -63,9 +64,35 @@ def share_of(amount: Decimal, ratio: Decimal) -> Decimal:
 
 
 @dataclass(frozen=True)
+class MarginRead:
+    """What the finance click's line read says about the program's tripartite terms: whether
+    enabled, the ratios, the agent's margin account and its free margin (not locked: the commit
+    is conditional on it), the agreement."""
+
+    enabled: bool
+    margin_ratio: Decimal
+    security_ratio: Decimal
+    account_id: int | None
+    free: Decimal
+    agreement_active: bool
+
+    @classmethod
+    def of(cls, values: tuple[Any, ...]) -> MarginRead:
+        terms_id, margin_ratio, security_ratio, account_id, free, agreement = values
+        return cls(
+            terms_id is not None,
+            margin_ratio or ZERO,
+            security_ratio or ZERO,
+            account_id,
+            free if free is not None else ZERO,
+            bool(agreement),
+        )
+
+
+@dataclass(frozen=True)
 class TripartiteFacts:
-    terms: TripartiteTerms
-    account: MarginAccount | None
+    account_id: int | None
+    free: Decimal
     agreement_active: bool
     order_value: Decimal
     margin: Decimal
@@ -75,9 +102,18 @@ class TripartiteFacts:
     def required(self) -> Decimal:
         return self.margin + self.security
 
-    @property
-    def free(self) -> Decimal:
-        return self.account.free if self.account is not None else ZERO
+    @classmethod
+    def from_read(
+        cls, read: MarginRead, order_amount: Decimal, principal: Decimal
+    ) -> TripartiteFacts:
+        return cls(
+            account_id=read.account_id,
+            free=read.free,
+            agreement_active=read.agreement_active,
+            order_value=order_amount,
+            margin=share_of(order_amount, read.margin_ratio),
+            security=share_of(principal, read.security_ratio),
+        )
 
     def inputs(self) -> engine.TripartiteInputs:
         return engine.TripartiteInputs(
@@ -97,8 +133,8 @@ def tripartite_facts(
         found = margin_facts_read(program_id=program.pk, agent_id=agent_id)
         if found is not None:
             return TripartiteFacts(
-                terms=found[0],
-                account=found[1],
+                account_id=found[1].pk,
+                free=found[1].free,
                 agreement_active=found[2],
                 order_value=order_amount,
                 margin=share_of(order_amount, found[0].margin_ratio),
@@ -120,8 +156,8 @@ def tripartite_facts(
             program=program, agent_id=agent_id, status=AgreementStatus.ACTIVE
         ).exists()
     return TripartiteFacts(
-        terms=terms,
-        account=account,
+        account_id=account.pk if account is not None else None,
+        free=account.free if account is not None else ZERO,
         agreement_active=agreement_active,
         order_value=order_amount,
         margin=share_of(order_amount, terms.margin_ratio),
@@ -168,27 +204,18 @@ def margin_commit(*, loan: Loan, facts: TripartiteFacts) -> GoodsHold:
     its goods are held. Inside the click's transaction, the account locked by
     ``tripartite_facts``; the CHECK ``free >= 0`` backs the decision's margin rule."""
     program = loan.program
-    account = facts.account
+    account_id = facts.account_id
     today = clock.business_date(program.time_zone)
-    if account is not None and loan.pk is not None and connection.vendor == "postgresql":
-        return margin_commit_write(
-            loan=loan,
-            account_id=account.pk,
-            order_value=facts.order_value,
-            margin=facts.margin,
-            security=facts.security,
-            business_date=today,
-        )
-    if account is None:  # nothing required (m = s = 0) and no account yet
+    if account_id is None:  # nothing required (m = s = 0) and no account yet
         from .margin import margin_account_get_or_create
 
-        account = margin_account_get_or_create(program=program, agent=loan.agent)
+        account_id = margin_account_get_or_create(program=program, agent=loan.agent).pk
     now = clock.now()
     hold = GoodsHold.objects.create(
         loan=loan,
         program=program,
         agent_id=loan.agent_id,
-        margin_account=account,
+        margin_account_id=account_id,
         currency=loan.currency,
         order_value=facts.order_value,
         margin=facts.margin,
@@ -198,7 +225,7 @@ def margin_commit(*, loan: Loan, facts: TripartiteFacts) -> GoodsHold:
     )
     amount = facts.required
     if amount > 0:
-        MarginAccount.objects.filter(pk=account.pk).update(
+        MarginAccount.objects.filter(pk=account_id).update(
             free=F("free") - amount, committed=F("committed") + amount
         )
         entry = _post(
@@ -210,7 +237,7 @@ def margin_commit(*, loan: Loan, facts: TripartiteFacts) -> GoodsHold:
             AccountCode.MARGIN_COMMITTED,
             amount,
         )
-        _movement(account.pk, MarginMovementKind.COMMIT, amount, loan, today, entry)
+        _movement(account_id, MarginMovementKind.COMMIT, amount, loan, today, entry)
     return hold
 
 

@@ -1,15 +1,18 @@
-"""The finance click's margin work in two round trips on PostgreSQL.
+"""The finance click's margin work in SQL, on PostgreSQL.
 
-A click under a tripartite program reads its terms, the agent's margin account (locked) and
-whether its agreement is active in one query (``margin_facts_read``), and writes the margin's
-commit in one ``WITH`` statement (``margin_commit_write``): the account's free -> committed, the
-order's ``GoodsHold``, the ledger entry Dr margin_free / Cr margin_committed with its two lines,
-and the ``commit`` movement. The rows are those ``margin_finance.margin_commit`` writes through
-the ORM (SQLite, and a loan without an id yet); a test compares both.
+The click reads the terms, the agent's margin account and its agreement with its credit line
+(``lending.services.finance``), and writes the margin's commit inside its own ``WITH`` statement
+(``margin_members``): the account's free -> committed, conditional on the free margin the
+decision saw and gating the program's reservation; the order's ``GoodsHold``; the ledger entry
+Dr margin_free / Cr margin_committed with its two lines; the ``commit`` movement. The rows are
+those ``margin_finance.margin_commit`` writes through the ORM (SQLite); a test compares both.
+When the statement wrote nothing, the request is decided again on the account read under its
+row lock in one query (``margin_facts_read``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -24,7 +27,6 @@ from scf.sql import (
     insert_select,
     model_from_row,
     select_list,
-    with_statement,
 )
 
 from ..models import (
@@ -74,12 +76,8 @@ def margin_facts_read(
 
 
 @lru_cache(maxsize=2)
-def _fixed_sql(vendor: str) -> tuple[str, str, str, str]:
+def _fixed_sql(vendor: str) -> tuple[str, str]:
     qn = connection.ops.quote_name
-    account = (
-        f"UPDATE {qn(MarginAccount._meta.db_table)} SET free = free - %s, "  # noqa: S608
-        f"committed = committed + %s, updated_at = %s WHERE id = %s RETURNING id"
-    )
     lines = (
         f"INSERT INTO {qn(JournalLine._meta.db_table)} "  # noqa: S608
         f"(entry_id, account, loan_id, currency, debit, credit) "
@@ -93,11 +91,30 @@ def _fixed_sql(vendor: str) -> tuple[str, str, str, str]:
         f"created_at) SELECT %s, %s, %s::numeric, %s, %s::date, '', %s, entry.id, "
         f"%s::timestamptz FROM entry RETURNING id"
     )
-    final = "SELECT (SELECT id FROM hold), (SELECT count(*) FROM lines), (SELECT id FROM move)"
-    return account, lines, move, final
+    return lines, move
 
 
-def margin_commit_write(
+@dataclass(frozen=True)
+class MarginMembers:
+    """The margin's commit as members of the finance click's own ``WITH`` statement: ``marg``
+    (the account's conditional free -> committed, which the program's reservation waits on, so
+    nothing at all is written when the free margin no longer suffices) and the rows written
+    after the loan (``FROM loan``)."""
+
+    gate: Member
+    after: list[Member]
+
+
+@lru_cache(maxsize=2)
+def _gate_sql(vendor: str) -> str:
+    qn = connection.ops.quote_name
+    return (
+        f"UPDATE {qn(MarginAccount._meta.db_table)} SET free = free - %s, "  # noqa: S608
+        f"committed = committed + %s, updated_at = %s WHERE id = %s AND free >= %s RETURNING id"
+    )
+
+
+def margin_members(
     *,
     loan: Loan,
     account_id: int,
@@ -105,11 +122,10 @@ def margin_commit_write(
     margin: Decimal,
     security: Decimal,
     business_date: Any,
-) -> GoodsHold:
-    """Write the margin's commit for a loan whose id is known (the loan row may follow later in
-    the transaction: its foreign keys are checked at commit)."""
+) -> MarginMembers:
     now = clock.now()
     amount = margin + security
+    gate = Member("marg", _gate_sql(connection.vendor), (amount, amount, now, account_id, amount))
     hold = build(
         GoodsHold,
         loan=loan,
@@ -123,47 +139,46 @@ def margin_commit_write(
         created_at=now,
         updated_at=now,
     )
-    entry = build(
-        JournalEntry,
-        kind=EntryKind.MARGIN_COMMIT,
-        idempotency_key=f"margin-commit:{loan.pk}",
-        business_date=business_date,
-        currency=loan.currency,
-        loan_id=loan.pk,
-        program_id=loan.program_id,
-        description="",
-    )
-    update, lines, move, final = _fixed_sql(connection.vendor)
-    members = [Member("acct", update, (amount, amount, now, account_id))]
-    members.append(Member("hold", *insert_select(hold, source="acct")))
+    after = [Member("mhold", *insert_select(hold, source="loan"))]
     if amount > 0:
-        members.append(Member("entry", *insert_select(entry, source="acct")))
-        line_params = (
-            loan.currency,
-            AccountCode.MARGIN_FREE.value,
-            amount,
-            AccountCode.MARGIN_COMMITTED.value,
-            amount,
+        entry = build(
+            JournalEntry,
+            kind=EntryKind.MARGIN_COMMIT,
+            idempotency_key=f"margin-commit:{loan.pk}",
+            business_date=business_date,
+            currency=loan.currency,
+            loan_id=loan.pk,
+            program_id=loan.program_id,
+            description="",
         )
-        members.append(Member("lines", lines, line_params))
-        move_params = (
-            account_id,
-            MarginMovementKind.COMMIT.value,
-            amount,
-            loan.pk,
-            business_date,
-            MarginSource.SYSTEM.value,
-            now,
+        lines, move = _fixed_sql(connection.vendor)
+        after.append(Member("entry", *insert_select(entry, source="loan")))
+        after.append(
+            Member(
+                "lines",
+                lines,
+                (
+                    loan.currency,
+                    AccountCode.MARGIN_FREE.value,
+                    amount,
+                    AccountCode.MARGIN_COMMITTED.value,
+                    amount,
+                ),
+            )
         )
-        members.append(Member("move", move, move_params))
-    else:
-        final = "SELECT (SELECT id FROM hold), 2, NULL"
-    statement, params = with_statement(members, final)
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, statement, params)
-        hold_id, line_count, _ = cursor.fetchone()
-    if hold_id is None or line_count != 2:
-        raise RuntimeError(f"loan {loan.pk}: the margin's commit did not apply")
-    hold.pk = hold_id
-    hold._state.adding = False
-    return hold
+        after.append(
+            Member(
+                "move",
+                move,
+                (
+                    account_id,
+                    MarginMovementKind.COMMIT.value,
+                    amount,
+                    loan.pk,
+                    business_date,
+                    MarginSource.SYSTEM.value,
+                    now,
+                ),
+            )
+        )
+    return MarginMembers(gate, after)

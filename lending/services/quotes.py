@@ -1,5 +1,9 @@
 """Quotes for a page of orders: the engine in quote mode on every row, in three queries.
 
+Under programs with tripartite terms enabled, two more queries read the agents' margin and
+agreements, so a page refuses what the click would (``agreement_missing``,
+``insufficient_margin``).
+
 ``loan_quote`` answers for one order (the quote API and the portal's dialog). A list of orders
 asks the same question of each row, so that "Finance this order" is offered only where the click
 would not be refused, and a refusal says why. ``loan_quotes`` builds the same ``DecisionInputs``
@@ -20,6 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db.models import Exists, OuterRef
 
@@ -28,9 +33,20 @@ from scf import clock
 from scf.errors import ApplicationError
 
 from .. import engine
-from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program
+from ..models import (
+    HOLDS_ORDER,
+    OPEN,
+    Agreement,
+    AgreementStatus,
+    CreditLine,
+    Loan,
+    MarginAccount,
+    Program,
+    TripartiteTerms,
+)
 from ..selectors.loans import loans_past_due
 from .finance import NO_CREDIT_LINE, Facts, NotConfigured, decision_inputs, pick_program
+from .margin_finance import MarginRead, TripartiteFacts
 from .terms import Terms, terms_for
 
 
@@ -82,10 +98,13 @@ def loan_quotes(*, orders: Sequence[SalesOrder]) -> dict[int, OrderQuote]:
         return {}
     agent_ids = {order.agent_id for order in orders}
     programs: dict[int, list[Program]] = defaultdict(list)
-    for program in Program.objects.filter(
-        enterprise_id__in={order.enterprise_id for order in orders}
-    ).order_by("id"):
+    for program in (
+        Program.objects.filter(enterprise_id__in={order.enterprise_id for order in orders})
+        .select_related("tripartite")
+        .order_by("id")
+    ):
         programs[program.enterprise_id].append(program)
+    margins = _margins(agent_ids, [p for ps in programs.values() for p in ps])
     lines = _lines(agent_ids, [p.pk for ps in programs.values() for p in ps])
     financed_by, past_due = _loans([order.pk for order in orders], agent_ids)
     quotes = {}
@@ -113,11 +132,53 @@ def loan_quotes(*, orders: Sequence[SalesOrder]) -> dict[int, OrderQuote]:
             loan_id=None,
         )
         terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
-        decision = engine.decide(decision_inputs(order, program, line, terms.principal, facts))
+        read = margins.get((order.agent_id, program.pk))
+        tri = TripartiteFacts.from_read(read, order.amount, terms.principal) if read else None
+        inputs = decision_inputs(order, program, line, terms.principal, facts, tripartite=tri)
+        decision = engine.decide(inputs)
         quotes[order.pk] = OrderQuote(
             order, program, terms, decision, financed_by=found, past_due=tuple(agent_loans)
         )
     return quotes
+
+
+def _terms_of(program: Program) -> TripartiteTerms | None:
+    try:
+        terms = program.tripartite
+    except TripartiteTerms.DoesNotExist:
+        return None
+    return terms if terms.enabled else None
+
+
+def _margins(agent_ids: set[int], programs: list[Program]) -> dict[tuple[int, int], MarginRead]:
+    """Under the programs with tripartite terms enabled, each agent's free margin and whether
+    its agreement is active (two more queries, only when there are such programs)."""
+    enabled = {p.pk: t for p in programs if (t := _terms_of(p)) is not None}
+    if not enabled:
+        return {}
+    free = {
+        (agent, program): (account, amount)
+        for account, agent, program, amount in MarginAccount.objects.filter(
+            agent_id__in=agent_ids, program_id__in=list(enabled)
+        ).values_list("pk", "agent_id", "program_id", "free")
+    }
+    signed = set(
+        Agreement.objects.filter(
+            agent_id__in=agent_ids, program_id__in=list(enabled), status=AgreementStatus.ACTIVE
+        ).values_list("agent_id", "program_id")
+    )
+    return {
+        (agent, program): MarginRead(
+            True,
+            terms.margin_ratio,
+            terms.security_ratio,
+            free.get((agent, program), (None, None))[0],
+            free.get((agent, program), (None, Decimal("0.00")))[1],
+            (agent, program) in signed,
+        )
+        for agent in agent_ids
+        for program, terms in enabled.items()
+    }
 
 
 def _lines(agent_ids: set[int], program_ids: list[int]) -> dict[tuple[int, int], CreditLine]:

@@ -243,15 +243,71 @@ def _written(loan_id: int) -> dict[str, Any]:
 
 
 def test_the_single_statement_writes_what_the_orm_writes(enterprise: Any) -> None:
-    from types import SimpleNamespace
-
-    from lending.services import margin_finance
+    from lending.services import finance as finance_service
 
     w = world(enterprise, security_ratio=D("0.1000"))
     lodge(w.account, "74000.00", "DEP-1")
     fast = click(w, order_of(w, "100000.00"))["loan"]["id"]
-    with mock.patch.object(margin_finance, "connection", SimpleNamespace(vendor="sqlite")):
+    with mock.patch.object(finance_service, "SINGLE_STATEMENT", False):
         orm = click(w, order_of(w, "100000.00"))["loan"]["id"]
     assert _written(fast) == _written(orm)
     assert margin(w) == (D("0.00"), D("74000.00"), D("0.00"))
     books_balance()
+
+
+def test_margin_taken_between_the_read_and_the_write_is_a_decline_not_an_overdraft(
+    w: World,
+) -> None:
+    """The click reads the free margin without a lock; a withdrawal that takes it before the
+    decision's statement makes that statement write nothing, and the request is decided again
+    on the account read under its lock: declined ``insufficient_margin``, nothing committed."""
+    from lending.services import finance as finance_service
+    from lending.services.margin import margin_withdraw_request
+
+    real = finance_service.margin_members
+    ops = UserFactory(role="ops_admin")
+
+    def withdrawn_meanwhile(**kwargs: Any) -> Any:
+        account = MarginAccount.objects.get(pk=kwargs["account_id"])
+        with mock.patch("lending.services.margin.enqueue_on_commit"):
+            margin_withdraw_request(actor=ops, account=account, amount=D("10000.00"))
+        return real(**kwargs)
+
+    lodge(w.account, "30000.00", "DEP-1")
+    with mock.patch.object(finance_service, "margin_members", withdrawn_meanwhile):
+        body = click(w, order_of(w, "100000.00"))
+    assert body["decision"]["outcome"] == "declined"
+    assert [r["code"] for r in body["decision"]["reasons"]] == ["insufficient_margin"]
+    assert margin(w) == (D("20000.00"), D("0.00"), D("0.00"))
+    assert not MarginMovement.objects.filter(kind="commit").exists()
+    assert not GoodsHold.objects.exists()
+    books_balance()
+
+
+def test_a_page_of_quotes_refuses_what_the_click_would(w: World) -> None:
+    """``loan_quotes`` (the portal's order list) decides tripartite orders as ``loan_quote``."""
+    from lending.services.finance import loan_quote
+    from lending.services.quotes import loan_quotes
+
+    lodge(w.account, "30000.00", "DEP-1")
+    fits, too_big = order_of(w, "100000.00"), order_of(w, "100000.04")
+    user = UserFactory(role="agent", agent=w.agent)
+    orders = list(type(fits).objects.filter(pk__in=[fits.pk, too_big.pk]).select_related("agent"))
+
+    def both() -> dict[int, tuple[str, list[str], str]]:
+        page = loan_quotes(orders=orders)
+        out = {}
+        for order in orders:
+            one = loan_quote(user=user, order_id=order.pk)
+            decision = page[order.pk].decision
+            assert decision is not None
+            assert decision.outcome == one.decision.outcome
+            assert decision.reasons == one.decision.reasons
+            out[order.pk] = (decision.outcome, [r["code"] for r in decision.reasons], "")
+        return out
+
+    found = both()
+    assert found[fits.pk][0] == "approved"
+    assert found[too_big.pk][1] == ["insufficient_margin"]
+    Agreement.objects.filter(pk=w.agreement.pk).update(status="terminated")
+    assert {codes[0] for _, codes, _ in both().values()} == {"agreement_missing"}
