@@ -16,6 +16,11 @@
 The payment is handed to the process's relay after commit (``disbursement_queue``). Locks are
 always taken in the order sales order -> credit line -> program.
 
+Under a program with tripartite terms enabled, the line read also brings the terms, the agent's
+free margin and its agreement (left joins), the engine runs the tripartite rules, and the
+write statement commits the margin first, conditionally (``lending.services.margin_finance``):
+no more round trips than any other click.
+
 ``loan_finance_once`` is the click with an ``Idempotency-Key`` (the API and the portal): after
 the user's rate limit (``scf.throttling``, one count for every door), the key's claim comes first
 in the same transaction, and the reply is written by the statement of

@@ -1,18 +1,21 @@
 """Margin in the life of a financing under a tripartite program.
 
-* At the click (``tripartite_facts``, ``margin_commit``): the margin m x A and the security
-  deposit s x principal the order needs are read against the agent's free margin under the row
-  lock of its margin account; when the decision reserves credit, they move free -> committed in
-  the same transaction (Dr margin_free / Cr margin_committed) and the order's ``GoodsHold`` is
-  written. Not enough free margin is a decline (``insufficient_margin``), no agreement too
-  (``agreement_missing``).
+* At the click: the margin m x A and the security deposit s x principal the order needs are
+  read against the agent's free margin with its credit line (``lending.services.finance``) and
+  decided by the engine (``agreement_missing``, ``insufficient_margin``). When the decision
+  reserves credit, they move free -> committed in the decision's own statement, conditional on
+  the free margin it saw and before the program's reservation (``margin_hotpath``), and the
+  order's ``GoodsHold`` is written; Dr margin_free / Cr margin_committed. If a withdrawal took
+  the margin meanwhile, nothing is written and the request is decided again on the account read
+  under its row lock (``tripartite_facts``). ``margin_commit`` writes the same rows through the
+  ORM (SQLite).
 * A decline, expiry or failed payment frees them again (``margin_uncommit``).
 * At settlement (``margin_pay_out``) the margin goes to the core enterprise with the loan, in one
   payment (the disbursement's amount is loan + margin; its entry debits principal receivable and
   margin_committed), and the security deposit moves committed -> security, held until the loan is
   repaid in full (``security_release``: security -> free).
 
-Locking. Every path that touches a margin account while it holds other locks holds the agent's
+Locking. Every path that changes a margin account while it holds other locks holds the agent's
 credit line in that program first (the finance click: order -> line -> margin account ->
 program; settlement, failure, review decline and expiry, repayment: ... -> line -> margin account
 and the program in either order). Deposits and withdrawals lock the account alone. So two paths
