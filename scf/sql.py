@@ -257,7 +257,8 @@ def model_from_row(model: type[M], row: Sequence[Any], start: int = 0) -> tuple[
 
 def _has_init_receivers(model: type[Model]) -> bool:
     return (
-        signals.pre_init.has_listeners(model)
+        not settings.SCF_FAST_INSTANCES
+        or signals.pre_init.has_listeners(model)
         or signals.post_init.has_listeners(model)
         or bool(settings.DATABASE_ROUTERS)
     )
@@ -354,4 +355,4 @@ def _statement_name(sql: str) -> str:
 
 
 def _prepared_enabled() -> bool:
-    return bool(getattr(settings, "SCF_PREPARED_STATEMENTS", True))
+    return bool(settings.SCF_PREPARED_STATEMENTS)

@@ -44,12 +44,14 @@ GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()
-        if getattr(settings, "SCF_PREPARED_STATEMENTS", True):
+        if settings.SCF_PREPARED_STATEMENTS and settings.SCF_GENERIC_PLANS:
             params["options"] = f"{params.get('options', '')} {GENERIC_PLANS}".strip()
         return params
 
     def is_usable(self) -> bool:
         raw = self.connection
+        if not settings.SCF_QUIET_CONNECTION_CHECK:
+            return bool(super().is_usable())
         if raw is None or raw.closed:
             return False
         if raw.info.transaction_status == TRANSACTION_STATUS_IDLE:

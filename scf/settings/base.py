@@ -253,6 +253,15 @@ SPECTACULAR_SETTINGS = {
 # Hot statements (authentication, the finance decision) are prepared once per database session;
 # turn off behind a connection pooler that does not keep sessions (PgBouncer transaction mode).
 SCF_PREPARED_STATEMENTS = env.bool("SCF_PREPARED_STATEMENTS", default=True)
+# The session plans a prepared statement once (plan_cache_mode = force_generic_plan, sent as a
+# startup option; scf.postgresql).
+SCF_GENERIC_PLANS = env.bool("SCF_GENERIC_PLANS", default=True)
+# A persistent connection idle between requests is checked by polling its socket, not by Django's
+# SELECT 1 (scf.postgresql); off: Django's own check.
+SCF_QUIET_CONNECTION_CHECK = env.bool("SCF_QUIET_CONNECTION_CHECK", default=True)
+# The finance click's model instances are made without Model.__init__ (scf.sql.build and
+# model_from_row); off: through Model.__init__ / Model.from_db.
+SCF_FAST_INSTANCES = env.bool("SCF_FAST_INSTANCES", default=True)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
