@@ -10,7 +10,7 @@ nanoseconds), and prints the medians and the median of the pair-by-pair ratios B
 
 What is switched (``--toggle``):
 
-* ``instances``: the click's model instances made by ``scf.sql.build`` and ``model_from_row``
+* ``instances``: the click's model instances made by ``scf.hotpath.build`` and ``model_from_row``
   (A) or by ``Model.__init__`` (B): the ``SCF_FAST_INSTANCES`` setting;
 * ``check``: a persistent connection checked at each request by polling its socket (A) or by
   Django's ``SELECT 1`` (B): the ``SCF_QUIET_CONNECTION_CHECK`` setting;
@@ -79,7 +79,7 @@ def _roundtrip(on: bool) -> Callable[[], None]:
     from django.core.signals import request_started
     from django.db import connection
 
-    from scf.sql import execute_prepared
+    from scf.hotpath import execute_prepared
 
     def one_more(**kwargs: Any) -> None:
         with connection.cursor() as cursor:

@@ -29,6 +29,7 @@ from enum import StrEnum
 from django.conf import settings
 
 from lending.models import Disbursement, DisbursementStatus
+from lending.selectors.programs import repayment_account
 from lending.services.disbursement import (
     disbursement_fail,
     disbursement_lease,
@@ -103,9 +104,7 @@ class DisbursementRetry(Exception):
 
 def _request_for(disbursement: Disbursement) -> TransferRequest:
     loan = disbursement.loan
-    debtor = loan.program.bank.settlement_account_no or getattr(
-        settings, "LENDER_SETTLEMENT_ACCOUNT", ""
-    )
+    debtor = repayment_account(loan.program)
     return TransferRequest(
         end_to_end_id=disbursement.end_to_end_id,
         amount=disbursement.amount,

@@ -24,6 +24,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q
 
+from ..locks import loans_locked
 from ..models import OPEN, Accrual, AccrualKind, JournalEntry, Loan, LoanStatus, Program
 from .accrual import (
     ACCRUAL_FIELDS,
@@ -85,7 +86,7 @@ def _accrue_day_python(
     program: Program, business_date: dt.date
 ) -> tuple[int, dict[AccrualKind, Decimal]]:
     """SQLite / demo path: a Python loop over the loans. PostgreSQL uses ``_accrue_day_sql``."""
-    loans = list(_open_for_day(program, business_date).select_for_update())
+    loans = list(loans_locked(_open_for_day(program, business_date)))
     rows: list[tuple[int, DayAccrual]] = []
     for loan in loans:
         state, day_rows = accrue_day(LoanState.of(loan), AccrualTerms.of(loan), business_date)

@@ -45,6 +45,7 @@ from django.db import connection, transaction
 from orders.models import PartyStatus
 from scf import clock
 
+from ..locks import lines_locked
 from ..models import (
     PROPOSAL_OPEN,
     AgentScore,
@@ -115,7 +116,7 @@ def _chunks(count: int, size: int) -> Iterator[range]:
 def _lock(line_ids: list[int]) -> dict[int, _Locked]:
     """Lock the lines in id order and read their figures under the lock."""
     rows = (
-        CreditLine.objects.select_for_update(of=("self",))
+        lines_locked()
         .filter(pk__in=line_ids)
         .order_by("pk")
         .values_list(

@@ -24,6 +24,7 @@ from scf.errors import Conflict, ValidationFailed
 from scf.money import is_iso_currency, parse_amount
 
 from ..engine import REFERABLE_RULES
+from ..locks import line_lock, program_row_lock
 from ..models import Bank, CreditLine, DayCount, Grade, Program, ProgramStatus
 from .audit import audit_record
 
@@ -255,7 +256,7 @@ def program_update(*, actor: User | None, program: Program, **changes: Any) -> P
     ``ValidationFailed`` (422; ``limit_below_utilisation`` for a limit under outstanding plus
     reserved). Returns the locked, updated row; unchanged values write nothing.
     """
-    locked = Program.objects.select_for_update().get(pk=program.pk)
+    locked = program_row_lock(program.pk)
     cleaned = program_validate(program=locked, changes=changes)
     before, after = _apply(locked, cleaned)
     if not after:
@@ -330,7 +331,7 @@ def credit_line_update(*, actor: User | None, line: CreditLine, **changes: Any) 
     it decides and reserves, so a cut limit is checked against final figures. Raises
     ``ValidationFailed`` (422; ``limit_below_utilisation``). Freezing has its own functions.
     """
-    locked = CreditLine.objects.select_for_update().get(pk=line.pk)
+    locked = line_lock(line.pk)
     cleaned = credit_line_validate(line=locked, changes=changes)
     before, after = _apply(locked, cleaned)
     if not after:
@@ -353,7 +354,7 @@ def _reason(reason: Any) -> str:
 def _set_frozen(actor: User | None, line: CreditLine, frozen: bool, reason: Any) -> CreditLine:
     """Lock the line, check the transition, save and audit (inside the caller's transaction)."""
     text = _reason(reason)
-    locked = CreditLine.objects.select_for_update().get(pk=line.pk)
+    locked = line_lock(line.pk)
     if locked.frozen == frozen:
         state = "frozen" if frozen else "unfrozen"
         raise Conflict(f"The line is already {state}.", code=f"line_already_{state}")

@@ -11,7 +11,7 @@ query; one with something to read, or in any other state, gets Django's own ``SE
 A peer that vanished without closing (a network partition) is not seen by either check until the
 TCP keepalives set in the settings give up; the statement timeout and the 503 handling cover it.
 
-With ``SCF_PREPARED_STATEMENTS`` (``scf.sql.execute_prepared``) the session also starts with
+With ``SCF_PREPARED_STATEMENTS`` (``scf.hotpath.execute_prepared``) the session also starts with
 ``plan_cache_mode = force_generic_plan``: a prepared statement is then planned once per session,
 not at every execution. Left to choose, PostgreSQL kept planning the finance click's statements
 afresh each time (their generic plans' estimates looked dearer than the custom plans', though both

@@ -259,7 +259,7 @@ SCF_GENERIC_PLANS = env.bool("SCF_GENERIC_PLANS", default=True)
 # A persistent connection idle between requests is checked by polling its socket, not by Django's
 # SELECT 1 (scf.postgresql); off: Django's own check.
 SCF_QUIET_CONNECTION_CHECK = env.bool("SCF_QUIET_CONNECTION_CHECK", default=True)
-# The finance click's model instances are made without Model.__init__ (scf.sql.build and
+# The finance click's model instances are made without Model.__init__ (scf.hotpath.build and
 # model_from_row); off: through Model.__init__ / Model.from_db.
 SCF_FAST_INSTANCES = env.bool("SCF_FAST_INSTANCES", default=True)
 

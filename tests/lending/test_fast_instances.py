@@ -1,4 +1,4 @@
-"""``scf.sql.build`` and ``model_from_row`` make model instances without ``Model.__init__``:
+"""``scf.hotpath.build`` and ``model_from_row`` make model instances without ``Model.__init__``:
 they must be the instances Django makes, field by field, cache by cache."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from lending.models import (
     ReviewKind,
 )
 from orders.models import Agent, CoreEnterprise, SalesOrder, User
-from scf.sql import build, execute_prepared, model_from_row, select_list
+from scf.hotpath import build, execute_prepared, model_from_row, select_list
 from tests.lending.factories import CreditLineFactory
 from tests.orders.factories import OrderFactory, UserFactory
 

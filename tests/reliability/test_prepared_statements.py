@@ -1,4 +1,4 @@
-"""``scf.sql.execute_prepared``: a hot statement is prepared once per database session, again
+"""``scf.hotpath.execute_prepared``: a hot statement is prepared once per database session, again
 on a new session (after a reconnect), and not at all when the setting turns it off; with it on,
 the session plans a prepared statement once (a generic plan), not at every execution."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from scf.sql import execute_prepared
+from scf.hotpath import execute_prepared
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
