@@ -71,7 +71,9 @@ def reviews_locked(
 def loans_locked(
     queryset: QuerySet[Loan] | None = None, *, skip_locked: bool = False
 ) -> QuerySet[Loan]:
-    """Step 4: loans, locked as they are read; a ``select_related`` program is read, not locked."""
+    """Step 4: loans, locked as they are read; a ``select_related`` program is read, not locked
+    (locking it there would take step 7 before step 6, and deadlock with a finance click that
+    holds the line and waits for the program)."""
     base = Loan.objects.all() if queryset is None else queryset
     return base.select_for_update(of=("self",), skip_locked=skip_locked)
 
@@ -121,6 +123,18 @@ def programs_lock_ids(program_ids: list[int]) -> None:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+
+
+def loan_lock(loan_id: int) -> Loan:
+    """Lock a loan to move its money (a repayment, its correction): the program's advisory lock
+    (shared), then loan -> credit line -> program row. Inside a transaction; the loan comes with
+    its program (read)."""
+    program_id = Loan.objects.values_list("program_id", flat=True).get(pk=loan_id)
+    program_lock(program_id, exclusive=False)
+    loan = loans_locked().select_related("program").get(pk=loan_id)
+    line_lock(loan.credit_line_id)
+    program_row_lock(loan.program_id)
+    return loan
 
 
 def journal_entry_lock(entry_id: int) -> JournalEntry:

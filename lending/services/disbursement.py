@@ -112,8 +112,8 @@ def disbursement_build(
 def disbursement_request(*, loan: Loan, actor: Any = None) -> Disbursement:
     """Record the payment of an approved loan and queue it: loan ``approved -> disbursing``.
 
-    Call it in the transaction that approves the loan. Locks the loan (``SELECT ... FOR
-    UPDATE``); ``DisbursementStateError`` unless it is ``approved``. The creditor is the core
+    Call it in the transaction that approves the loan. Locks the loan (``lending.locks``);
+    ``DisbursementStateError`` unless it is ``approved``. The creditor is the core
     enterprise's settlement account. The task is dispatched after commit (a failed dispatch is
     logged, not raised: the sweeper sends it later). ``loan`` is updated in place.
     """

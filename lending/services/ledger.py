@@ -318,7 +318,7 @@ def ledger_reverse(
 ) -> JournalEntry:
     """Post the mirror of ``entry`` (debits and credits swapped), linked by ``reversal_of``.
 
-    The original is locked (``SELECT ... FOR UPDATE``) so two reversals of it cannot race;
+    The original is locked (``lending.locks``) so two reversals of it cannot race;
     ``LedgerAlreadyReversed`` if it was reversed under another key.
     """
     with transaction.atomic():

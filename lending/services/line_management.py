@@ -22,7 +22,7 @@ outstanding + reserved, checked on the locked row) with its reasons, in the tran
 makes it; a queued raise is audited as ``line_proposal.queue``.
 
 Scale: the work is set-based. Lines are handled in chunks of ``CHUNK`` in their own transaction:
-the chunk's lines are locked in id order (``SELECT ... FOR UPDATE``; the finance service locks one
+the chunk's lines are locked in id order (``lending.locks``; the finance service locks one
 line at a time, so nothing deadlocks and a finance request waits one chunk at most), the limits are
 checked against the locked figures, grades and limits are set with one ``UPDATE ... FROM
 (VALUES ...)`` per 1,000 lines, and scores, proposals and audit rows are written with ``COPY``

@@ -32,7 +32,7 @@ from scf import clock
 from scf.errors import Conflict, ValidationFailed
 from scf.money import MONEY_PLACES, Money
 
-from ..locks import line_lock, loans_locked, program_lock, program_row_lock
+from ..locks import loan_lock
 from ..models import OPEN, Loan, LoanStatus, Repayment
 from .accrual import loan_accrue_through
 from .audit import audit_record
@@ -209,19 +209,6 @@ def repayment_record_outcome(
         if existing is None:
             raise
         return existing, False
-
-
-def loan_lock(loan_id: int) -> Loan:
-    """Lock a loan to move its money: the program's advisory lock (shared), then loan -> credit
-    line -> program. Inside a transaction."""
-    program_id = Loan.objects.values_list("program_id", flat=True).get(pk=loan_id)
-    program_lock(program_id, exclusive=False)
-    # of=("self",): a bare FOR UPDATE would lock the joined program row too, before the line,
-    # and deadlock with a finance request that holds the line and waits for the program.
-    loan = loans_locked().select_related("program").get(pk=loan_id)
-    line_lock(loan.credit_line_id)
-    program_row_lock(loan.program_id)
-    return loan
 
 
 def _record(
