@@ -12,8 +12,6 @@ What is switched (``--toggle``):
 
 * ``instances``: the click's model instances made by ``scf.hotpath.build`` and ``model_from_row``
   (A) or by ``Model.__init__`` (B): the ``SCF_FAST_INSTANCES`` setting;
-* ``check``: a persistent connection checked at each request by polling its socket (A) or by
-  Django's ``SELECT 1`` (B): the ``SCF_QUIET_CONNECTION_CHECK`` setting;
 * ``plans``: sessions with ``plan_cache_mode = force_generic_plan`` (A) or PostgreSQL's own
   choice (B): the ``SCF_GENERIC_PLANS`` setting, each block on a new connection;
 * ``prepared``: the hot statements prepared (A) or not (B): ``SCF_PREPARED_STATEMENTS``, each
@@ -23,7 +21,7 @@ What is switched (``--toggle``):
 
 Every switch is public: a setting (``override_settings``) or a request signal.
 
-    .venv/bin/python -m bench.ab [--toggle instances|check|plans|prepared|roundtrip]
+    .venv/bin/python -m bench.ab [--toggle instances|plans|prepared|roundtrip]
                                  [--blocks 80] [--block 50]
 """
 
@@ -98,7 +96,6 @@ def _roundtrip(on: bool) -> Callable[[], None]:
 # name: (label of A, label of B, switch: B on when called with True; returns its undo)
 TOGGLES: dict[str, tuple[str, str, Callable[[bool], Callable[[], None]]]] = {
     "instances": ("ours", "Django's", _setting("SCF_FAST_INSTANCES")),
-    "check": ("socket poll", "Django's SELECT 1", _setting("SCF_QUIET_CONNECTION_CHECK")),
     "plans": ("generic plans", "server's choice", _setting("SCF_GENERIC_PLANS", close=True)),
     "prepared": ("prepared", "not prepared", _setting("SCF_PREPARED_STATEMENTS", close=True)),
     "roundtrip": ("as is", "one more round trip", _roundtrip),

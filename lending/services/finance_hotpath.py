@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -175,10 +176,10 @@ def line_read(order: SalesOrder, *, lock: bool) -> tuple[Program, CreditLine, Fa
     return program, line, _facts_from(row[end:])
 
 
-def _reserve_members(rows: FinanceRows) -> list[Member]:
-    """The program's conditional reservation, then the (locked) line's, behind it."""
+def reserve_members(*, program_id: int, line_id: int, amount: Decimal) -> list[Member]:
+    """The program's conditional reservation (``prog``), then the (locked) line's (``line``),
+    behind it: members of a ``WITH`` statement."""
     qn = connection.ops.quote_name
-    amount = rows.reserved
     fits, reserved = reservation_sql()
     add = f"{qn('reserved')} = {reserved}"
     return [
@@ -186,14 +187,14 @@ def _reserve_members(rows: FinanceRows) -> list[Member]:
             "prog",
             f"UPDATE {qn(Program._meta.db_table)} SET {add} "  # noqa: S608 - names from code
             f"WHERE {qn('id')} = %s AND {fits} RETURNING {qn('id')}",
-            (amount, rows.loan.program_id, amount),
+            (amount, program_id, amount),
         ),
         Member(
             "line",
             f"UPDATE {qn(CreditLine._meta.db_table)} SET {add} "  # noqa: S608
             f"WHERE {qn('id')} = %s AND {fits} AND EXISTS (SELECT 1 FROM prog) "
             f"RETURNING {qn('id')}",
-            (amount, rows.loan.credit_line_id, amount),
+            (amount, line_id, amount),
         ),
     ]
 
@@ -212,7 +213,11 @@ def _saved_objects(rows: FinanceRows) -> list[tuple[str, Model]]:
 def rows_write(rows: FinanceRows) -> bool:
     """Write the rows in one statement (PostgreSQL, the loan's id reserved). False, with
     nothing written, when the program has no room left for the reservation."""
-    members = _reserve_members(rows) if rows.reserved else []
+    members = []
+    if rows.reserved:
+        members = reserve_members(
+            program_id=rows.loan.program_id, line_id=rows.loan.credit_line_id, amount=rows.reserved
+        )
     sql, params = insert_select(rows.loan, source="prog" if rows.reserved else None)
     members.append(Member("loan", sql, params))
     named = _saved_objects(rows)

@@ -85,3 +85,14 @@ def test_options_of_the_deployment_are_kept():
     finally:
         connection.settings_dict["OPTIONS"] = options
         connection.close()
+
+
+def test_generic_plans_have_their_own_switch(settings):
+    settings.SCF_GENERIC_PLANS = False
+    try:
+        connection.close()
+        assert _plan_cache_mode() == "auto"
+        assert _run(3) == 4  # statements are still prepared
+        assert len(_ours()) == 1
+    finally:
+        connection.close()
