@@ -47,7 +47,6 @@ from scf import clock
 
 from .models import Notification
 
-DEFAULT_DAYS_BEFORE_DUE = 3
 OVERDUE_EVERY_DAYS = 7
 ACCELERATED_WINDOW = dt.timedelta(days=7)
 KEY_CHUNK = 1000
@@ -76,7 +75,7 @@ class Reminder:
 
 
 def days_before_due() -> int:
-    return int(getattr(settings, "REMINDER_DAYS_BEFORE_DUE", DEFAULT_DAYS_BEFORE_DUE))
+    return int(settings.REMINDER_DAYS_BEFORE_DUE)
 
 
 def _owing(zone: str) -> QuerySet[Loan]:
