@@ -47,7 +47,7 @@ def reservation_sql() -> tuple[str, str]:
 def _reserve(model: type[Model], pk: int, amount: Decimal) -> bool:
     """Apply ``reservation_sql`` to one row through the ORM; False when it does not fit."""
     fits, reserved = reservation_sql()
-    money = DecimalField(max_digits=18, decimal_places=2)
+    money: DecimalField[Decimal, Decimal] = DecimalField(max_digits=18, decimal_places=2)
     return bool(
         model._default_manager.filter(pk=pk)
         .filter(RawSQL(fits, (amount,), output_field=BooleanField()))  # noqa: S611 - SQL from code

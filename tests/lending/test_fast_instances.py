@@ -164,3 +164,21 @@ def test_rows_read_equal_djangos_own(
     theirs = model.objects.get(pk=obj.pk)
     assert _state(ours) == _state(theirs)
     assert ours == theirs and type(ours.pk) is type(theirs.pk)
+
+
+def test_the_setting_sends_instances_through_django(settings, monkeypatch):
+    """``SCF_FAST_INSTANCES`` off: ``build`` makes its instances with ``Model.__init__``."""
+    made: list[str] = []
+    django_init = AuditLog.__init__
+
+    def counted(self: AuditLog, *args: Any, **kwargs: Any) -> None:
+        made.append("init")
+        django_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(AuditLog, "__init__", counted)
+    settings.SCF_FAST_INSTANCES = False
+    assert build(AuditLog, action="loan.approved").action == "loan.approved"
+    assert made == ["init"]
+    settings.SCF_FAST_INSTANCES = True
+    assert build(AuditLog, action="loan.approved").action == "loan.approved"
+    assert made == ["init"]
