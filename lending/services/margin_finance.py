@@ -36,11 +36,11 @@ from django.db.models import Exists, F, OuterRef
 from scf import clock
 
 from .. import engine
+from ..locks import lines_lock_ids, margin_account_lock, margin_accounts_locked
 from ..models import (
     AccountCode,
     Agreement,
     AgreementStatus,
-    CreditLine,
     EntryKind,
     GoodsHold,
     HoldStatus,
@@ -151,7 +151,7 @@ def tripartite_facts(
     )
     accounts = MarginAccount.objects.filter(program=program, agent_id=agent_id)
     if lock:
-        accounts = accounts.select_for_update()
+        accounts = margin_accounts_locked(accounts)
     account = accounts.annotate(agreement_active=Exists(active)).first()
     agreement_active = bool(getattr(account, "agreement_active", False))
     if account is None:
@@ -246,7 +246,7 @@ def margin_commit(*, loan: Loan, facts: TripartiteFacts) -> GoodsHold:
 
 def _lock_lines(loans: Iterable[Loan]) -> None:
     ids = sorted({loan.credit_line_id for loan in loans})
-    list(CreditLine.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
+    lines_lock_ids(ids)
 
 
 def margin_uncommit(loans: Iterable[Loan]) -> None:
@@ -268,7 +268,8 @@ def margin_uncommit(loans: Iterable[Loan]) -> None:
             or MarginMovement.objects.filter(loan=loan, kind=MarginMovementKind.UNCOMMIT).exists()
         ):
             continue
-        MarginAccount.objects.select_for_update().filter(pk=hold.margin_account_id).update(
+        margin_account_lock(hold.margin_account_id)
+        MarginAccount.objects.filter(pk=hold.margin_account_id).update(
             free=F("free") + amount, committed=F("committed") - amount
         )
         today = clock.business_date(loan.program.time_zone)
@@ -312,7 +313,7 @@ def margin_pay_out(
     """The disbursement settled (its entry posted): the margin went out with the loan, the
     security deposit is held, the margin's worth of goods may be released at once."""
     _lock_lines([loan])
-    account = MarginAccount.objects.select_for_update().get(pk=hold.margin_account_id)
+    account = margin_account_lock(hold.margin_account_id)
     if hold.margin > 0:
         _movement(account.pk, MarginMovementKind.PAY_OUT, hold.margin, loan, value_date, entry)
     if hold.security > 0:
@@ -348,7 +349,7 @@ def security_release(loan: Loan) -> None:
         kind__in=(MarginMovementKind.SECURITY_RELEASE, MarginMovementKind.SECURITY_APPLY),
     ).exists():
         return
-    account = MarginAccount.objects.select_for_update().get(pk=hold.margin_account_id)
+    account = margin_account_lock(hold.margin_account_id)
     today = clock.business_date(loan.program.time_zone)
     entry = _post(
         EntryKind.SECURITY_RELEASE,
