@@ -246,6 +246,8 @@ SPECTACULAR_SETTINGS = {
         "DecisionOutcomeEnum": "lending.models.credit.DecisionOutcome",
         "LoanStatusEnum": "lending.models.credit.LoanStatus",
         "OrderStatusEnum": "orders.models.OrderStatus",
+        "RepaymentSourceEnum": "lending.models.movement.RepaymentSource",
+        "MarginSourceEnum": "lending.models.margin.MarginSource",
     },
 }
 

@@ -33,7 +33,19 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from lending.models import IdempotencyRecord, LineProposal, Loan, Program, ProposalStatus, Review
+from lending.models import (
+    Agreement,
+    IdempotencyRecord,
+    LineProposal,
+    Loan,
+    MarginAccount,
+    MarginWithdrawal,
+    Program,
+    ProposalStatus,
+    Review,
+    TermsChange,
+    TripartiteTerms,
+)
 from orders.models import AgentRelationship, SalesOrder
 from orders.permissions import HasRole
 from tests.conftest import client_for
@@ -42,7 +54,17 @@ from tests.security.world import Side, World, seed_world, snapshot_diff, table_s
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 RANDOM_IDS = 1000
-ID_KINDS = ("order_id", "loan_id", "review_id", "program_id", "agent_id", "proposal_id")
+ID_KINDS = (
+    "order_id",
+    "loan_id",
+    "review_id",
+    "program_id",
+    "agent_id",
+    "proposal_id",
+    "agreement_id",
+    "change_id",
+    "withdrawal_id",
+)
 # A body that passes each operation's validation, so the request reaches the object lookup.
 BODIES: dict[str, dict[str, Any]] = {
     "freeze": {"reason": "idor sweep"},
@@ -126,6 +148,38 @@ def _proposal(side: Side) -> LineProposal:
     )
 
 
+def _tripartite(side: Side, ops: Any) -> None:
+    """Side's program under tripartite terms: an agreement, a change proposed to its cap, a
+    margin account with a withdrawal waiting for approval."""
+    program, agent = side.program, side.agent
+    TripartiteTerms.objects.create(program=program, enabled=True, margin_ratio=Decimal("0.3"))
+    agreement = Agreement.objects.create(
+        program=program, agent=agent, signed_on=dt.date.today(), agent_cap=Decimal("1000.00")
+    )
+    TermsChange.objects.create(
+        program=program,
+        agreement=agreement,
+        changes={"agent_cap": "2000.00"},
+        before={"agent_cap": "1000.00"},
+        proposed_by=ops,
+        proposed_at=timezone.now(),
+    )
+    account = MarginAccount.objects.create(
+        program=program, agent=agent, currency="CNY", reference=f"MG-{program.pk}-{agent.pk}"
+    )
+    MarginWithdrawal.objects.create(
+        account=account,
+        amount=Decimal("1.00"),
+        currency="CNY",
+        end_to_end_id=f"MWIDOR{account.pk}",
+        creditor_name="x",
+        creditor_account="1",
+        status="awaiting_approval",
+        requested_by=ops,
+        requested_at=timezone.now(),
+    )
+
+
 def side_ids(side: Side) -> dict[str, set[int]]:
     """Every id of one side's objects, by path parameter (the loans' own orders included)."""
     enterprise = side.enterprise
@@ -149,6 +203,17 @@ def side_ids(side: Side) -> dict[str, set[int]]:
         ),
         "proposal_id": set(
             LineProposal.objects.filter(program__enterprise=enterprise).values_list("pk", flat=True)
+        ),
+        "agreement_id": set(
+            Agreement.objects.filter(program__enterprise=enterprise).values_list("pk", flat=True)
+        ),
+        "change_id": set(
+            TermsChange.objects.filter(program__enterprise=enterprise).values_list("pk", flat=True)
+        ),
+        "withdrawal_id": set(
+            MarginWithdrawal.objects.filter(account__program__enterprise=enterprise).values_list(
+                "pk", flat=True
+            )
         ),
     }
 
@@ -275,6 +340,7 @@ def test_foreign_and_random_ids_are_404_and_write_nothing(caller):
     world = seed_world()
     user = world.a.user if caller == "agent" else world.a.admin
     _proposal(world.b)
+    _tripartite(world.b, world.ops)
     records_before = set(IdempotencyRecord.objects.values_list("pk", flat=True))
     before = table_snapshot()
     sent, faults = _sweep(world, caller, user)
