@@ -45,6 +45,7 @@ from .scoring import (
     LineProposal,
     ProposalStatus,
 )
+from .staff import BankMembership
 
 __all__ = [
     "ACCOUNT_KINDS",
@@ -60,6 +61,7 @@ __all__ = [
     "AgentScore",
     "AuditLog",
     "Bank",
+    "BankMembership",
     "CobRun",
     "CreditLine",
     "CreditModel",

@@ -3,7 +3,7 @@
 Every figure is aggregated in the database: the program list is one query whatever the number of
 programs, loans or agents (per-program totals are correlated subqueries).
 
-Who sees what: bank staff everything; an enterprise admin its enterprise's programs; an agent the
+Who sees what: bank staff their bank's programs (``scope.scope_for``); an enterprise admin its enterprise's programs; an agent the
 programs it has a line in. Dashboards and grade mixes are for bank staff and the program's own
 enterprise admin (``dashboard_programs``). A row the user may not see is reported as missing
 (``None``), so the API answers 404, not 403.
@@ -33,6 +33,7 @@ from orders.models import Role, User
 
 from ..models import HOLDS_ORDER, OPEN, RESERVES_CREDIT, CreditLine, Loan, LoanStatus, Program
 from .ledger import MONEY, ZERO
+from .scope import scope_for
 
 # Financed: a loan that reached approved or beyond (it holds its order, and is past review).
 FINANCED = [status for status in HOLDS_ORDER if status != LoanStatus.IN_REVIEW]
@@ -42,9 +43,10 @@ OVERDUE = Q(status__in=OPEN) & (Q(status=LoanStatus.OVERDUE) | Q(days_past_due__
 
 
 def programs_visible_to(user: User) -> QuerySet[Program]:
-    """Programs a user may see: bank staff all, an enterprise admin its own, an agent its lines'."""
+    """Programs a user may see: bank staff their bank's, an enterprise admin its own, an agent
+    its lines'."""
     if getattr(user, "is_bank_staff", False):
-        return Program.objects.all()
+        return scope_for(user, Program.objects.all(), "bank")
     role = getattr(user, "role", None)
     if role == Role.ENTERPRISE_ADMIN:
         return Program.objects.filter(enterprise_id=user.enterprise_id)
@@ -63,7 +65,7 @@ def dashboard_programs(user: User) -> QuerySet[Program]:
     """Dashboards and grade mixes are for bank staff and the program's own enterprise admin,
     not for agents."""
     if getattr(user, "is_bank_staff", False):
-        return Program.objects.all()
+        return scope_for(user, Program.objects.all(), "bank")
     if getattr(user, "role", None) == Role.ENTERPRISE_ADMIN:
         return Program.objects.filter(enterprise_id=user.enterprise_id)
     return Program.objects.none()

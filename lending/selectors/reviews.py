@@ -22,6 +22,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from orders.models import SalesOrder, User
 
 from ..models import OPEN, REVIEW_OPEN, Loan, Repayment, Review, ReviewKind, ReviewStatus
+from .scope import scope_for
 
 ZERO = Decimal("0.00")
 WARN_AT = 0.75  # share of the time to deadline after which a case shows amber
@@ -59,19 +60,25 @@ def review_sla(review: Review, now: dt.datetime) -> str:
     return "ok"
 
 
+def _reviews(user: User) -> QuerySet[Review]:
+    """The cases of the user's bank (``scope.scope_for``)."""
+    return scope_for(user, Review.objects.select_related(*REVIEW_RELATED), "loan__program__bank")
+
+
 def review_queue(
     *,
+    user: User,
     kind: str | None = None,
     status: str | None = None,
     search: str = "",
     claimed_by: User | None = None,
 ) -> QuerySet[Review]:
-    """Cases oldest first: the open ones by default, or those in ``status``.
+    """The user's bank's cases oldest first: the open ones by default, or those in ``status``.
 
     ``search`` matches the agent (code or name), the order number or the loan reference;
     ``claimed_by`` keeps the cases that person has claimed ("my cases").
     """
-    reviews = Review.objects.select_related(*REVIEW_RELATED)
+    reviews = _reviews(user)
     reviews = reviews.filter(status=status) if status else reviews.filter(status__in=REVIEW_OPEN)
     if kind:
         reviews = reviews.filter(kind=kind)
@@ -88,8 +95,9 @@ def review_queue(
     return reviews.order_by("created_at", "id")
 
 
-def review_get(*, review_id: int) -> Review | None:
-    return Review.objects.select_related(*REVIEW_RELATED).filter(pk=review_id).first()
+def review_get(*, user: User, review_id: int) -> Review | None:
+    """One of the user's bank's cases, or ``None`` (another bank's case is missing)."""
+    return _reviews(user).filter(pk=review_id).first()
 
 
 def referral_decline_get(*, loan: Loan) -> Review | None:
