@@ -29,9 +29,18 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from orders.models import Role, User
+from orders.models import Role, SalesOrder, User
 
-from ..models import HOLDS_ORDER, OPEN, RESERVES_CREDIT, CreditLine, Loan, LoanStatus, Program
+from ..models import (
+    HOLDS_ORDER,
+    OPEN,
+    RESERVES_CREDIT,
+    CreditLine,
+    Loan,
+    LoanStatus,
+    Program,
+    ProgramStatus,
+)
 from .ledger import MONEY, ZERO
 from .scope import scope_for
 
@@ -113,3 +122,19 @@ def program_list(*, user: User) -> QuerySet[Program]:
 def program_get(*, user: User, program_id: int) -> Program | None:
     """One of the user's programs with its terms and headline figures."""
     return _with_figures(programs_visible_to(user)).filter(pk=program_id).first()
+
+
+def offer_lines(order: SalesOrder) -> list[CreditLine]:
+    """The order's agent's lines in the programs that could finance it (its enterprise's active
+    programs in its currency, one per bank or several), with their programs, banks and
+    enterprises, by program id: one offer each in the quote, the first the default choice."""
+    return list(
+        CreditLine.objects.filter(
+            agent_id=order.agent_id,
+            program__enterprise_id=order.enterprise_id,
+            program__currency=order.currency,
+            program__status=ProgramStatus.ACTIVE,
+        )
+        .select_related("program__bank", "program__enterprise")
+        .order_by("program_id")
+    )

@@ -16,6 +16,11 @@
 The payment is handed to the process's relay after commit (``disbursement_queue``). Locks are
 always taken in the order sales order -> credit line -> program.
 
+Several banks may run programs with one enterprise, and an agent may hold lines in more than one:
+the quote then carries one offer per program (``Quote.offers``) and the click may name its
+program (``{"program": id}``, read on the business path, ``program_choice.chosen_line``); without
+one, the first offer's program (the lowest id) decides, as with a single program.
+
 ``loan_finance_once`` is the click with an ``Idempotency-Key`` (the API and the portal): after
 the user's rate limit (``scf.throttling``, one count for every door), the key's claim comes first
 in the same transaction, and the reply is written by the statement of
@@ -25,7 +30,7 @@ step 3: four statements in one transaction (after the token lookup, five in all)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -42,6 +47,7 @@ from scf.throttling import rate_limit
 from .. import engine
 from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program, ProgramStatus
 from ..replies import finance_reply_body
+from ..selectors.programs import offer_lines
 from .credit import ProgramExhausted
 from .finance_record import (
     FinanceRows,
@@ -56,6 +62,7 @@ from .idempotency import (
     idempotency_store,
     request_fingerprint,
 )
+from .program_choice import chosen_line, program_param
 from .terms import Terms, terms_for
 
 BIGINT_MAX = 2**63 - 1
@@ -71,6 +78,9 @@ class Quote:
     program: Program
     terms: Terms
     decision: engine.DecisionResult
+    # With several programs able to finance the order: one quote per program, the first being
+    # this one (the default choice); empty with one.
+    offers: tuple[Quote, ...] = ()
 
     @property
     def agent_reasons(self) -> list[dict[str, str]]:
@@ -119,7 +129,11 @@ def pick_program(programs: Sequence[Program], order: SalesOrder) -> Program:
 
 
 def program_for_order(order: SalesOrder) -> Program:
-    """The enterprise's program in the order's currency (or, failing that, any of its programs)."""
+    """The first program the agent has a line in among the enterprise's active programs in the
+    order's currency (the first offer); failing that, ``pick_program``'s choice."""
+    lines = offer_lines(order)
+    if lines:
+        return lines[0].program
     return pick_program(
         list(Program.objects.filter(enterprise_id=order.enterprise_id).order_by("id")), order
     )
@@ -154,10 +168,19 @@ def _line_sql(lock: bool, vendor: str) -> str:
     )
 
 
-def _program_and_line(order: SalesOrder, *, lock: bool) -> tuple[Program, CreditLine, Facts]:
+def _program_and_line(
+    order: SalesOrder, *, lock: bool, program_id: int | None = None
+) -> tuple[Program, CreditLine, Facts]:
     """The agent's line (locked when ``lock``) in the program ``program_for_order`` picks, its
     program and enterprise, and the decision's ``Facts``, in one query; the rare misconfigured
-    cases fall back to ``program_for_order`` and ``_line_for`` for their errors."""
+    cases fall back to ``program_for_order`` and ``_line_for`` for their errors. A named
+    ``program_id``'s line is ``program_choice.chosen_line``."""
+    if program_id is not None:
+        facts = _facts(order, reserve_loan_id=lock)
+        if facts.already_financed and lock:
+            raise OrderAlreadyFinanced("This order has already been financed.")
+        line = chosen_line(order, program_id, lock=lock)
+        return line.program, line, facts
     params = [*_facts_params(order, reserve_loan_id=lock), order.agent_id, order.enterprise_id]
     params += [order.currency, ProgramStatus.ACTIVE.value]
     with connection.cursor() as cursor:
@@ -277,6 +300,16 @@ def loan_quote(*, user: User, order_id: int) -> Quote:
     rate_limit(user_id=user.pk, scope="quote")
     order = _order_for_agent(user, order_id, lock=False)
     program, line, facts = _program_and_line(order, lock=False)
+    quote = _quote_in(order, program, line, facts)
+    lines = offer_lines(order)
+    if len(lines) < 2:
+        return quote
+    offers = [_quote_in(order, other.program, other, facts) for other in lines]
+    return replace(quote, offers=tuple(offers))
+
+
+def _quote_in(order: SalesOrder, program: Program, line: CreditLine, facts: Facts) -> Quote:
+    """What the program would lend on the order and what the engine would decide now."""
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
     decision = engine.decide(decision_inputs(order, program, line, terms.principal, facts))
     return Quote(order, program, terms, decision)
@@ -287,14 +320,15 @@ class OrderAlreadyFinanced(Conflict):
 
 
 @transaction.atomic
-def loan_finance(*, user: User, order_id: int) -> Loan:
-    """Decide a finance request and, when approved or referred, reserve its credit.
+def loan_finance(*, user: User, order_id: int, program_id: int | None = None) -> Loan:
+    """Decide a finance request and, when approved or referred, reserve its credit; in
+    ``program_id`` when named (``program_choice.chosen_line``).
 
-    Raises ``NotFound`` (not the caller's order), ``Conflict`` ``order_already_financed``, or
-    ``NotConfigured`` (no program or line). A declined request is a loan with status
-    ``declined`` and its reasons, not an error.
+    Raises ``NotFound`` (not the caller's order, or a program it is not offered), ``Conflict``
+    ``order_already_financed``, or ``NotConfigured`` (no program or line). A declined request is
+    a loan with status ``declined`` and its reasons, not an error.
     """
-    return _decide_and_write(user, order_id, reply_to=None).loan
+    return _decide_and_write(user, order_id, reply_to=None, program_id=program_id).loan
 
 
 def loan_finance_once(
@@ -321,7 +355,8 @@ def loan_finance_once(
             return replay
         assert record_id is not None
         try:
-            rows = _decide_and_write(user, order_id, reply_to=record_id)
+            program_id = program_param(body)
+            rows = _decide_and_write(user, order_id, reply_to=record_id, program_id=program_id)
         except ApplicationError as exc:
             reply = StoredReply(
                 exc.status_code,
@@ -338,11 +373,13 @@ def finance_reply(loan: Loan) -> StoredReply:
     return StoredReply(201, canonical(finance_reply_body(loan)))
 
 
-def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> FinanceRows:
+def _decide_and_write(
+    user: User, order_id: int, *, reply_to: int | None, program_id: int | None = None
+) -> FinanceRows:
     """The decision and its rows, written; inside the caller's transaction. ``reply_to``: the
     claimed idempotency record to store the reply on, in the same write."""
     order = _order_for_agent(user, order_id, lock=True)
-    program, line, facts = _program_and_line(order, lock=True)
+    program, line, facts = _program_and_line(order, lock=True, program_id=program_id)
     if facts.already_financed:
         raise OrderAlreadyFinanced("This order has already been financed.")
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
