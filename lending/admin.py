@@ -28,6 +28,7 @@ from scf.errors import ApplicationError, Conflict
 from .models import (
     AuditLog,
     Bank,
+    BankMembership,
     CreditLine,
     Decision,
     JournalEntry,
@@ -147,6 +148,17 @@ class ReadOnlyInlineMixin:
 class BankAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "settlement_account_no", "created_at"]
     search_fields = ["code", "name"]
+
+
+@admin.register(BankMembership)
+class BankMembershipAdmin(admin.ModelAdmin):
+    """Which bank each member of bank staff works for (``lending.selectors.scope``): without
+    one a staff user sees nothing."""
+
+    list_display = ("user", "bank", "created_at")
+    list_filter = ("bank",)
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
 
 
 @admin.register(Program)

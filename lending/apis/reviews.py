@@ -204,7 +204,7 @@ def _case_or_404(request: Request, review_id: int) -> Review:
 
 def _case_reply(request: Request, review_id: int) -> Response:
     review = _case_or_404(request, review_id)
-    return Response(ReviewOutput(with_histories([review])[0]).data)
+    return Response(ReviewOutput(with_histories([review], user=_user(request))[0]).data)
 
 
 class ReviewListApi(APIView):
@@ -235,7 +235,7 @@ class ReviewListApi(APIView):
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(reviews, request, view=self) or []
-        data = ReviewOutput(with_histories(list(page)), many=True).data
+        data = ReviewOutput(with_histories(list(page), user=_user(request)), many=True).data
         return paginator.get_paginated_response(data)
 
 

@@ -135,7 +135,7 @@ def _line_figures(
 @role_required(*BANK_STAFF)
 def case(request: HttpRequest, review_id: int) -> HttpResponse:
     """Everything a reviewer needs to decide: inputs, rules, the agent's history and line."""
-    review = with_histories([_case_or_404(request, review_id)])[0]
+    review = with_histories([_case_or_404(request, review_id)], user=web_user(request))[0]
     loan = review.loan
     decision = getattr(loan, "decision", None)
     user = web_user(request)
@@ -157,7 +157,7 @@ def case(request: HttpRequest, review_id: int) -> HttpResponse:
         "can_act": user.role in RISK_STAFF and review.status in REVIEW_OPEN,
         "is_referral": review.kind == ReviewKind.REFERRAL,
         "awaiting_second": review.status == ReviewStatus.AWAITING_SECOND_APPROVAL,
-        **agent_recent(agent_id=loan.agent_id),
+        **agent_recent(user=user, agent_id=loan.agent_id),
     }
     return render(request, "lending/review_case.html", context)
 

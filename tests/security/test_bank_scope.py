@@ -13,6 +13,7 @@ sees every bank.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -23,6 +24,8 @@ from django.urls import URLPattern, get_resolver
 from lending.models import AuditLog, Loan
 from lending.services.audit import audit_record
 from tests.conftest import client_for
+from tests.lending.factories import CreditLineFactory
+from tests.lending.loan_makers import disbursed_loan
 from tests.orders.factories import UserFactory
 from tests.security.test_idor import _routes, side_ids
 from tests.security.world import Side, World, seed_world, snapshot_diff, table_snapshot
@@ -163,3 +166,25 @@ def test_a_platform_superuser_sees_every_bank():
     assert loans["count"] == Loan.objects.count()
     for side in (world.a, world.b):
         assert client_for(root).get(f"/api/v1/reviews/{side.review.pk}/").status_code == 200
+
+
+def test_a_cases_agent_history_holds_only_the_reviewers_banks_business():
+    world = seed_world()
+    # Side A's agent also borrows from bank B (a line in side B's program).
+    line_b = CreditLineFactory(agent=world.a.agent, program=world.b.program)
+    elsewhere = disbursed_loan(
+        line_b,
+        value_date=dt.date.today() - dt.timedelta(days=5),
+        due_date=dt.date.today() + dt.timedelta(days=85),
+    )
+    own = Loan.objects.filter(agent=world.a.agent, program=world.a.program).count()
+    for role in STAFF:
+        user = world.user_for(role)
+        body = client_for(user).get(f"/api/v1/reviews/{world.a.review.pk}/").json()
+        assert body["agent_history"]["loans_count"] == own, role
+        page = client_for_web(user).get(f"/reviews/{world.a.review.pk}/").content.decode()
+        assert world.a.loans["active"].reference in page
+        assert elsewhere.reference not in page, role
+    root = UserFactory(role="risk_reviewer", bank=False, is_superuser=True)
+    body = client_for(root).get(f"/api/v1/reviews/{world.a.review.pk}/").json()
+    assert body["agent_history"]["loans_count"] == own + 1
