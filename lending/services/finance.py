@@ -168,19 +168,22 @@ def _line_sql(lock: bool, vendor: str) -> str:
     )
 
 
-def _program_and_line(
-    order: SalesOrder, *, lock: bool, program_id: int | None = None
+def _chosen_program_and_line(
+    order: SalesOrder, program_id: int, *, lock: bool
 ) -> tuple[Program, CreditLine, Facts]:
+    """``_program_and_line`` for a request that names its program: the agent's line in it
+    (``program_choice.chosen_line``: 404 for a program not offered) and the ``Facts``."""
+    facts = _facts(order, reserve_loan_id=lock)
+    if facts.already_financed and lock:
+        raise OrderAlreadyFinanced("This order has already been financed.")
+    line = chosen_line(order, program_id, lock=lock)
+    return line.program, line, facts
+
+
+def _program_and_line(order: SalesOrder, *, lock: bool) -> tuple[Program, CreditLine, Facts]:
     """The agent's line (locked when ``lock``) in the program ``program_for_order`` picks, its
     program and enterprise, and the decision's ``Facts``, in one query; the rare misconfigured
-    cases fall back to ``program_for_order`` and ``_line_for`` for their errors. A named
-    ``program_id``'s line is ``program_choice.chosen_line``."""
-    if program_id is not None:
-        facts = _facts(order, reserve_loan_id=lock)
-        if facts.already_financed and lock:
-            raise OrderAlreadyFinanced("This order has already been financed.")
-        line = chosen_line(order, program_id, lock=lock)
-        return line.program, line, facts
+    cases fall back to ``program_for_order`` and ``_line_for`` for their errors."""
     params = [*_facts_params(order, reserve_loan_id=lock), order.agent_id, order.enterprise_id]
     params += [order.currency, ProgramStatus.ACTIVE.value]
     with connection.cursor() as cursor:
@@ -379,7 +382,10 @@ def _decide_and_write(
     """The decision and its rows, written; inside the caller's transaction. ``reply_to``: the
     claimed idempotency record to store the reply on, in the same write."""
     order = _order_for_agent(user, order_id, lock=True)
-    program, line, facts = _program_and_line(order, lock=True, program_id=program_id)
+    if program_id is None:
+        program, line, facts = _program_and_line(order, lock=True)
+    else:
+        program, line, facts = _chosen_program_and_line(order, program_id, lock=True)
     if facts.already_financed:
         raise OrderAlreadyFinanced("This order has already been financed.")
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
