@@ -15,6 +15,7 @@ means an open loan (active or overdue) whose status is overdue or whose DPD is a
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import (
     Count,
     Exists,
@@ -138,3 +139,11 @@ def offer_lines(order: SalesOrder) -> list[CreditLine]:
         .select_related("program__bank", "program__enterprise")
         .order_by("program_id")
     )
+
+
+def repayment_account(program: Program) -> str:
+    """The lender's account an agent repays a loan of ``program`` into, and the account its
+    payouts are sent from: the program's bank's settlement account, else the platform's
+    ``LENDER_SETTLEMENT_ACCOUNT``. The bank's payment order, the reminders and the loan page all
+    quote this one."""
+    return program.bank.settlement_account_no or settings.LENDER_SETTLEMENT_ACCOUNT

@@ -15,6 +15,7 @@ from typing import Any
 from orders.models import SalesOrder
 from scf.errors import NotFound, ValidationFailed
 
+from ..locks import lines_locked
 from ..models import CreditLine
 
 BIGINT_MAX = 2**63 - 1
@@ -38,15 +39,15 @@ def program_param(body: Mapping[str, Any]) -> int | None:
 
 
 def chosen_line(order: SalesOrder, program_id: int, *, lock: bool) -> CreditLine:
-    """The agent's line in the named program (locked when ``lock``: the order is locked already,
-    the program is locked later by the write, so the fixed lock order holds), with its program
-    and the program's enterprise."""
+    """The agent's line in the named program (locked when ``lock``, ``lending.locks`` step 6:
+    the order is locked already, the program later by the write), with its program and the
+    program's enterprise."""
     lines = CreditLine.objects.filter(
         agent_id=order.agent_id,
         program_id=program_id if 0 < program_id <= BIGINT_MAX else 0,
         program__enterprise_id=order.enterprise_id,
     ).select_related("program__enterprise")
-    line = (lines.select_for_update(of=("self",)) if lock else lines).first()
+    line = (lines_locked(lines) if lock else lines).first()
     if line is None:
         raise ProgramNotOffered("This order has no offer from that program.")
     return line
