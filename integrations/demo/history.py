@@ -55,7 +55,8 @@ from django.db import models, transaction
 
 from lending.models import Bank, CreditModel, Program, ProgramStatus
 from lending.services.credit_models import credit_model_train
-from lending.services.line_management import RunResult, credit_nightly
+from lending.services.line_changes import RunResult
+from lending.services.line_management import credit_nightly
 from lending.services.lines import program_create, program_update
 from orders.services.parties import enterprise_create, uscc_complete
 

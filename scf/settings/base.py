@@ -243,8 +243,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GradeEnum": "lending.models.credit.Grade",
         "ProgramStatusEnum": "lending.models.credit.ProgramStatus",
-        "DecisionOutcomeEnum": "lending.models.credit.DecisionOutcome",
-        "LoanStatusEnum": "lending.models.credit.LoanStatus",
+        "DecisionOutcomeEnum": "lending.models.loans.DecisionOutcome",
+        "LoanStatusEnum": "lending.models.loans.LoanStatus",
         "OrderStatusEnum": "orders.models.OrderStatus",
     },
 }
