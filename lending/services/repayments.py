@@ -33,7 +33,7 @@ from scf.errors import Conflict, ValidationFailed
 from scf.money import MONEY_PLACES, Money
 
 from ..models import OPEN, CreditLine, Loan, LoanStatus, Program, Repayment
-from .accrual import loan_accrue_through
+from .accrual_loan import loan_accrue_through
 from .audit import audit_record
 from .cob import program_lock
 from .ledger import LedgerKeyReused

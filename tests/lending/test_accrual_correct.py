@@ -35,13 +35,13 @@ from lending.models import (
 )
 from lending.selectors.ledger import account_balance
 from lending.services import accrual
-from lending.services.accrual import loan_accrue_through
 from lending.services.accrual_correct import (
     Discrepancy,
     Outcome,
     accrual_discrepancies,
     loan_accrual_correct,
 )
+from lending.services.accrual_loan import loan_accrue_through
 from lending.services.cob import cob_run
 from lending.services.interest import EXACT
 from lending.services.repayments import repayment_record
