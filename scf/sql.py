@@ -354,4 +354,4 @@ def _statement_name(sql: str) -> str:
 
 
 def _prepared_enabled() -> bool:
-    return bool(getattr(settings, "SCF_PREPARED_STATEMENTS", True))
+    return bool(settings.SCF_PREPARED_STATEMENTS)

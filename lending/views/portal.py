@@ -282,8 +282,7 @@ def loan_detail(request: HttpRequest, loan_id: int) -> HttpResponse:
         "bank": bank,
         "paid_out": paid_out,
         # Where repayments go: as the reminders quote it (integrations.notifications).
-        "repay_account": bank.settlement_account_no
-        or getattr(settings, "LENDER_SETTLEMENT_ACCOUNT", ""),
+        "repay_account": bank.settlement_account_no or settings.LENDER_SETTLEMENT_ACCOUNT,
         "schedule": loan_schedule(loan) if paid_out else [],
         "advice": _loan_advice(user, loan, decision) if decision is not None else [],
         "bank_decline": _bank_decline(loan, staff=user.is_bank_staff),

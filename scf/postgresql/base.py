@@ -44,7 +44,7 @@ GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()
-        if getattr(settings, "SCF_PREPARED_STATEMENTS", True):
+        if settings.SCF_PREPARED_STATEMENTS:
             params["options"] = f"{params.get('options', '')} {GENERIC_PLANS}".strip()
         return params
 
