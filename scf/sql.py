@@ -246,7 +246,7 @@ def model_from_row(model: type[M], row: Sequence[Any], start: int = 0) -> tuple[
 #
 # ``Model.__init__`` walks every field through its descriptors, and ``ForwardManyToOneDescriptor``
 # asks the database router for every related object passed in. For the dozen rows of a finance
-# click (five built, seven read) that was about a tenth of a web worker's CPU under load. The two
+# click (five built, seven read) that is a sizeable share of a web worker's CPU under load. The two
 # helpers here make the same instances directly: each field's value in the instance's ``__dict__``
 # (what ``__init__`` leaves there), related objects in the field cache, and the reverse cache of a
 # one-to-one. ``tests/lending/test_fast_instances.py`` compares them with Django's, field by
@@ -323,7 +323,7 @@ def execute_prepared(cursor: Any, sql: str, params: Sequence[Any]) -> None:
 
     The hot paths (authentication, the finance decision) send the same few statements thousands
     of times; preparing each once per connection saves PostgreSQL parsing and planning them every
-    time (half a millisecond for the decision's read with its sub-selects). Prepared statements
+    time (the decision's read, with its sub-selects, most of all). Prepared statements
     belong to the database session: the names already prepared are remembered per underlying
     connection and forgotten when Django opens a new one. They survive a rolled-back transaction.
     (Behind a pooler in transaction mode, such as PgBouncer before 1.21, turn this off with

@@ -2,7 +2,7 @@
 
 With ``CONN_HEALTH_CHECKS`` Django checks a reused connection at the first query of every request
 by sending ``SELECT 1``: one more round trip, and one more statement for PostgreSQL, on every
-request (on the finance click, about 5 % of a web worker's time). A connection that is idle
+request (on the finance click, a noticeable share of a web worker's time). A connection that is idle
 between requests has nothing to read; when the server ends it (a restart, an administrator's
 ``pg_terminate_backend``, an idle timeout) it sends its FATAL notice and closes the socket, which
 then reads as ready. So: an idle connection whose socket has nothing to read is usable, with no
@@ -15,15 +15,14 @@ With ``SCF_PREPARED_STATEMENTS`` (``scf.sql.execute_prepared``) the session also
 ``plan_cache_mode = force_generic_plan``: a prepared statement is then planned once per session,
 not at every execution. Left to choose, PostgreSQL kept planning the finance click's statements
 afresh each time (their generic plans' estimates looked dearer than the custom plans', though both
-are the same index lookups by id and key): a quarter of PostgreSQL's CPU per click, measured with
-``perf`` (docs/performance.md). The setting only touches prepared statements, and the plans
+are the same index lookups by id and key), a large share of PostgreSQL's CPU per click
+(docs/performance.md). The setting only touches prepared statements, and the plans
 PostgreSQL caches for SPI (triggers, foreign key checks); Django's own queries are planned once
 each anyway. Sent as a startup option, so it costs no round trip.
 
 A generic plan is made from the statistics of its moment and kept for the session until the
 tables it reads are analyzed again. On a new database, whose loans table is empty, the click's
-checks of that table are planned as sequential scans, which grow dearer with every loan
-(the bench's first phase on a fresh database: 2.07 ms of PostgreSQL CPU per click against 1.24).
+checks of that table are planned as sequential scans, which grow dearer with every loan.
 autovacuum analyzes a table that has grown from empty within a minute or so
 (``autovacuum_naptime``), and the analyze invalidates those plans: keep autovacuum on, and
 ``ANALYZE`` after loading or restoring a database.

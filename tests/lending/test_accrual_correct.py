@@ -33,7 +33,6 @@ from lending.models import (
     LoanStatus,
     Repayment,
 )
-from lending.selectors.ledger import account_balance
 from lending.services import accrual
 from lending.services.accrual_correct import (
     Discrepancy,
@@ -46,6 +45,7 @@ from lending.services.cob import cob_run
 from lending.services.interest import EXACT
 from lending.services.repayments import repayment_record
 from tests.lending.active_loans import active_loan, books_balance, money_line
+from tests.lending.ledger_reads import account_balance
 
 pytestmark = pytest.mark.django_db
 
