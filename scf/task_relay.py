@@ -1,13 +1,14 @@
 """Publishing a task per batch of values, from a background thread of the web process.
 
 Why: every approved finance click queues its payment after commit. One Celery message per
-click costs the web worker a sizeable share of the click's CPU (Celery builds the message, kombu
+click is a large share of the click's CPU in the web worker (Celery builds the message, kombu
 builds a Redis client for each publish), and the flash crowd is exactly when the web tier has no
-CPU to spare. A ``BatchRelay`` takes the click's value (the disbursement id) in a queue and
-returns at once; its thread sends one message for every batch gathered within ``linger`` seconds
-(at most ``max_batch`` values; any more waiting then go at once in further batches), so under
-load one publish carries several payments, whose own bank calls take longer than the wait
-(docs/performance.md has the figures). The thread sleeps through the linger rather than
+CPU to spare (docs/performance.md). A ``BatchRelay`` takes the click's value (the
+disbursement id) in a queue and returns at once; its thread sends one message for every batch
+gathered within ``linger`` seconds (at most ``max_batch`` values; any more waiting then go at once
+in further batches). A publish costs about the same whatever the batch, so a longer linger
+means fewer publishes per payment; the default (100 ms) is short next to the payments' own bank
+calls. The thread sleeps through the linger rather than
 waking for each value put (each wake-up takes the GIL from the request thread).
 
 What it does not change: the row the value names is the durable outbox, written in the click's

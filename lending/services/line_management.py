@@ -27,7 +27,8 @@ line at a time, so nothing deadlocks and a finance request waits one chunk at mo
 checked against the locked figures, grades and limits are set with one ``UPDATE ... FROM
 (VALUES ...)`` per 1,000 lines, and scores, proposals and audit rows are written with ``COPY``
 (``lending.scoring.bulk``). A line already scored for D by the same model is skipped, so running
-the night twice changes nothing. The chunk's writes are ``lending.services.line_changes``.
+the night twice changes nothing. The chunk's writes are ``lending.services.line_changes``; the
+run's timing against the nightly budget is in docs/performance.md.
 """
 
 from __future__ import annotations
