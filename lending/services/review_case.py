@@ -18,7 +18,8 @@ from typing import Any
 from orders.models import Role, User
 from scf.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
-from ..models import REVIEW_OPEN, CreditLine, Loan, LoanStatus, Program, Review, ReviewKind
+from ..locks import line_lock, loans_locked, programs_lock_ids, reviews_locked
+from ..models import REVIEW_OPEN, CreditLine, Loan, LoanStatus, Review, ReviewKind
 from .audit import SYSTEM, audit_record
 
 ACTING_ROLES = (Role.RISK_REVIEWER, Role.RISK_APPROVER)
@@ -86,15 +87,13 @@ def case_lock(review_id: int, *, line: bool = True, program: bool = False) -> Ca
 
     Must run inside the caller's transaction. Raises ``NotFound`` for an unknown review.
     """
-    review = Review.objects.select_for_update().filter(pk=review_id).first()
+    review = reviews_locked().filter(pk=review_id).first()
     if review is None:
         raise NotFound("No such review.")
-    loan = Loan.objects.select_for_update().get(pk=review.loan_id)
-    locked_line = (
-        CreditLine.objects.select_for_update().get(pk=loan.credit_line_id) if line else None
-    )
+    loan = loans_locked().get(pk=review.loan_id)
+    locked_line = line_lock(loan.credit_line_id) if line else None
     if program:
-        Program.objects.select_for_update().filter(pk=loan.program_id).values_list("pk").get()
+        programs_lock_ids([loan.program_id])
     return Case(review, loan, locked_line, case_snapshot(review, loan))
 
 

@@ -15,13 +15,12 @@ from django.db import transaction
 
 from scf import clock
 
+from ..locks import lines_lock_ids, loans_locked, programs_lock_ids, reviews_locked
 from ..models import (
     REVIEW_OPEN,
     AuditLog,
-    CreditLine,
     Loan,
     LoanStatus,
-    Program,
     Review,
     ReviewStatus,
 )
@@ -56,7 +55,7 @@ def _expire_batch(*, now: dt.datetime, after_id: int, batch_size: int) -> tuple[
     Returns ``(expired, last review id seen)``, or ``(0, None)`` when nothing is left.
     """
     candidates = list(
-        Review.objects.select_for_update(skip_locked=True)
+        reviews_locked(skip_locked=True)
         .filter(status__in=REVIEW_OPEN, expires_at__lte=now, pk__gt=after_id)
         .order_by("pk")[:batch_size]
     )
@@ -64,7 +63,7 @@ def _expire_batch(*, now: dt.datetime, after_id: int, batch_size: int) -> tuple[
         return 0, None
     loans = {
         loan.pk: loan
-        for loan in Loan.objects.select_for_update(skip_locked=True)
+        for loan in loans_locked(skip_locked=True)
         .filter(pk__in={r.loan_id for r in candidates})
         .order_by("pk")
     }
@@ -84,8 +83,8 @@ def _release_all(loans: list[Loan]) -> None:
         per_line[(loan.credit_line_id, loan.program_id)] += loan.reserved_amount
     line_ids = sorted({line_id for line_id, _ in per_line})
     program_ids = sorted({program_id for _, program_id in per_line})
-    list(CreditLine.objects.select_for_update().filter(pk__in=line_ids).order_by("pk").values("pk"))
-    list(Program.objects.select_for_update().filter(pk__in=program_ids).order_by("pk").values("pk"))
+    lines_lock_ids(line_ids)
+    programs_lock_ids(program_ids)
     for (line_id, program_id), amount in sorted(per_line.items()):
         credit_release(line_id=line_id, program_id=program_id, amount=amount)
 

@@ -102,14 +102,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite: wait for a writer instead of failing at once, and take the write lock up front.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-# Hot statements are prepared per database session: off behind PgBouncer's transaction mode.
+# The hot path's machinery (docs/performance.md): statements prepared per session (off behind
+# PgBouncer's transaction mode) and planned once (the scf.postgresql backend below); instances
+# built without Model.__init__ (scf.hotpath.build, model_from_row; off: through it, from_db).
 SCF_PREPARED_STATEMENTS = env.bool("SCF_PREPARED_STATEMENTS", default=True)
+SCF_GENERIC_PLANS = env.bool("SCF_GENERIC_PLANS", default=True)
+SCF_FAST_INSTANCES = env.bool("SCF_FAST_INSTANCES", default=True)
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 if IS_POSTGRES:
-    # Django's backend with a health check that needs no query while the socket is quiet.
     DATABASES["default"]["ENGINE"] = "scf.postgresql"
-    # A database down or restarting fails a request in seconds (a 503 from scf.api), never hangs
-    # a worker: bounded connect, TCP keepalives to notice a dead peer on a half-open connection.
+    # Down or restarting, the database fails a request in seconds: bounded connect, keepalives.
     _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     _db_options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
     _db_options.setdefault("keepalives", 1)
@@ -149,8 +151,7 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 CSRF_FAILURE_VIEW = "orders.views.csrf_failure"
 
 # --- Hardening ------------------------------------------------------------------------------
-# django-axes: AXES_FAILURE_LIMIT failures of one username from one address lock the pair out
-# for AXES_COOLOFF_MINUTES (429, the lockout page); a success resets the count.
+# django-axes: AXES_FAILURE_LIMIT failures of a username from an address lock the pair out (429).
 AUTHENTICATION_BACKENDS = [
     "scf.auth.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -169,8 +170,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# Scripts only from our static files: no inline handlers, no eval (htmx ``allowEval: false``);
-# inline styles for gauges and htmx's indicator. Swagger UI (/api/docs/) is static files too.
+# Scripts only from our static files (no inline handlers, no eval); inline styles for gauges.
 CSP_POLICY = env.str(
     "CSP_POLICY",
     default=(
@@ -263,7 +263,6 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 
 
 def _every(task: str, interval_env: str, seconds: float) -> dict[str, object]:
-    """A beat entry run every ``seconds`` (overridden by the environment variable named)."""
     return {"task": task, "schedule": env.float(interval_env, default=seconds)}
 
 
