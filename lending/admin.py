@@ -39,16 +39,18 @@ from .models import (
 )
 from .selectors.audit import NAMERS, object_type_name
 from .services.lines import (
-    LINE_CHECKS,
-    PROGRAM_CHECKS,
-    PROGRAM_CREATE_ONLY,
     credit_line_create,
     credit_line_freeze,
     credit_line_unfreeze,
     credit_line_update,
-    credit_line_validate,
     program_create,
     program_update,
+)
+from .services.program_checks import (
+    LINE_CHECKS,
+    PROGRAM_CHECKS,
+    PROGRAM_CREATE_ONLY,
+    credit_line_validate,
     program_validate,
 )
 from .views.words.audit import AUDIT_ACTIONS, audit_action

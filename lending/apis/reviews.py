@@ -30,9 +30,9 @@ from scf.errors import NotFound, ValidationFailed
 from ..models import Decision, Review, ReviewKind, ReviewStatus
 from ..selectors.reviews import review_deadline, review_get, review_queue, with_histories
 from ..serializers import LoanOutput
+from ..services.review_case import NOTE_MAX_LENGTH
 from ..services.reviews import (
     DECLINE_REASONS,
-    NOTE_MAX_LENGTH,
     review_approve,
     review_claim,
     review_close,

@@ -10,7 +10,7 @@ enterprise admin (``dashboard_programs``). A row the user may not see is reporte
 
 Headroom figures (limit, outstanding, reserved) come from the program and line rows, which the
 credit services keep exact; "financed" means a loan that reached approved or beyond; "overdue"
-means an open loan (active or overdue) whose status is overdue or whose DPD is above zero.
+means past due as ``lending.dpd`` defines it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -32,6 +31,7 @@ from django.db.models.functions import Coalesce
 
 from orders.models import Role, SalesOrder, User
 
+from ..dpd import PAST_DUE
 from ..models import (
     HOLDS_ORDER,
     OPEN,
@@ -49,7 +49,6 @@ from .scope import scope_for
 FINANCED = [status for status in HOLDS_ORDER if status != LoanStatus.IN_REVIEW]
 # Loans that currently use credit on a line: reserved or outstanding.
 LIVE = [*RESERVES_CREDIT, *OPEN]
-OVERDUE = Q(status__in=OPEN) & (Q(status=LoanStatus.OVERDUE) | Q(days_past_due__gt=0))
 
 
 def programs_visible_to(user: User) -> QuerySet[Program]:
@@ -95,7 +94,7 @@ def _per_program(loans: QuerySet[Loan], aggregate: Sum | Count, default: Value) 
 
 def _with_figures(programs: QuerySet[Program]) -> QuerySet[Program]:
     financed = Loan.objects.filter(status__in=FINANCED)
-    overdue = Loan.objects.filter(OVERDUE)
+    overdue = Loan.objects.filter(PAST_DUE)
     zero_money, zero = Value(ZERO, output_field=MONEY), Value(0, output_field=IntegerField())
     lines = (
         CreditLine.objects.filter(program_id=OuterRef("pk"))
