@@ -76,6 +76,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "close": {"note": "idor sweep"},
     "reject": {"reason": "idor sweep"},
     "repayments": {"amount": "100.00", "value_date": "", "reference": "IDOR-SWEEP-1"},
+    "agreements": {"agent": 1, "signed_on": "2026-01-05", "agent_cap": "1.00"},
+    "terminate": {"reason": "idor sweep"},
+    "deposits": {"amount": "1.00", "value_date": "", "reference": "IDOR-SWEEP-1", "program": 1},
+    "withdrawals": {"amount": "1.00", "program": 1},
 }
 
 
