@@ -131,3 +131,4 @@ def bank_status_report(report: dict[str, Any]) -> str:
 
 
 from . import tasks_events  # noqa: E402, F401 - registers event, reminder and cancellation tasks
+from . import tasks_bankfiles  # noqa: E402, F401 - registers the bank-file tasks
