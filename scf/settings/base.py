@@ -373,8 +373,9 @@ BANK_FILES_OUTBOUND_DIR = env.str(
 BANK_FILES_INBOUND_DIR = env.str(
     "BANK_FILES_INBOUND_DIR", default=str(BASE_DIR / "var" / "bankfiles" / "inbound")
 )
-# Inbound files over this size are quarantined unread (a 100,000-entry camt.053 is ~120 MB).
-BANK_FILES_MAX_BYTES = env.int("BANK_FILES_MAX_BYTES", default=256 * 1024 * 1024)
+# Inbound files over this size are quarantined unread; raise it for accounts with very large
+# statements (a 100,000-entry camt.053 is about 120 MB).
+BANK_FILES_MAX_BYTES = env.int("BANK_FILES_MAX_BYTES", default=32 * 1024 * 1024)
 # The name we write as the initiating party and debtor of every pain.001.
 BANK_FILES_INITIATING_PARTY = env.str("BANK_FILES_INITIATING_PARTY", default="SCF Platform")
 CELERY_BEAT_SCHEDULE["integrations-bank-files-cycle"] = {
