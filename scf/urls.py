@@ -23,8 +23,10 @@ urlpatterns = [
     path("api/v1/", include("orders.urls")),
     path("api/v1/", include("lending.urls")),
     path("api/v1/integrations/", include("integrations.urls")),
+    path("api/v1/", include("integrations.bank.files.apis")),
     # The web front ends: accounts, then the portal (/), dashboard (/dashboard/), reviews.
     path("accounts/", include("orders.web_urls")),
+    path("", include("integrations.bank.files.web_urls")),
     path("", include("lending.web_urls")),
 ]
 
