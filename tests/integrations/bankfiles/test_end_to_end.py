@@ -25,6 +25,8 @@ from lending.selectors.repayment_refs import repayment_reference_for
 from lending.services.book_check import book_check
 from lending.services.disbursement import end_to_end_id_for
 
+from tests.security.test_observability import scrape
+
 from .rail import Rail, cycle, export, finance, import_files
 
 pytestmark = pytest.mark.django_db
@@ -92,6 +94,8 @@ def test_finance_to_repaid_through_files(
         ("entry_not_in_book", "INJECTED-1"),
     ]
     assert ReconciliationRun.objects.order_by("id").first().breaks_count == 0
+    breaks = scrape()["scf_reconciliation_breaks"]
+    assert breaks[(("account", statement.account), ("bank", "BANK-1"))] == 2
 
 
 def test_rejected_payment_fails_the_disbursement_and_releases_the_credit(
