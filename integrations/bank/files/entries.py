@@ -31,7 +31,7 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from lending.models import Bank, Disbursement, JournalEntry, Loan, RepaymentSource
+from lending.models import Bank, Disbursement, Loan, RepaymentSource
 from lending.selectors.repayment_refs import CreditRefs, loans_for_credits
 from lending.services.bank_cash import unapplied_credit_post
 from lending.services.repayments import REFERENCE_PATTERN, repayment_record_outcome
@@ -98,9 +98,9 @@ def _row(file: BankFile, bank: Bank, report: AccountReport, entry: Entry) -> Sta
         entry_reference=entry.account_servicer_reference,
         end_to_end_ids=[d.end_to_end_id for d in details if d.end_to_end_id],
         remittance=" ".join(d.remittance for d in details if d.remittance)[:500],
-        creditor_reference=next((d.creditor_reference for d in details if d.creditor_reference), "")[
-            :35
-        ],
+        creditor_reference=next(
+            (d.creditor_reference for d in details if d.creditor_reference), ""
+        )[:35],
         debtor_name=next((d.debtor_name for d in details if d.debtor_name), "")[:140],
         debtor_account=next((d.debtor_account for d in details if d.debtor_account), "")[:40],
         status=EntryStatus.UNAPPLIED,
@@ -168,12 +168,8 @@ def _apply_credit(item: _New, loan: Loan | None, bank: Bank) -> None:
         item.unapplied_reason = f"{exc.code}: {exc}"[:200]
         return
     row.status = EntryStatus.APPLIED
-    key = (
-        JournalEntry.objects.values_list("idempotency_key", flat=True)
-        .filter(pk=repayment.journal_entry_id)
-        .first()
-    )
-    row.journal_keys = [key] if key else []
+    entry = repayment.journal_entry
+    row.journal_keys = [entry.idempotency_key] if entry is not None else []
 
 
 def _credit_reason(item: _New) -> str:
@@ -214,7 +210,9 @@ def _book_unapplied(file: BankFile, bank: Bank, unapplied: list[_New], index: in
         keys[(day, currency)] = entry.idempotency_key
     for item in unapplied:
         item.row.status = EntryStatus.UNAPPLIED
-        item.row.journal_keys = [keys[(item.row.booking_date or clock.now().date(), item.row.currency)]]
+        item.row.journal_keys = [
+            keys[(item.row.booking_date or clock.now().date(), item.row.currency)]
+        ]
 
 
 def _statement(file: BankFile, bank: Bank, report: AccountReport) -> BankStatement:
@@ -260,8 +258,8 @@ def _report_apply(file: BankFile, bank: Bank, report: AccountReport, index: int)
     unapplied = [i for i in new if i.row.credit and i.row.status != EntryStatus.APPLIED]
     if unapplied:
         _book_unapplied(file, bank, unapplied, index)
-    for chunk in chunks([i.row for i in new], 2000):
-        StatementEntry.objects.bulk_create(chunk)
+    for rows in chunks([i.row for i in new], 2000):
+        StatementEntry.objects.bulk_create(rows)
     UnappliedCredit.objects.bulk_create(
         [
             UnappliedCredit(

@@ -21,6 +21,7 @@ the next cycle finds its digest recorded and moves it as a duplicate: still appl
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -80,10 +81,8 @@ def _apply(row: BankFile, content: bytes, bank: Bank) -> None:
 def _move(path: Path, folder: str, suffix: str = "") -> None:
     target = path.parent / folder
     target.mkdir(exist_ok=True)
-    try:
+    with contextlib.suppress(FileNotFoundError):  # another worker moved it first
         os.replace(path, target / (path.name + suffix))
-    except FileNotFoundError:
-        pass  # another worker moved it first
 
 
 def bank_file_import(*, bank: Bank, path: Path, now: dt.datetime | None = None) -> str:

@@ -26,7 +26,6 @@ operations page show them; ``scf_reconciliation_breaks`` exports the latest run'
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from decimal import Decimal
 
 from django.conf import settings
@@ -53,7 +52,8 @@ ZERO = Decimal("0.00")
 
 def _settlement(bank: Bank) -> Q:
     return Q(account=AccountCode.SETTLEMENT) & (
-        Q(entry__program__bank=bank) | Q(entry__idempotency_key__startswith=bank_key_prefix(bank.code))
+        Q(entry__program__bank=bank)
+        | Q(entry__idempotency_key__startswith=bank_key_prefix(bank.code))
     )
 
 
@@ -170,7 +170,10 @@ def _balance_breaks(
         if stated != booked:
             breaks.append(
                 ReconciliationBreak(
-                    kind=kind, reference=statement.account, statement_amount=stated, book_amount=booked
+                    kind=kind,
+                    reference=statement.account,
+                    statement_amount=stated,
+                    book_amount=booked,
                 )
             )
     return breaks

@@ -30,7 +30,9 @@ def unapplied_credit_get(credit_id: int) -> UnappliedCredit | None:
 def latest_reconciliations(limit: int = 30) -> list[ReconciliationRun]:
     """The latest run of each account and day, newest day first, with their breaks."""
     latest = ReconciliationRun.objects.filter(
-        bank=OuterRef("bank"), account=OuterRef("account"), statement_date=OuterRef("statement_date")
+        bank=OuterRef("bank"),
+        account=OuterRef("account"),
+        statement_date=OuterRef("statement_date"),
     ).order_by("-id")
     rows = (
         ReconciliationRun.objects.filter(pk=Subquery(latest.values("pk")[:1]))

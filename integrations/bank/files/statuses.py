@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-
 from lending.models import Bank, Disbursement
 from lending.services.disbursement import disbursement_fail, disbursement_settle
 from scf.errors import ApplicationError
@@ -27,8 +26,8 @@ from ...bank_models import (
     PaymentStatus,
 )
 from ..interface import TransferState
-from ..iso20022 import PaymentStatusReport, parse_pain002
 from ..iso20022 import PaymentStatus as IsoStatus
+from ..iso20022 import PaymentStatusReport, parse_pain002
 from .errors import FileRefused
 from .unapplied import refund_rejected, refund_settled
 

@@ -95,7 +95,11 @@ def unapplied_apply(
             fields={"margin_account": ["Not available yet."]},
         )
     credit = _locked(credit_id)
-    loan = Loan.objects.select_related("program").filter(pk=loan_id).first()
+    loan = (
+        Loan.objects.select_related("program").filter(pk=loan_id).first()
+        if loan_id is not None
+        else None
+    )
     if loan is None or loan.program.bank_id != credit.bank_id:
         raise ValidationFailed(
             "The loan does not exist or is not at the credit's bank.",
@@ -106,7 +110,9 @@ def unapplied_apply(
     repayment, _ = repayment_record_outcome(
         loan=loan,
         amount=Money(credit.amount, credit.currency),
-        value_date=entry.value_date or entry.booking_date or clock.business_date(settings.TIME_ZONE),
+        value_date=entry.value_date
+        or entry.booking_date
+        or clock.business_date(settings.TIME_ZONE),
         reference=f"{credit.bank.code}:UC{credit.pk}",
         source=RepaymentSource.BANK_STATEMENT,
         actor=actor,
@@ -168,9 +174,7 @@ def unapplied_refund(*, credit_id: int, actor: Any) -> UnappliedCredit:
         request=request,
         remittance=f"Refund {entry.entry_reference}",
     )
-    _resolve(
-        credit, actor, status=UnappliedStatus.REFUNDING, refund_payment=payment, target=""
-    )
+    _resolve(credit, actor, status=UnappliedStatus.REFUNDING, refund_payment=payment, target="")
     audit_record(
         actor=actor,
         action="unapplied_credit.refund_requested",
@@ -202,6 +206,6 @@ def refund_settled(payment: OutboundPayment, at: dt.datetime) -> None:
 
 def refund_rejected(payment: OutboundPayment, at: dt.datetime) -> None:
     """The bank refused the refund: the credit is open again (its money never left)."""
-    UnappliedCredit.objects.filter(
-        refund_payment=payment, status=UnappliedStatus.REFUNDING
-    ).update(status=UnappliedStatus.OPEN, refund_payment=None, resolved_at=None, resolved_by="")
+    UnappliedCredit.objects.filter(refund_payment=payment, status=UnappliedStatus.REFUNDING).update(
+        status=UnappliedStatus.OPEN, refund_payment=None, resolved_at=None, resolved_by=""
+    )

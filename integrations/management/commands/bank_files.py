@@ -11,7 +11,9 @@ from integrations.bank.files.inbound import bank_files_import
 
 
 class Command(BaseCommand):
-    help = "Write queued payments to pain.001 files (--export); import inbound bank files (--import)."
+    help = (
+        "Write queued payments to pain.001 files (--export); import inbound bank files (--import)."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--export", action="store_true", help="write pain.001 files")

@@ -38,7 +38,7 @@ def test_two_workers_importing_one_file_at_once_apply_it_once(line: Any) -> None
         try:
             barrier.wait()
             outcomes.append(bank_file_import(bank=bank, path=target))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()

@@ -6,6 +6,7 @@ break injected and reported."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -24,7 +25,6 @@ from lending.models import Disbursement, LoanStatus, Repayment
 from lending.selectors.repayment_refs import repayment_reference_for
 from lending.services.book_check import book_check
 from lending.services.disbursement import end_to_end_id_for
-
 from tests.security.test_observability import scrape
 
 from .rail import Rail, cycle, export, finance, import_files
@@ -39,7 +39,7 @@ def test_finance_to_repaid_through_files(
     capture = django_capture_on_commit_callbacks
     loan = finance(agent_user, capture)
     [written] = export(capture)
-    payment_file = parse_pain001(open(written.path, "rb").read())
+    payment_file = parse_pain001(Path(written.path).read_bytes())
     [instruction] = payment_file.payments
     assert instruction.end_to_end_id == end_to_end_id_for(loan.pk)
     assert instruction.remittance == loan.reference and instruction.amount == loan.principal

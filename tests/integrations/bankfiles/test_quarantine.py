@@ -40,16 +40,26 @@ def _control_sum_off() -> bytes:
     [
         (billion_laughs("camt.054.001.08"), "dtd_forbidden"),
         (EXTERNAL_ENTITY, "dtd_forbidden"),
-        (samples.CAMT_053.replace(b"</Document>", b" " * (50 * 1024 * 1024) + b"</Document>"),
-         "too_large"),
+        (
+            samples.CAMT_053.replace(b"</Document>", b" " * (50 * 1024 * 1024) + b"</Document>"),
+            "too_large",
+        ),
         (samples.CAMT_053.replace(b"camt.053.001.08", b"camt.053.001.02"), "unexpected_message"),
         (_control_sum_off(), "control_sum_mismatch"),
         (b"<Document>not a bank file", "unexpected_message"),
         (samples.CAMT_053[:-40], "malformed"),
         (samples.CAMT_053, "unexpected_account"),  # valid, but another account's statement
     ],
-    ids=["billion-laughs", "external-entity", "50MB", "wrong-namespace", "control-sum",
-         "unknown", "truncated", "other-account"],
+    ids=[
+        "billion-laughs",
+        "external-entity",
+        "50MB",
+        "wrong-namespace",
+        "control-sum",
+        "unknown",
+        "truncated",
+        "other-account",
+    ],
 )
 def test_a_refused_file_is_quarantined_with_its_reason_and_changes_nothing(
     line, rail, content, reason, django_capture_on_commit_callbacks

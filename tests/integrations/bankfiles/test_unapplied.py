@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,15 +36,20 @@ def credit(line: Any, rail: Rail, django_capture_on_commit_callbacks: Any) -> Un
 
 def test_an_unmatched_credit_is_queued_and_booked_to_the_suspense_account(credit):
     assert (credit.status, credit.amount, credit.reason) == (
-        "open", Decimal("300.00"), "no loan matches the reference"
+        "open",
+        Decimal("300.00"),
+        "no loan matches the reference",
     )
     assert account_balance("unapplied_credits") == Decimal("300.00")
     assert book_check() == []
 
 
 def test_the_api_is_for_operations_only(credit, agent_client, enterprise_admin):
-    for client in (agent_client, client_for(enterprise_admin),
-                   client_for(UserFactory(role="risk_reviewer"))):
+    for client in (
+        agent_client,
+        client_for(enterprise_admin),
+        client_for(UserFactory(role="risk_reviewer")),
+    ):
         assert client.get("/api/v1/unapplied-credits/").status_code == 403
         reply = client.post(f"/api/v1/unapplied-credits/{credit.pk}/refund/")
         assert reply.status_code == 403
@@ -57,12 +63,14 @@ def test_operations_apply_a_credit_to_a_loan_once(credit, line, rail, ops_user):
     listed = client.get("/api/v1/unapplied-credits/?status=open").json()
     assert [r["id"] for r in listed["results"]] == [credit.pk]
     assert listed["results"][0]["amount"] == "300.00"
-    reply = client.post(f"/api/v1/unapplied-credits/{credit.pk}/apply/", {"loan": loan.pk},
-                        format="json")
+    reply = client.post(
+        f"/api/v1/unapplied-credits/{credit.pk}/apply/", {"loan": loan.pk}, format="json"
+    )
     assert reply.status_code == 200, reply.json()
     assert (reply.json()["status"], reply.json()["loan_reference"]) == ("applied", loan.reference)
-    again = client.post(f"/api/v1/unapplied-credits/{credit.pk}/apply/", {"loan": loan.pk},
-                        format="json")
+    again = client.post(
+        f"/api/v1/unapplied-credits/{credit.pk}/apply/", {"loan": loan.pk}, format="json"
+    )
     assert (again.status_code, again.json()["code"]) == (409, "unapplied_credit_not_open")
     assert Repayment.objects.get(loan=loan).amount == Decimal("300.00")
     assert account_balance("unapplied_credits") == Decimal("0.00")
@@ -106,7 +114,7 @@ def test_a_refund_goes_out_in_the_next_payment_file_and_settles(
     assert (reply.status_code, reply.json()["status"]) == (200, "refunding")
     with django_capture_on_commit_callbacks(execute=True):
         [written] = bank_files_export()
-    [payment] = parse_pain001(open(written.path, "rb").read()).payments
+    [payment] = parse_pain001(Path(written.path).read_bytes()).payments
     assert (payment.amount, payment.creditor_account) == (Decimal("300.00"), "6222000011112222")
     rail.bank_reads_payments()
     import_files(django_capture_on_commit_callbacks)
@@ -126,7 +134,8 @@ def test_the_page_lists_the_queue_and_applies_a_credit(credit, line, rail, ops_u
     credit.refresh_from_db()
     assert credit.status == "open"
     done = client.post(
-        f"/reviews/bank/credits/{credit.pk}/apply/", {"loan_reference": loan.reference},
+        f"/reviews/bank/credits/{credit.pk}/apply/",
+        {"loan_reference": loan.reference},
         follow=True,
     )
     assert "applied" in done.content.decode().lower()
