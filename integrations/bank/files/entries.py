@@ -51,6 +51,7 @@ from ...bank_models import (
 )
 from ..interface import TransferState
 from ..iso20022 import AccountReport, CreditDebit, Entry, parse_camt053, parse_camt054
+from .bulk import rows_insert
 from .errors import FileRefused
 from .unapplied import refund_journal_key
 
@@ -258,9 +259,9 @@ def _report_apply(file: BankFile, bank: Bank, report: AccountReport, index: int)
     unapplied = [i for i in new if i.row.credit and i.row.status != EntryStatus.APPLIED]
     if unapplied:
         _book_unapplied(file, bank, unapplied, index)
-    for rows in chunks([i.row for i in new], 2000):
-        StatementEntry.objects.bulk_create(rows)
-    UnappliedCredit.objects.bulk_create(
+    rows_insert(StatementEntry, [i.row for i in new])
+    rows_insert(
+        UnappliedCredit,
         [
             UnappliedCredit(
                 entry=i.row,
@@ -273,7 +274,6 @@ def _report_apply(file: BankFile, bank: Bank, report: AccountReport, index: int)
             )
             for i in unapplied
         ],
-        batch_size=2000,
     )
     return len(new)
 
