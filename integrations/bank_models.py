@@ -143,6 +143,7 @@ class BankStatement(models.Model):
 
 
 class EntryStatus(models.TextChoices):
+    MATCHED = "matched", _("Matched to a loan, repayment to record")
     APPLIED = "applied", _("Applied to a loan")
     PAYMENT = "payment", _("Our payment")
     UNAPPLIED = "unapplied", _("Unapplied credit")

@@ -24,7 +24,12 @@ pytestmark = [
 
 
 @pytest.fixture
-def credit(settings: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, world: World) -> Any:
+def credit(
+    settings: Any,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    world: World,  # noqa: F811
+) -> Any:
     settings.BANK_RAILS = {BANK_CODE: "files"}
     settings.BANK_FILES_OUTBOUND_DIR = str(tmp_path / "outbound")
     settings.BANK_FILES_INBOUND_DIR = str(tmp_path / "inbound")

@@ -8,8 +8,8 @@ notification delivered twice) is only linked to the statement, never applied aga
   come yet (a late pain.002), the booking itself settles it; a debit we did not order is stored
   as ``unmatched_debit`` for the reconciliation to report;
 * a **credit** is matched to a loan (``lending.selectors.repayment_refs``: the agent's repayment
-  reference, else a loan reference in the remittance) and applied through the repayment service
-  with the bank's entry reference as the repayment reference (so it is applied once). A credit
+  reference, else a loan reference in the remittance) and stored ``matched``; its repayment is
+  recorded after the commit, one transaction each (``matched``). A credit
   that matches nothing, is refused by the repayment service (a repaid loan, a future value date,
   another currency), is batched, or is a returned payment (``RvslInd``), goes to the unapplied
   queue, booked Dr settlement / Cr unapplied credits (one ledger entry per file, account and
@@ -31,13 +31,11 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from lending.models import Bank, Disbursement, Loan, RepaymentSource
+from lending.models import Bank, Disbursement, Loan
 from lending.selectors.repayment_refs import CreditRefs, loans_for_credits
 from lending.services.bank_cash import unapplied_credit_post
-from lending.services.repayments import REFERENCE_PATTERN, repayment_record_outcome
+from lending.services.repayments import REFERENCE_PATTERN
 from scf import clock
-from scf.errors import ApplicationError
-from scf.money import Money
 
 from ...bank_models import (
     BankFile,
@@ -55,7 +53,6 @@ from .bulk import rows_insert
 from .errors import FileRefused
 from .unapplied import refund_journal_key
 
-ACTOR = "integration:bank-files"
 CHUNK = 5000
 T = TypeVar("T")
 
@@ -150,27 +147,14 @@ def _apply_debit(item: _New, payments: dict[str, OutboundPayment], at: dt.dateti
     item.row.journal_keys = [_payment_key(p) for p in ours]
 
 
-def _apply_credit(item: _New, loan: Loan | None, bank: Bank) -> None:
-    row = item.row
+def _apply_credit(item: _New, loan: Loan | None) -> None:
+    """A credit that names a loan is ``matched``: its repayment is recorded after the file's
+    transaction commits (``matched``), in a transaction of its own."""
     if loan is None:
         item.unapplied_reason = "no loan matches the reference"
         return
-    row.loan = loan
-    try:
-        repayment, _ = repayment_record_outcome(
-            loan=loan,
-            amount=Money(row.amount, row.currency),
-            value_date=row.value_date or clock.business_date(loan.program.time_zone),
-            reference=repayment_reference(bank, row.entry_reference),
-            source=RepaymentSource.BANK_STATEMENT,
-            actor=ACTOR,
-        )
-    except ApplicationError as exc:
-        item.unapplied_reason = f"{exc.code}: {exc}"[:200]
-        return
-    row.status = EntryStatus.APPLIED
-    entry = repayment.journal_entry
-    row.journal_keys = [entry.idempotency_key] if entry is not None else []
+    item.row.loan = loan
+    item.row.status = EntryStatus.MATCHED
 
 
 def _credit_reason(item: _New) -> str:
@@ -192,7 +176,7 @@ def _apply_credits(credits: list[_New], bank: Bank) -> None:
             candidates.append(item)
     refs = [CreditRefs(i.row.creditor_reference, i.row.remittance) for i in candidates]
     for item, loan in zip(candidates, loans_for_credits(refs, bank_id=bank.pk), strict=True):
-        _apply_credit(item, loan, bank)
+        _apply_credit(item, loan)
 
 
 def _book_unapplied(file: BankFile, bank: Bank, unapplied: list[_New], index: int) -> None:
@@ -256,7 +240,7 @@ def _report_apply(file: BankFile, bank: Bank, report: AccountReport, index: int)
         if not item.row.credit:
             _apply_debit(item, payments, now)
     _apply_credits([i for i in new if i.row.credit], bank)
-    unapplied = [i for i in new if i.row.credit and i.row.status != EntryStatus.APPLIED]
+    unapplied = [i for i in new if i.row.credit and i.row.status != EntryStatus.MATCHED]
     if unapplied:
         _book_unapplied(file, bank, unapplied, index)
     rows_insert(StatementEntry, [i.row for i in new])

@@ -14,6 +14,9 @@ Per file, in one transaction:
    contradicts a final one) rolls the savepoint back, so nothing of it is applied, and is
    recorded ``quarantined`` with its reason.
 
+Credits matched to a loan are stored ``matched`` with the file and become repayments after
+the commit, each in its own transaction (``matched``, which explains why).
+
 After the commit the file moves to ``processed/`` or ``quarantine/`` beside it (a duplicate to
 ``processed/`` too, with a ``.duplicate`` suffix). A crash before the move leaves it in place;
 the next cycle finds its digest recorded and moves it as a duplicate: still applied once.
@@ -41,6 +44,7 @@ from ..iso20022 import BankFileRejected
 from . import PROCESSED, QUARANTINE, file_bank_codes, inbound_dir
 from .entries import camt_apply
 from .errors import FileRefused
+from .matched import matched_credits_apply
 from .statuses import pain002_apply
 
 logger = logging.getLogger(__name__)
@@ -132,6 +136,7 @@ def bank_files_import(*, now: dt.datetime | None = None) -> CycleResult:
     for bank in Bank.objects.filter(code__in=file_bank_codes()).order_by("code"):
         directory = inbound_dir(bank.code)
         if not directory.is_dir():
+            matched_credits_apply(bank=bank)
             continue
         files = sorted(
             (p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")),
@@ -139,4 +144,5 @@ def bank_files_import(*, now: dt.datetime | None = None) -> CycleResult:
         )
         for path in files:
             result.files[str(path)] = bank_file_import(bank=bank, path=path, now=now)
+        matched_credits_apply(bank=bank)
     return result

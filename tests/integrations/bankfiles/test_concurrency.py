@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 
 from integrations.bank.files.inbound import bank_file_import
+from integrations.bank.files.matched import matched_credits_apply
 from integrations.bank_models import BankFile, StatementEntry
 from lending.models import Bank, Repayment
 from lending.selectors.repayment_refs import repayment_reference_for
@@ -38,6 +39,7 @@ def test_two_workers_importing_one_file_at_once_apply_it_once(line: Any) -> None
         try:
             barrier.wait()
             outcomes.append(bank_file_import(bank=bank, path=target))
+            matched_credits_apply(bank=bank)  # both then record the matched repayments
         except BaseException as exc:
             errors.append(exc)
         finally:

@@ -176,3 +176,19 @@ def test_two_operators_applying_at_once_apply_it_once(line, rail, tmp_path):
         thread.join(60)
     assert sorted(results) == ["applied", "not_open"]
     assert Repayment.objects.filter(loan=loan).count() == 1
+
+
+def test_a_matched_credit_the_repayment_service_refuses_is_queued_not_lost(
+    line, agent_user, rail, django_capture_on_commit_callbacks
+):
+    from .rail import finance
+
+    loan = finance(agent_user, django_capture_on_commit_callbacks)  # not paid out yet
+    rail.pay_in("120.00", remittance=f"repay {loan.reference}")
+    import_files(django_capture_on_commit_callbacks)
+    credit = UnappliedCredit.objects.get()
+    assert credit.loan_id == loan.pk and credit.reason.startswith("loan_not_repayable")
+    assert credit.entry.status == "unapplied" and credit.entry.journal_keys
+    assert not Repayment.objects.exists()
+    assert account_balance("unapplied_credits") == Decimal("120.00")
+    assert book_check() == []
