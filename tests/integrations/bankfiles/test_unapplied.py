@@ -17,6 +17,7 @@ from integrations.bank.iso20022 import parse_pain001
 from integrations.bank_models import OutboundPayment, UnappliedCredit
 from lending.models import Bank, LoanStatus, Repayment
 from lending.selectors.ledger import account_balance
+from lending.selectors.repayment_refs import repayment_reference_for
 from lending.services.book_check import book_check
 from tests.conftest import client_for
 from tests.lending.active_loans import active_loan
@@ -192,3 +193,10 @@ def test_a_matched_credit_the_repayment_service_refuses_is_queued_not_lost(
     assert not Repayment.objects.exists()
     assert account_balance("unapplied_credits") == Decimal("120.00")
     assert book_check() == []
+
+
+def test_the_agent_sees_its_repayment_reference(line, agent_client, agent):
+    reply = agent_client.get(f"/api/v1/agents/{agent.pk}/credit-line/")
+    assert reply.status_code == 200
+    assert reply.json()["repayment_reference"] == repayment_reference_for(line.pk)
+    assert reply.json()["repayment_reference"].startswith("RF")
