@@ -97,7 +97,7 @@ class UnappliedCreditListApi(APIView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses={200: paginated(UnappliedCreditOutput), **errors(401, 403)},
+        responses={200: paginated(UnappliedCreditOutput), **errors(401, 403, 404)},
     )
     def get(self, request: Request) -> Response:
         rows = unapplied_credits(status=request.query_params.get("status"))
