@@ -30,7 +30,8 @@ from scf.errors import ApplicationError
 from .. import engine
 from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program
 from ..selectors.loans import loans_past_due
-from .finance import NO_CREDIT_LINE, Facts, NotConfigured, decision_inputs, pick_program
+from .finance import NO_CREDIT_LINE, NotConfigured, decision_inputs, pick_program
+from .finance_hotpath import Facts
 from .terms import Terms, terms_for
 
 
