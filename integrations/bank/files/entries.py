@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
-from django.conf import settings
-
 from lending.models import Bank, Disbursement, Loan
+from lending.selectors.programs import bank_settlement_account
 from lending.selectors.repayment_refs import CreditRefs, loans_for_credits
 from lending.services.bank_cash import unapplied_credit_post
 from lending.services.repayments import REFERENCE_PATTERN
@@ -51,6 +50,7 @@ from ..interface import TransferState
 from ..iso20022 import AccountReport, CreditDebit, Entry, parse_camt053, parse_camt054
 from .bulk import rows_insert
 from .errors import FileRefused
+from .locks import payments_lock
 from .unapplied import refund_journal_key
 
 CHUNK = 5000
@@ -63,7 +63,7 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 
 def settlement_account(bank: Bank) -> str:
-    return bank.settlement_account_no or settings.LENDER_SETTLEMENT_ACCOUNT
+    return bank_settlement_account(bank)
 
 
 def repayment_reference(bank: Bank, entry_reference: str) -> str:
@@ -120,8 +120,7 @@ def _payments(new: list[_New]) -> dict[str, OutboundPayment]:
     ids = [e2e for n in new if not n.row.credit for e2e in n.row.end_to_end_ids]
     found: dict[str, OutboundPayment] = {}
     for chunk in chunks(ids):
-        rows = OutboundPayment.objects.select_for_update().filter(end_to_end_id__in=chunk)
-        found.update({p.end_to_end_id: p for p in rows})
+        found.update({p.end_to_end_id: p for p in payments_lock(chunk)})
     return found
 
 

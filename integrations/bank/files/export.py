@@ -32,6 +32,7 @@ from ...bank_models import (
 )
 from ..iso20022 import PaymentInstruction, build_pain001
 from . import file_bank_codes, outbound_dir
+from .locks import queued_payments_lock
 
 MAX_PAYMENTS_PER_FILE = 10_000
 TEMPORARY = ".part"
@@ -68,11 +69,7 @@ def _export_bank(bank: Bank, now: dt.datetime) -> BankFile | None:
     directory.mkdir(parents=True, exist_ok=True)
     _finish_renames(directory)
     with transaction.atomic():
-        payments = list(
-            OutboundPayment.objects.select_for_update(skip_locked=True)
-            .filter(bank=bank, status=PaymentStatus.QUEUED)
-            .order_by("id")[:MAX_PAYMENTS_PER_FILE]
-        )
+        payments = queued_payments_lock(bank, MAX_PAYMENTS_PER_FILE)
         if not payments:
             return None
         day = clock.business_date(settings.TIME_ZONE, now)

@@ -33,6 +33,7 @@ from scf.money import Money
 
 from ...bank_models import EntryStatus, StatementEntry, UnappliedCredit
 from .entries import repayment_reference
+from .locks import matched_entry_lock
 
 ACTOR = "integration:bank-files"
 
@@ -71,12 +72,7 @@ def _to_unapplied(row: StatementEntry, reason: str) -> None:
 def matched_credit_apply(*, entry_id: int) -> str:
     """Record one matched credit's repayment: ``applied``, ``unapplied``, or ``busy`` (another
     worker has it, or it is done)."""
-    row = (
-        StatementEntry.objects.select_for_update(of=("self",), skip_locked=True)
-        .select_related("bank", "loan__program")
-        .filter(pk=entry_id, status=EntryStatus.MATCHED)
-        .first()
-    )
+    row = matched_entry_lock(entry_id)
     if row is None or row.loan is None:
         return "busy"
     loan = row.loan

@@ -29,6 +29,7 @@ from ..interface import TransferState
 from ..iso20022 import PaymentStatus as IsoStatus
 from ..iso20022 import PaymentStatusReport, parse_pain002
 from .errors import FileRefused
+from .locks import file_payments_lock
 from .unapplied import refund_rejected, refund_settled
 
 FINAL = (PaymentStatus.SETTLED, PaymentStatus.REJECTED)
@@ -97,10 +98,7 @@ def pain002_apply(row: BankFile, content: bytes, bank: Bank, *, max_bytes: int) 
         raise FileRefused(
             "unknown_original", f"no payment file {report.original_message_id} was sent"
         )
-    payments = {
-        p.end_to_end_id: p
-        for p in OutboundPayment.objects.select_for_update().filter(bank_file=original)
-    }
+    payments = {p.end_to_end_id: p for p in file_payments_lock(original)}
     decided = _final_statuses(report, payments)
     row.transactions = len(decided)
     settled_at = report.created_at

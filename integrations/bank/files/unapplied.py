@@ -40,6 +40,7 @@ from ...bank_models import (
 )
 from ..interface import TransferRequest
 from .adapter import payment_queue
+from .locks import refunded_credit_lock, unapplied_credit_lock
 
 ACTOR = "integration:bank-files"
 
@@ -54,12 +55,7 @@ class MarginAccountsUnavailable(ApplicationError):
 
 
 def _locked(credit_id: int) -> UnappliedCredit:
-    credit = (
-        UnappliedCredit.objects.select_for_update(of=("self",))
-        .select_related("entry", "bank")
-        .filter(pk=credit_id)
-        .first()
-    )
+    credit = unapplied_credit_lock(credit_id)
     if credit is None:
         raise NotFound(f"No unapplied credit {credit_id}.")
     if credit.status != UnappliedStatus.OPEN:
@@ -191,7 +187,7 @@ def refund_journal_key(payment: OutboundPayment) -> str:
 
 def refund_settled(payment: OutboundPayment, at: dt.datetime) -> None:
     """The refund left the account: the credit leaves the suspense account, ``refunded``."""
-    credit = UnappliedCredit.objects.select_for_update().get(refund_payment=payment)
+    credit = refunded_credit_lock(payment)
     unapplied_transfer_post(
         bank_code=payment.bank.code,
         key=f"unapplied-refunded:{credit.pk}",
