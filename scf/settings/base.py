@@ -388,6 +388,11 @@ CELERY_BEAT_SCHEDULE["integrations-bank-files-cycle"] = {
     "task": "integrations.bank_files_cycle",
     "schedule": env.float("BANK_FILES_CYCLE_SECONDS", default=60.0),
 }
+# Yesterday's statements against the book, every morning (after the banks' end-of-day files).
+CELERY_BEAT_SCHEDULE["integrations-bank-reconcile"] = {
+    "task": "integrations.bank_reconcile",
+    "schedule": crontab(hour=6, minute=0),
+}
 DISBURSEMENT_LEASE_SECONDS = env.float("DISBURSEMENT_LEASE_SECONDS", default=60.0)
 DISBURSEMENT_MAX_RETRIES = env.int("DISBURSEMENT_MAX_RETRIES", default=8)
 DISBURSEMENT_RETRY_BACKOFF_SECONDS = env.float("DISBURSEMENT_RETRY_BACKOFF_SECONDS", default=2.0)
