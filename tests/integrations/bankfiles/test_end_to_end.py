@@ -144,3 +144,33 @@ def test_late_status_report_the_debit_settles_first_then_the_status_is_a_no_op(
     assert result.count("imported") == 1
     assert Disbursement.objects.get(loan=loan).status == "settled"
     assert book_check() == []
+
+
+def test_the_periodic_task_and_the_command_run_a_cycle(
+    line, agent_user, rail, django_capture_on_commit_callbacks, settings
+):
+    from io import StringIO
+
+    from django.core.management.base import CommandError
+
+    from integrations.tasks_bankfiles import bank_files_cycle
+
+    capture = django_capture_on_commit_callbacks
+    finance(agent_user, capture)
+    with capture(execute=True):
+        assert bank_files_cycle() == {
+            "written": 1,
+            "imported": 0,
+            "duplicates": 0,
+            "quarantined": 0,
+        }
+    rail.bank_reads_payments()
+    out = StringIO()
+    with capture(execute=True):
+        call_command("bank_files", "--import", stdout=out)
+    assert out.getvalue().count("imported: ") == 2
+    with pytest.raises(CommandError):
+        call_command("bank_files")
+    with pytest.raises(CommandError):
+        call_command("reconcile", "--date", "yesterday")
+    assert "integrations-bank-files-cycle" in settings.CELERY_BEAT_SCHEDULE
