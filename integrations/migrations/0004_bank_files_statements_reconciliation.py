@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('integrations', '0003_model_names'),
-        ('lending', '0011_unapplied_credits_account'),
+        ('lending', '0012_unapplied_credits_account'),
     ]
 
     operations = [

@@ -1,25 +1,5 @@
-from .credit import (
-    HOLDS_ORDER,
-    OPEN,
-    RESERVES_CREDIT,
-    REVIEW_OPEN,
-    AuditLog,
-    Bank,
-    CreditLine,
-    DayCount,
-    Decision,
-    DecisionOutcome,
-    Grade,
-    IdempotencyRecord,
-    Loan,
-    LoanStatus,
-    Program,
-    ProgramStatus,
-    Review,
-    ReviewKind,
-    ReviewStatus,
-    money,
-)
+from .columns import money
+from .credit import Bank, CreditLine, DayCount, Grade, Program, ProgramStatus
 from .ledger import (
     ACCOUNT_KINDS,
     AccountCode,
@@ -27,6 +7,16 @@ from .ledger import (
     EntryKind,
     JournalEntry,
     JournalLine,
+)
+from .loans import (
+    HOLDS_ORDER,
+    OPEN,
+    RESERVES_CREDIT,
+    Decision,
+    DecisionOutcome,
+    IdempotencyRecord,
+    Loan,
+    LoanStatus,
 )
 from .movement import (
     Accrual,
@@ -37,6 +27,7 @@ from .movement import (
     Repayment,
     RepaymentSource,
 )
+from .reviews import REVIEW_OPEN, AuditLog, Review, ReviewKind, ReviewStatus
 from .scoring import (
     PROPOSAL_OPEN,
     AgentScore,
@@ -45,6 +36,7 @@ from .scoring import (
     LineProposal,
     ProposalStatus,
 )
+from .staff import BankMembership
 
 __all__ = [
     "ACCOUNT_KINDS",
@@ -60,6 +52,7 @@ __all__ = [
     "AgentScore",
     "AuditLog",
     "Bank",
+    "BankMembership",
     "CobRun",
     "CreditLine",
     "CreditModel",

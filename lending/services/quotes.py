@@ -5,7 +5,8 @@ asks the same question of each row, so that "Finance this order" is offered only
 would not be refused, and a refusal says why. ``loan_quotes`` builds the same ``DecisionInputs``
 for a whole page and runs the same ``engine.decide``; only the reads differ, batched:
 
-1. the programs of the orders' enterprises (``pick_program`` chooses, as for one order);
+1. the programs of the orders' enterprises (the first active one in the order's currency the
+   agent has a line in, else ``pick_program``'s: as ``program_for_order`` for one order);
 2. the agents' credit lines in them, each with "is the agent's relationship with the enterprise
    active";
 3. the loans that hold one of the orders, together with the agents' loans past due (the worst
@@ -28,7 +29,7 @@ from scf import clock
 from scf.errors import ApplicationError
 
 from .. import engine
-from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program
+from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program, ProgramStatus
 from ..selectors.loans import loans_past_due
 from .finance import NO_CREDIT_LINE, NotConfigured, decision_inputs, pick_program
 from .finance_hotpath import Facts
@@ -93,7 +94,7 @@ def loan_quotes(*, orders: Sequence[SalesOrder]) -> dict[int, OrderQuote]:
     for order in orders:
         found = financed_by.get(order.pk)
         try:
-            program = pick_program(programs.get(order.enterprise_id, []), order)
+            program = _first_offer(programs.get(order.enterprise_id, []), order, lines)
         except ApplicationError as exc:
             quotes[order.pk] = OrderQuote(
                 order, error_code=exc.code, error=exc.detail, financed_by=found
@@ -119,6 +120,18 @@ def loan_quotes(*, orders: Sequence[SalesOrder]) -> dict[int, OrderQuote]:
             order, program, terms, decision, financed_by=found, past_due=tuple(agent_loans)
         )
     return quotes
+
+
+def _first_offer(
+    programs: list[Program], order: SalesOrder, lines: dict[tuple[int, int], CreditLine]
+) -> Program:
+    """The program of the order's first offer (``program_for_order``'s choice, from the page's
+    rows): the first active one in its currency the agent has a line in."""
+    for program in programs:
+        offered = program.currency == order.currency and program.status == ProgramStatus.ACTIVE
+        if offered and (order.agent_id, program.pk) in lines:
+            return program
+    return pick_program(programs, order)
 
 
 def _lines(agent_ids: set[int], program_ids: list[int]) -> dict[tuple[int, int], CreditLine]:

@@ -6,7 +6,10 @@ endpoint is swept as soon as it is routed (and a new kind of id fails the sweep 
 taught here which objects are whose).
 
 Callers: agent A (enterprise X) against agent B's objects (enterprise Y) and against the other
-agent of its own enterprise; enterprise X's admin against enterprise Y's objects. Each also
+agent of its own enterprise; enterprise X's admin against enterprise Y's objects; and the bank
+dimension: a risk reviewer, a risk approver and an operations admin of bank A (side A's program)
+against every object of bank B (side B's program, enterprise, agents, orders, loans, cases,
+proposals). Each also
 sends 1,000 random ids (small, huge, past 64 bits, zero-padded, negative-looking, uuid-like).
 Every answer is 404 with the API's error shape: never 2xx, never 5xx, and never a 403 that
 would tell a foreign id from a missing one. The one exception is an operation the caller's
@@ -281,10 +284,13 @@ def test_every_object_id_endpoint_is_swept():
     assert {("loans-repayments", "get"), ("loans-repayments", "post")} <= methods
 
 
-@pytest.mark.parametrize("caller", ["agent", "enterprise_admin"])
+CALLERS = ["agent", "enterprise_admin", "risk_reviewer", "risk_approver", "ops_admin"]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
 def test_foreign_and_random_ids_are_404_and_write_nothing(caller):
     world = seed_world()
-    user = world.a.user if caller == "agent" else world.a.admin
+    user = world.user_for(caller)
     _proposal(world.b)
     records_before = set(IdempotencyRecord.objects.values_list("pk", flat=True))
     before = table_snapshot()
@@ -323,6 +329,9 @@ def _mentions(rows: list[dict[str, Any]], side: Side, own_kind: str | None) -> l
         "loans-list": {loan.pk for loan in side.loans.values()},
         "programs-list": {side.program.pk},
         "reviews-list": {side.review.pk},
+        "line-proposals-list": set(
+            LineProposal.objects.filter(program=side.program).values_list("pk", flat=True)
+        ),
     }
     found = []
     for row in rows:
@@ -330,6 +339,14 @@ def _mentions(rows: list[dict[str, Any]], side: Side, own_kind: str | None) -> l
             found.append(f"id {row['id']}")
         if row.get("agent") in agents or row.get("agent_id") in agents:
             found.append(f"agent of row {row.get('id')}")
+        for key in ("program", "program_id"):
+            if row.get(key) == side.program.pk or (
+                isinstance(row.get(key), dict) and row[key].get("id") == side.program.pk
+            ):
+                found.append(f"program of row {row.get('id')}")
+        loan = row.get("loan")
+        if isinstance(loan, dict) and loan.get("id") in {x.pk for x in side.loans.values()}:
+            found.append(f"loan of row {row.get('id')}")
         enterprise = row.get("enterprise")
         if enterprise in (side.enterprise.code, side.enterprise.pk) or (
             isinstance(enterprise, dict) and enterprise.get("id") == side.enterprise.pk
@@ -338,10 +355,12 @@ def _mentions(rows: list[dict[str, Any]], side: Side, own_kind: str | None) -> l
     return found
 
 
-@pytest.mark.parametrize("caller", ["agent", "enterprise_admin"])
+@pytest.mark.parametrize("caller", CALLERS)
 def test_lists_never_include_the_other_sides_rows(caller):
     world = seed_world()
-    user = world.a.user if caller == "agent" else world.a.admin
+    _proposal(world.a)
+    _proposal(world.b)
+    user = world.user_for(caller)
     client = client_for(user)
     lists = list_endpoints()
     assert {"orders-list", "loans-list", "programs-list"} <= {e.name for e in lists}
@@ -353,5 +372,9 @@ def test_lists_never_include_the_other_sides_rows(caller):
             assert world.a.other_order.pk not in ids
             assert not {row.get("agent") for row in rows} & {world.a.other_agent.pk}
     # The lists are not empty for want of rows: the caller's own side is in them.
-    for name in ("orders-list", "loans-list", "programs-list"):
-        assert _mentions(_rows(client, f"/api/v1/{name.split('-')[0]}/"), world.a, name)
+    own = ["orders-list", "loans-list", "programs-list"]
+    if user.is_bank_staff:
+        own += ["reviews-list", "line-proposals-list"]
+    paths = {e.name: "/" + e.route for e in lists}
+    for name in own:
+        assert _mentions(_rows(client, paths[name]), world.a, name), name

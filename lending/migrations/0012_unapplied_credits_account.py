@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('lending', '0010_money_checks_in_cents'),
+        ('lending', '0011_bank_staff_membership'),
     ]
 
     operations = [
