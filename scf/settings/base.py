@@ -11,6 +11,7 @@ import environ
 from celery.schedules import crontab
 
 from scf.logging import logging_config
+from scf.settings.bank_files import *  # noqa: F403 - the file rail's (BANK_RAILS, BANK_FILES_*)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -271,6 +272,7 @@ def _daily(task: str, hour: int, minute: int) -> dict[str, object]:
 
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    **BANK_FILES_BEAT,  # noqa: F405
     "orders-pull-feeds": _every(
         "integrations.pull_order_feeds", "ORDER_PULL_INTERVAL_SECONDS", 60.0
     ),
@@ -329,34 +331,6 @@ SANDBOX_BANK = env.json(
     },
 )
 LENDER_SETTLEMENT_ACCOUNT = env.str("LENDER_SETTLEMENT_ACCOUNT", default="SCF-LENDER-0001")
-
-# --- Bank files (ISO 20022; integrations.bank.files) -------------------------------------------
-# Which rail each bank uses, by bank code: "sandbox" (the in-process API sandbox, the default for
-# a bank not listed) or "files" (pain.001 out, pain.002/camt in, through the directories below).
-BANK_RAILS = env.json("BANK_RAILS", default={})
-# Per bank a subdirectory named by its code: we write pain.001 files to OUTBOUND/<code>/, the
-# bank's host-to-host link drops pain.002/camt files in INBOUND/<code>/. Imported files move to
-# INBOUND/<code>/processed/, refused ones to INBOUND/<code>/quarantine/.
-BANK_FILES_OUTBOUND_DIR = env.str(
-    "BANK_FILES_OUTBOUND_DIR", default=str(BASE_DIR / "var" / "bankfiles" / "outbound")
-)
-BANK_FILES_INBOUND_DIR = env.str(
-    "BANK_FILES_INBOUND_DIR", default=str(BASE_DIR / "var" / "bankfiles" / "inbound")
-)
-# Inbound files over this size are quarantined unread; raise it for accounts with very large
-# statements (a 100,000-entry camt.053 is about 120 MB).
-BANK_FILES_MAX_BYTES = env.int("BANK_FILES_MAX_BYTES", default=32 * 1024 * 1024)
-# The name we write as the initiating party and debtor of every pain.001.
-BANK_FILES_INITIATING_PARTY = env.str("BANK_FILES_INITIATING_PARTY", default="SCF Platform")
-CELERY_BEAT_SCHEDULE["integrations-bank-files-cycle"] = {
-    "task": "integrations.bank_files_cycle",
-    "schedule": env.float("BANK_FILES_CYCLE_SECONDS", default=60.0),
-}
-# Yesterday's statements against the book, every morning (after the banks' end-of-day files).
-CELERY_BEAT_SCHEDULE["integrations-bank-reconcile"] = {
-    "task": "integrations.bank_reconcile",
-    "schedule": crontab(hour=6, minute=0),
-}
 DISBURSEMENT_LEASE_SECONDS = env.float("DISBURSEMENT_LEASE_SECONDS", default=60.0)
 DISBURSEMENT_MAX_RETRIES = env.int("DISBURSEMENT_MAX_RETRIES", default=8)
 DISBURSEMENT_RETRY_BACKOFF_SECONDS = env.float("DISBURSEMENT_RETRY_BACKOFF_SECONDS", default=2.0)

@@ -61,6 +61,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "decline": {"reason": "credit_risk", "note": "idor sweep"},
     "close": {"note": "idor sweep"},
     "reject": {"reason": "idor sweep"},
+    "apply": {"loan": 1},
     "repayments": {"amount": "100.00", "value_date": "", "reference": "IDOR-SWEEP-1"},
 }
 

@@ -31,12 +31,12 @@ QUARANTINE = "quarantine"
 
 def rail_of(bank_code: str) -> str:
     """``"files"`` or ``"sandbox"`` for a bank code (``settings.BANK_RAILS``)."""
-    rails: dict[str, str] = getattr(settings, "BANK_RAILS", None) or {}
+    rails: dict[str, str] = settings.BANK_RAILS
     return rails.get(bank_code, "sandbox")
 
 
 def file_bank_codes() -> list[str]:
-    rails: dict[str, str] = getattr(settings, "BANK_RAILS", None) or {}
+    rails: dict[str, str] = settings.BANK_RAILS
     return sorted(code for code, rail in rails.items() if rail == FILES_RAIL)
 
 

@@ -15,8 +15,7 @@ from integrations.bank.files.export import bank_files_export
 from integrations.bank.files.unapplied import UnappliedNotOpen, unapplied_apply
 from integrations.bank.iso20022 import parse_pain001
 from integrations.bank_models import OutboundPayment, UnappliedCredit
-from lending.models import Bank, LoanStatus, Repayment
-from lending.selectors.ledger import account_balance
+from lending.models import Bank, JournalLine, LoanStatus, Repayment
 from lending.selectors.repayment_refs import repayment_reference_for
 from lending.services.book_check import book_check
 from tests.conftest import client_for
@@ -26,6 +25,12 @@ from tests.orders.factories import UserFactory
 from .rail import Rail, import_files
 
 pytestmark = pytest.mark.django_db
+
+
+def account_balance(account: str) -> Decimal:
+    """A credit-normal account's balance in the ledger (credits less debits)."""
+    lines = JournalLine.objects.filter(account=account)
+    return sum((line.credit - line.debit for line in lines), Decimal("0.00"))
 
 
 @pytest.fixture
