@@ -7,7 +7,7 @@ message on the page, never a 500."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -18,10 +18,21 @@ from orders.views import role_required
 from scf.errors import ApplicationError
 
 from ...bank_models import UnappliedStatus
-from .selectors import latest_reconciliations, recent_bank_files, unapplied_credits
+from .selectors import (
+    latest_reconciliations,
+    recent_bank_files,
+    unapplied_credit_get,
+    unapplied_credits,
+)
 from .unapplied import unapplied_apply, unapplied_refund
 
 PAGE = "bankops:operations"
+
+
+def _existing(credit_id: int) -> None:
+    """A credit that does not exist is a 404, like any page's missing object."""
+    if unapplied_credit_get(credit_id) is None:
+        raise Http404("No such unapplied credit.")
 
 
 @require_GET
@@ -41,6 +52,7 @@ def operations(request: HttpRequest) -> HttpResponse:
 @require_POST
 @role_required(Role.OPS_ADMIN)
 def apply(request: HttpRequest, credit_id: int) -> HttpResponse:
+    _existing(credit_id)
     reference = request.POST.get("loan_reference", "").strip()
     loan = loan_for_reference(reference)
     if loan is None:
@@ -58,6 +70,7 @@ def apply(request: HttpRequest, credit_id: int) -> HttpResponse:
 @require_POST
 @role_required(Role.OPS_ADMIN)
 def refund(request: HttpRequest, credit_id: int) -> HttpResponse:
+    _existing(credit_id)
     try:
         unapplied_refund(credit_id=credit_id, actor=request.user)
     except ApplicationError as exc:
