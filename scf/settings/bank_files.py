@@ -40,7 +40,7 @@ BANK_FILES_BEAT: dict[str, dict[str, object]] = {
     # One cycle: export the queued payments, import what the banks delivered.
     "integrations-bank-files-cycle": {
         "task": "integrations.bank_files_cycle",
-        "schedule": env.float("BANK_FILES_CYCLE_SECONDS", default=60.0),
+        "schedule": env.int("BANK_FILES_CYCLE_SECONDS", default=60),
     },
     # Yesterday's statements against the book, every morning (after the end-of-day files).
     "integrations-bank-reconcile": {
