@@ -33,6 +33,8 @@ class AccountCode(models.TextChoices):
     INTEREST_RECEIVABLE = "interest_receivable", "Interest receivable"
     PENALTY_RECEIVABLE = "penalty_receivable", "Penalty receivable"
     AGENT_OVERPAYMENTS = "agent_overpayments", "Agent overpayments"
+    # Money the bank booked to us that no loan claims yet (the unapplied-credit queue).
+    UNAPPLIED_CREDITS = "unapplied_credits", "Unapplied credits"
     INTEREST_INCOME = "interest_income", "Interest income"
     PENALTY_INCOME = "penalty_income", "Penalty income"
     CREDIT_LOSSES = "credit_losses", "Credit losses"
@@ -44,6 +46,7 @@ ACCOUNT_KINDS = {
     AccountCode.INTEREST_RECEIVABLE: AccountKind.ASSET,
     AccountCode.PENALTY_RECEIVABLE: AccountKind.ASSET,
     AccountCode.AGENT_OVERPAYMENTS: AccountKind.LIABILITY,
+    AccountCode.UNAPPLIED_CREDITS: AccountKind.LIABILITY,
     AccountCode.INTEREST_INCOME: AccountKind.INCOME,
     AccountCode.PENALTY_INCOME: AccountKind.INCOME,
     AccountCode.CREDIT_LOSSES: AccountKind.EXPENSE,
@@ -58,6 +61,8 @@ class EntryKind(models.TextChoices):
     OVERPAYMENT_REFUND = "overpayment_refund", "Overpayment refunded"
     WRITE_OFF = "write_off", "Write-off"
     REVERSAL = "reversal", "Reversal"
+    UNAPPLIED_CREDIT = "unapplied_credit", "Credit received, not yet applied"
+    UNAPPLIED_TRANSFER = "unapplied_transfer", "Unapplied credit applied or refunded"
 
 
 _APPEND_ONLY = [

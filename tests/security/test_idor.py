@@ -45,7 +45,15 @@ from tests.security.world import Side, World, seed_world, snapshot_diff, table_s
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 RANDOM_IDS = 1000
-ID_KINDS = ("order_id", "loan_id", "review_id", "program_id", "agent_id", "proposal_id")
+ID_KINDS = (
+    "order_id",
+    "loan_id",
+    "review_id",
+    "program_id",
+    "agent_id",
+    "proposal_id",
+    "credit_id",
+)
 # A body that passes each operation's validation, so the request reaches the object lookup.
 BODIES: dict[str, dict[str, Any]] = {
     "freeze": {"reason": "idor sweep"},
@@ -53,6 +61,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "decline": {"reason": "credit_risk", "note": "idor sweep"},
     "close": {"note": "idor sweep"},
     "reject": {"reason": "idor sweep"},
+    "apply": {"loan": 1},
     "repayments": {"amount": "100.00", "value_date": "", "reference": "IDOR-SWEEP-1"},
 }
 
@@ -153,6 +162,9 @@ def side_ids(side: Side) -> dict[str, set[int]]:
         "proposal_id": set(
             LineProposal.objects.filter(program__enterprise=enterprise).values_list("pk", flat=True)
         ),
+        # Unapplied bank credits belong to the bank, no side: their endpoints are for operations
+        # only, so every id, existing or not, gets the same 403 from agents and enterprise admins.
+        "credit_id": set(),
     }
 
 

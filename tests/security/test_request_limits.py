@@ -166,6 +166,7 @@ def test_no_endpoint_answers_a_deeply_nested_body_with_a_500(
         "program_id": world.a.program.pk,
         "agent_id": world.a.agent.pk,
         "proposal_id": 1,
+        "credit_id": 1,  # no unapplied credit exists: a 404 (or 403) before the body matters
     }
     sent = refused = 0
     faults: list[str] = []
