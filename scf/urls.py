@@ -22,8 +22,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("lending.urls")),
     path("api/v1/integrations/", include("integrations.urls")),
+    path("api/v1/", include("integrations.bank.files.apis")),
     # The web front ends: accounts, then the portal (/), dashboard (/dashboard/), reviews.
     path("accounts/", include("orders.web_urls")),
+    path("", include("integrations.bank.files.web_urls")),
     path("", include("lending.web_urls")),
 ]
 

@@ -67,6 +67,7 @@ ID_KINDS = (
     "agreement_id",
     "change_id",
     "withdrawal_id",
+    "credit_id",
 )
 # A body that passes each operation's validation, so the request reaches the object lookup.
 BODIES: dict[str, dict[str, Any]] = {
@@ -75,6 +76,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "decline": {"reason": "credit_risk", "note": "idor sweep"},
     "close": {"note": "idor sweep"},
     "reject": {"reason": "idor sweep"},
+    "apply": {"loan": 1},
     "repayments": {"amount": "100.00", "value_date": "", "reference": "IDOR-SWEEP-1"},
     "agreements": {"agent": 1, "signed_on": "2026-01-05", "agent_cap": "1.00"},
     "terminate": {"reason": "idor sweep"},
@@ -222,6 +224,9 @@ def side_ids(side: Side) -> dict[str, set[int]]:
                 "pk", flat=True
             )
         ),
+        # Unapplied bank credits belong to the bank, no side: their endpoints are for operations
+        # only, so every id, existing or not, gets the same 403 from agents and enterprise admins.
+        "credit_id": set(),
     }
 
 
