@@ -2,7 +2,7 @@
 
 The business flow, in order: read the order and the agent's line (locked: sales order -> credit
 line, ``lending.locks``) with the decision's facts; quote the terms (``terms_for``); decide
-(``engine.decide``, Python, no I/O); write the decision's rows (``finance_record``) with the
+(``engine.decide``, Python, no I/O); write the decision's rows (``finance_write``) with the
 program's conditional reservation; reply. If the program ran out between the line lock and the
 reservation, nothing was written and the request is decided again, now declined with
 ``insufficient_program_limit``. An approved loan's payment is handed to the process's relay
@@ -35,7 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from orders.models import SalesOrder, User
 from scf import clock
@@ -45,12 +45,11 @@ from scf.throttling import rate_limit
 from .. import engine
 from ..locks import lines_locked
 from ..models import CreditLine, Loan, Program, ProgramStatus
-from ..replies import finance_reply_body
 from ..selectors.programs import offer_lines
 from . import finance_hotpath as hotpath
-from .credit import ProgramExhausted
 from .finance_hotpath import Facts
-from .finance_record import FinanceRows, finance_rows_build, finance_rows_write_orm
+from .finance_record import FinanceRows
+from .finance_write import decision_write, rows_for
 from .idempotency import (
     StoredReply,
     canonical,
@@ -58,8 +57,7 @@ from .idempotency import (
     idempotency_store,
     request_fingerprint,
 )
-from .margin_finance import TripartiteFacts, margin_commit, tripartite_facts
-from .margin_hotpath import margin_members
+from .margin_finance import TripartiteFacts, tripartite_facts
 from .program_choice import chosen_line, program_param
 from .terms import Terms, terms_for
 
@@ -306,11 +304,6 @@ def loan_finance_once(
     return rows.reply
 
 
-def finance_reply(loan: Loan) -> StoredReply:
-    """The 201 reply to a decided click, keys in the stored (canonical) order."""
-    return StoredReply(201, canonical(finance_reply_body(loan)))
-
-
 def _decide_and_write(
     user: User, order_id: int, *, reply_to: int | None, program_id: int | None = None
 ) -> FinanceRows:
@@ -326,8 +319,8 @@ def _decide_and_write(
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
     tri = _tripartite(order, program, terms, facts, lock=True)
     inputs = decision_inputs(order, program, line, terms.principal, facts, tripartite=tri)
-    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
-    if _write_with_margin(rows, tri):
+    rows = rows_for(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
+    if decision_write(rows, tri):
         return rows
     # The program ran out between the line lock and the reservation (or, under tripartite terms,
     # a withdrawal took the free margin): decide again on current figures (declined,
@@ -344,81 +337,7 @@ def _decide_and_write(
         program_available=program.available,
         tripartite=tri,
     )
-    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
-    if not _write_with_margin(rows, tri):
+    rows = rows_for(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
+    if not decision_write(rows, tri):
         raise RuntimeError(f"order {order.pk}: a decision without a reservation was refused")
     return rows
-
-
-def _rows(
-    user: User,
-    order: SalesOrder,
-    program: Program,
-    line: CreditLine,
-    terms: Terms,
-    decision: engine.DecisionResult,
-    facts: Facts,
-    reply_to: int | None,
-    tri: TripartiteFacts | None = None,
-) -> FinanceRows:
-    rows = finance_rows_build(
-        user=user,
-        order=order,
-        program=program,
-        line=line,
-        terms=terms,
-        decision=decision,
-        loan_id=facts.loan_id,
-        now=clock.now(),
-    )
-    rows.reply_record = reply_to
-    if tri is not None and rows.disbursement is not None:  # the enterprise is paid loan + margin
-        rows.disbursement.amount = terms.principal + tri.margin
-    return rows
-
-
-# One statement per decision on PostgreSQL; tests switch it off to compare with the ORM path.
-SINGLE_STATEMENT = True
-
-
-def _write(rows: FinanceRows) -> bool:
-    """Write a decision's rows (and its reply); False (nothing written) when the program has no
-    room left."""
-    if connection.vendor == "postgresql" and SINGLE_STATEMENT and rows.loan.pk is not None:
-        if rows.reply_record is not None:  # the loan id is known: the reply goes with the rows
-            rows.reply = finance_reply(rows.loan)
-        return hotpath.rows_write(rows)
-    try:
-        with transaction.atomic():
-            finance_rows_write_orm(rows)
-    except ProgramExhausted:
-        return False
-    if rows.reply_record is not None:
-        rows.reply = finance_reply(rows.loan)
-        idempotency_store(record_id=rows.reply_record, reply=rows.reply)
-    return True
-
-
-def _write_with_margin(rows: FinanceRows, tri: TripartiteFacts | None) -> bool:
-    """``_write``, and under a tripartite program, for a decision that reserves credit, the
-    margin's commit: on PostgreSQL inside the decision's own statement, conditional on the free
-    margin the decision saw (``margin_hotpath.margin_members``: nothing is written when a
-    withdrawal took it meanwhile, and the request is decided again); otherwise (SQLite, or no
-    margin account yet because nothing is required) after the rows, through the ORM."""
-    if tri is None or not rows.reserved:
-        return _write(rows)
-    single = connection.vendor == "postgresql" and SINGLE_STATEMENT and rows.loan.pk is not None
-    if single and tri.account_id is not None:
-        rows.margin = margin_members(
-            loan=rows.loan,
-            account_id=tri.account_id,
-            order_value=tri.order_value,
-            margin=tri.margin,
-            security=tri.security,
-            business_date=clock.business_date(rows.loan.program.time_zone),
-        )
-        return _write(rows)
-    written = _write(rows)
-    if written:
-        margin_commit(loan=rows.loan, facts=tri)
-    return written

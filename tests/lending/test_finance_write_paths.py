@@ -24,7 +24,7 @@ from lending.models import (
     Program,
     Review,
 )
-from lending.services import finance, finance_hotpath
+from lending.services import finance, finance_hotpath, finance_write
 from lending.services.book_check import book_check
 from lending.services.idempotency import IdempotencyKeyReused
 from tests.lending.factories import CreditLineFactory, ProgramFactory
@@ -106,7 +106,7 @@ def world(program: Program, enterprise: Any) -> Any:
 
 def _decide(world: Any, amount: str, single: bool, monkeypatch: Any, callbacks: Any) -> Any:
     _program, line, user, enterprise = world
-    monkeypatch.setattr(finance, "SINGLE_STATEMENT", single)
+    monkeypatch.setattr(finance_write, "SINGLE_STATEMENT", single)
     order = OrderFactory(agent=line.agent, enterprise=enterprise, amount=Decimal(amount))
     before = _headroom(line)
     with callbacks() as queued:
@@ -208,7 +208,7 @@ def test_the_idempotent_click_stores_the_reply_it_gives(world, single, amount, m
     """``loan_finance_once``: the reply is written with the rows (one statement) or after them
     (the ORM path); either way the stored reply is the one given, and a replay returns it."""
     _program, line, user, enterprise = world
-    monkeypatch.setattr(finance, "SINGLE_STATEMENT", single)
+    monkeypatch.setattr(finance_write, "SINGLE_STATEMENT", single)
     order = OrderFactory(agent=line.agent, enterprise=enterprise, amount=Decimal(amount))
     reply = finance.loan_finance_once(user=user, order_id=order.pk, key="k1", body={})
     loan = Loan.objects.get(order=order)
@@ -228,7 +228,7 @@ def test_an_error_reply_is_stored_and_nothing_else_written(world, single, monkey
     """A 409 (the order is financed already) is decided after the claim, with no savepoint:
     the claim keeps the error reply, no loan or reservation is added, and it replays."""
     _program, line, user, enterprise = world
-    monkeypatch.setattr(finance, "SINGLE_STATEMENT", single)
+    monkeypatch.setattr(finance_write, "SINGLE_STATEMENT", single)
     order = OrderFactory(agent=line.agent, enterprise=enterprise, amount=Decimal("10000.00"))
     assert finance.loan_finance_once(user=user, order_id=order.pk, key="a", body={}).status == 201
     before = _headroom(line)

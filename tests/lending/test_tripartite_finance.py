@@ -245,12 +245,12 @@ def _written(loan_id: int) -> dict[str, Any]:
 
 
 def test_the_single_statement_writes_what_the_orm_writes(enterprise: Any) -> None:
-    from lending.services import finance as finance_service
+    from lending.services import finance_write
 
     w = world(enterprise, security_ratio=D("0.1000"))
     lodge(w.account, "74000.00", "DEP-1")
     fast = click(w, order_of(w, "100000.00"))["loan"]["id"]
-    with mock.patch.object(finance_service, "SINGLE_STATEMENT", False):
+    with mock.patch.object(finance_write, "SINGLE_STATEMENT", False):
         orm = click(w, order_of(w, "100000.00"))["loan"]["id"]
     assert _written(fast) == _written(orm)
     assert margin(w) == (D("0.00"), D("74000.00"), D("0.00"))
@@ -264,10 +264,10 @@ def test_margin_taken_between_the_read_and_the_write_is_a_decline_not_an_overdra
     decision's statement makes that statement write nothing but the program's reservation, which
     is given back, and the request is decided again on the account read under its lock:
     declined ``insufficient_margin``, nothing committed."""
-    from lending.services import finance as finance_service
+    from lending.services import finance_write
     from lending.services.margin import margin_withdraw_request
 
-    real = finance_service.margin_members
+    real = finance_write.margin_members
     ops = UserFactory(role="ops_admin")
 
     def withdrawn_meanwhile(**kwargs: Any) -> Any:
@@ -277,7 +277,7 @@ def test_margin_taken_between_the_read_and_the_write_is_a_decline_not_an_overdra
         return real(**kwargs)
 
     lodge(w.account, "30000.00", "DEP-1")
-    with mock.patch.object(finance_service, "margin_members", withdrawn_meanwhile):
+    with mock.patch.object(finance_write, "margin_members", withdrawn_meanwhile):
         body = click(w, order_of(w, "100000.00"))
     assert body["decision"]["outcome"] == "declined"
     assert [r["code"] for r in body["decision"]["reasons"]] == ["insufficient_margin"]
