@@ -22,6 +22,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("orders.urls")),
     path("api/v1/", include("lending.urls")),
+    # Goods releases: the enterprise's system asks with its integration key too.
+    path("api/v1/", include("integrations.tripartite.urls")),
     path("api/v1/integrations/", include("integrations.urls")),
     # The web front ends: accounts, then the portal (/), dashboard (/dashboard/), reviews.
     path("accounts/", include("orders.web_urls")),

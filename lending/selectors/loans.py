@@ -28,7 +28,7 @@ from ..models import (
 
 
 def loan_list(*, user: User, status: str | None = None) -> QuerySet[Loan]:
-    loans = Loan.objects.visible_to(user).select_related("program", "agent", "order")
+    loans = Loan.objects.visible_to(user).select_related("program", "agent", "order", "goods_hold")
     if status:
         loans = loans.filter(status=status)
     return loans
@@ -37,7 +37,7 @@ def loan_list(*, user: User, status: str | None = None) -> QuerySet[Loan]:
 def loan_get(*, user: User, loan_id: int) -> Loan | None:
     return (
         Loan.objects.visible_to(user)
-        .select_related("program", "agent", "order", "decision")
+        .select_related("program", "agent", "order", "decision", "goods_hold")
         .filter(pk=loan_id)
         .first()
     )
