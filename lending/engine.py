@@ -42,6 +42,7 @@ REASON_TEXT = {
     "above_auto_approve_limit": "Above the amount the program approves automatically.",
     "grade_below_auto_approve": "The agent's risk grade is below automatic approval.",
     "program_rule_refer": "The program sends this case to review.",
+    "release_breach_open": "Goods were shipped beyond what was released; the bank reviews it.",
 }
 
 # What an agent is told instead of the stored detail, for the reasons whose detail names the
@@ -94,6 +95,9 @@ class DecisionInputs:
     max_dpd_tolerated: int
     principal: Decimal
     refer_rules: tuple[str, ...] = field(default=())
+    # Under a tripartite agreement: the agent has goods shipped beyond what was released, and
+    # risk staff have not resolved it yet.
+    open_release_breach: bool = False
 
     @property
     def order_age_days(self) -> int:
@@ -279,6 +283,17 @@ def rule_auto_approve_grade(i: DecisionInputs) -> RuleResult:
     return _ok("auto_approve_grade")
 
 
+def rule_release_breach(i: DecisionInputs) -> RuleResult:
+    if i.open_release_breach:
+        return RuleResult(
+            "release_breach",
+            REFER,
+            "release_breach_open",
+            "The agent has goods shipped or delivered beyond what was released (open breach).",
+        )
+    return _ok("release_breach")
+
+
 RULES: tuple[Rule, ...] = (
     rule_order_status,
     rule_order_not_financed,
@@ -293,6 +308,7 @@ RULES: tuple[Rule, ...] = (
     rule_program_headroom,
     rule_auto_approve_limit,
     rule_auto_approve_grade,
+    rule_release_breach,
 )
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .apis import credit, finance, loans, programs, repayments, reviews
+from .apis import credit, finance, loans, programs, repayments, reviews, tripartite
 
 urlpatterns = [
     path("orders/", loans.OrderListApi.as_view(), name="orders-list"),
@@ -15,4 +15,5 @@ urlpatterns = [
     *programs.urlpatterns,
     *repayments.urlpatterns,
     *credit.urlpatterns,
+    *tripartite.urlpatterns,
 ]

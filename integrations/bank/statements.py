@@ -1,6 +1,8 @@
 """Bank statement import: incoming credits from the bank adapter become loan repayments.
 
-Each credit names its loan in the remittance information (the loan ``reference`` agents quote).
+Each credit names its loan in the remittance information (the loan ``reference`` agents quote),
+or a guarantee claim (its ``reference``, quoted by the core enterprise paying it: applied by
+``lending.services.claim_actions.claim_payment_record``, once per bank reference).
 The bank's own reference becomes the repayment reference, so a credit imported twice is applied
 once (``Repayment.reference`` is unique). The import window ends at "now" and starts where the
 last import ended (``StatementCursor``); overlap is harmless for the same reason. A credit that
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from lending.models import RepaymentSource
+from lending.services.claim_actions import claim_for_reference, claim_payment_record
 from lending.services.repayments import loan_for_reference, repayment_record_outcome
 from scf import clock
 from scf.errors import ApplicationError
@@ -38,7 +41,34 @@ class ImportResult:
     refused: int = 0
 
 
+def _apply_to_claim(credit: IncomingCredit, claim_id: int, result: ImportResult) -> None:
+    """The core enterprise pays (part of) a guarantee claim, quoting its reference."""
+    try:
+        _, created = claim_payment_record(
+            claim_id=claim_id,
+            amount=credit.amount,
+            value_date=credit.value_date,
+            reference=credit.bank_reference,
+            actor=ACTOR,
+        )
+    except ApplicationError as exc:
+        result.refused += 1
+        logger.warning(
+            "incoming claim payment refused",
+            extra={"bank_reference": credit.bank_reference, "code": exc.code},
+        )
+        return
+    if created:
+        result.applied += 1
+    else:
+        result.duplicates += 1
+
+
 def _apply(credit: IncomingCredit, result: ImportResult) -> None:
+    claim = claim_for_reference(credit.remittance_info)
+    if claim is not None:
+        _apply_to_claim(credit, claim.pk, result)
+        return
     loan = loan_for_reference(credit.remittance_info)
     if loan is None:
         result.unmatched += 1

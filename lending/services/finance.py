@@ -40,7 +40,16 @@ from scf.sql import execute_prepared, model_from_row, select_list
 from scf.throttling import rate_limit
 
 from .. import engine
-from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program, ProgramStatus
+from ..models import (
+    HOLDS_ORDER,
+    OPEN,
+    BreachStatus,
+    CreditLine,
+    Loan,
+    Program,
+    ProgramStatus,
+    ReleaseBreach,
+)
 from ..replies import finance_reply_body
 from .credit import ProgramExhausted
 from .finance_record import (
@@ -184,6 +193,7 @@ class Facts:
     relationship_active: bool
     agent_max_dpd: int
     loan_id: int | None  # reserved from the loan id sequence (PostgreSQL), else None
+    open_release_breach: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -196,9 +206,11 @@ def _loan_sequence() -> str:
 @lru_cache(maxsize=4)
 def _facts_sql_text(reserve_loan_id: bool, vendor: str) -> str:
     """The select-list items of ``Facts``: is the order already financed, is the agent's
-    relationship active, its worst days past due, and (to write a loan) the new loan's id."""
+    relationship active, its worst days past due, (to write a loan) the new loan's id, and has
+    the agent an open release breach."""
     qn = connection.ops.quote_name
     loans, relationships = qn(Loan._meta.db_table), qn(AgentRelationship._meta.db_table)
+    breaches = qn(ReleaseBreach._meta.db_table)
     holds = ", ".join(["%s"] * len(HOLDS_ORDER))
     open_ = ", ".join(["%s"] * len(OPEN))
     reserve = reserve_loan_id and vendor == "postgresql"
@@ -208,6 +220,7 @@ def _facts_sql_text(reserve_loan_id: bool, vendor: str) -> str:
         f"AND active), "
         f"(SELECT MAX(days_past_due) FROM {loans} WHERE agent_id = %s AND status IN ({open_})), "
         + ("nextval(%s)" if reserve else "NULL")
+        + f", EXISTS (SELECT 1 FROM {breaches} WHERE agent_id = %s AND status = %s)"  # noqa: S608 - names from code
     )
 
 
@@ -216,12 +229,13 @@ def _facts_params(order: SalesOrder, *, reserve_loan_id: bool) -> list[Any]:
     params += [order.agent_id, *OPEN]
     if reserve_loan_id and connection.vendor == "postgresql":
         params.append(_loan_sequence())
+    params += [order.agent_id, BreachStatus.OPEN.value]
     return params
 
 
 def _facts_from(values: Sequence[Any]) -> Facts:
-    financed, related, max_dpd, loan_id = values
-    return Facts(bool(financed), bool(related), int(max_dpd or 0), loan_id)
+    financed, related, max_dpd, loan_id, breach = values
+    return Facts(bool(financed), bool(related), int(max_dpd or 0), loan_id, bool(breach))
 
 
 def _facts(order: SalesOrder, *, reserve_loan_id: bool = False) -> Facts:
@@ -268,6 +282,7 @@ def decision_inputs(
         max_dpd_tolerated=program.max_dpd_tolerated,
         principal=principal,
         refer_rules=tuple(program.refer_rules or ()),
+        open_release_breach=facts.open_release_breach,
     )
 
 

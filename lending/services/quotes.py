@@ -7,7 +7,7 @@ for a whole page and runs the same ``engine.decide``; only the reads differ, bat
 
 1. the programs of the orders' enterprises (``pick_program`` chooses, as for one order);
 2. the agents' credit lines in them, each with "is the agent's relationship with the enterprise
-   active";
+   active" and "has the agent an open release breach";
 3. the loans that hold one of the orders, together with the agents' loans past due (the worst
    days past due per agent, and which loans to repay).
 
@@ -28,7 +28,7 @@ from scf import clock
 from scf.errors import ApplicationError
 
 from .. import engine
-from ..models import HOLDS_ORDER, OPEN, CreditLine, Loan, Program
+from ..models import HOLDS_ORDER, OPEN, BreachStatus, CreditLine, Loan, Program, ReleaseBreach
 from ..selectors.loans import loans_past_due
 from .finance import NO_CREDIT_LINE, Facts, NotConfigured, decision_inputs, pick_program
 from .terms import Terms, terms_for
@@ -111,6 +111,7 @@ def loan_quotes(*, orders: Sequence[SalesOrder]) -> dict[int, OrderQuote]:
             relationship_active=bool(line.relationship_active),  # type: ignore[attr-defined]
             agent_max_dpd=max((r.days_past_due for r in agent_loans), default=0),
             loan_id=None,
+            open_release_breach=bool(line.open_release_breach),  # type: ignore[attr-defined]
         )
         terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
         decision = engine.decide(decision_inputs(order, program, line, terms.principal, facts))
@@ -122,12 +123,14 @@ def loan_quotes(*, orders: Sequence[SalesOrder]) -> dict[int, OrderQuote]:
 
 def _lines(agent_ids: set[int], program_ids: list[int]) -> dict[tuple[int, int], CreditLine]:
     """The agents' lines in those programs, each knowing whether the agent's relationship with
-    the program's enterprise is active (the program is the order's enterprise's)."""
+    the program's enterprise is active (the program is the order's enterprise's) and whether
+    the agent has an open release breach."""
     related = AgentRelationship.objects.filter(
         agent_id=OuterRef("agent_id"), enterprise_id=OuterRef("program__enterprise_id"), active=True
     )
+    breached = ReleaseBreach.objects.filter(agent_id=OuterRef("agent_id"), status=BreachStatus.OPEN)
     found = CreditLine.objects.filter(agent_id__in=agent_ids, program_id__in=program_ids).annotate(
-        relationship_active=Exists(related)
+        relationship_active=Exists(related), open_release_breach=Exists(breached)
     )
     return {(line.agent_id, line.program_id): line for line in found}
 
