@@ -20,7 +20,9 @@ its memory grows with the number of differences, not with the book:
 4. each credit line's and program's ``reserved`` equals the ``reserved_amount`` of its loans
    that hold a reservation (``RESERVES_CREDIT``), and its ``outstanding_principal`` equals the
    sum of its loans' outstanding principal (reservations are not money, so this is not posted);
-5. no journal line points at a missing entry.
+5. no journal line points at a missing entry;
+6.-8. goods holds, releases, guarantee claims and caps against their rows and the ledger
+   (``lending.services.book_check_goods``).
 
 Differences are rounded to the cent before comparing, so SQLite (which sums NUMERIC columns as
 floating point) and PostgreSQL agree. On PostgreSQL all the queries read one snapshot (a
@@ -64,6 +66,7 @@ from ..models import (
     Program,
 )
 from ..selectors.ledger import MONEY, cents, money_sum, net_of
+from .book_check_goods import goods_differences
 from .ledger import LOAN_ACCOUNTS, ZERO
 
 
@@ -353,4 +356,5 @@ def _all_differences() -> list[Difference]:
         *_headroom_differences(CreditLine.objects.all(), "credit_line"),
         *_headroom_differences(Program.objects.all(), "program"),
         *_orphan_differences(),
+        *(Difference(*row) for row in goods_differences()),
     ]

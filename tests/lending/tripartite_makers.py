@@ -216,3 +216,17 @@ def _margin_round_trip(
         value_date=value_date,
         created_at=now,
     )
+
+
+def one_night_before_trigger(loan: Loan, *, night: dt.date, trigger_dpd: int) -> Loan:
+    """TEST FIXTURE: put ``loan`` where COB's night of ``night`` takes it to ``trigger_dpd`` days
+    past due: due ``trigger_dpd`` days before, accrued through the day before (nothing accrued
+    before: the fixture's program charges no interest unless told)."""
+    Loan.objects.filter(pk=loan.pk).update(
+        status=LoanStatus.OVERDUE,
+        due_date=night - dt.timedelta(days=trigger_dpd),
+        accrued_through=night - dt.timedelta(days=1),
+        days_past_due=trigger_dpd - 1,
+    )
+    loan.refresh_from_db()
+    return loan
