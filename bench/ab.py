@@ -1,7 +1,7 @@
 """Side by side in one process: the finance click with and without a change, block by block.
 
-On this shared two-core machine the speed drifts by a third within minutes, so two HTTP runs
-cannot resolve a change of a few per cent. Here one process clicks through the whole Django +
+A shared machine's speed drifts by more than a change of a few per cent between two HTTP runs,
+so those cannot resolve it. Here one process clicks through the whole Django +
 DRF stack (``WSGIHandler``, no sockets, as ``bench.finance``'s in-process phase), serially,
 in blocks of ``--block`` clicks that take turns, ABBA: A, B, B, A, and so on, so that each pair
 of neighbouring blocks ran under about the same machine speed. For every block it takes the CPU

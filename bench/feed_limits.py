@@ -13,7 +13,7 @@ For each: HTTP status and error code, wall seconds, and the worker's peak reside
 the request (its ``VmHWM``, reset before each request through ``/proc/PID/clear_refs``) above
 what it held before.
 
-    .venv/bin/python bench/feed_limits.py [--cases csv-300k,bulk-1000x1000] [--max-lines 100000]
+    .venv/bin/python -m bench.feed_limits [--cases csv-300k,bulk-1000x1000] [--max-lines 100000]
 
 PostgreSQL must answer; the bench database (``scf_bench_limits`` unless ``--database-url``) is
 created if missing. Everything stays on loopback; gunicorn is stopped however the script ends.
@@ -39,8 +39,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import django_setup, ensure_database, gunicorn
-from feed import Party, bench_parties
+from bench.feed import Party, bench_parties
+from bench.lib.db import django_setup, ensure_database
+from bench.lib.processes import gunicorn
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_limits"
 CSV_PATH = "/api/v1/integrations/orders/csv/"
@@ -61,7 +62,9 @@ CASES = (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.feed_limits", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
     )
@@ -262,19 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     party = bench_parties(20)
     token = admin_token(party)
     log_path = Path(tempfile.gettempdir()) / f"scf-bench-limits-{os.getpid()}.log"
-    server_env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "scf.settings.base",
-        "DATABASE_URL": args.database_url,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-    }
-    server_args = ["--workers", "1", "--timeout", str(args.timeout), "--log-level", "warning"]
+    server_args = ["--workers", "1", "--timeout", str(args.timeout)]
     results = {}
     for name in args.cases:
         # A fresh worker per case: memory a request freed stays in the process and would hide
         # the next request's peak.
-        with gunicorn(server_args, env=server_env, log_path=log_path) as (port, master):
+        with gunicorn(args.database_url, server_args, log_path=log_path) as (port, master):
             results[name] = run_case(name, port, master, party, token, args)
         print(f"  {json.dumps(results[name])}", flush=True)
     print()

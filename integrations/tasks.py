@@ -21,6 +21,7 @@ from .bank.disbursement import (
     disbursement_status_report,
 )
 from .bank.interface import TransferStatus
+from .bank.margin_payout import margin_withdrawal_execute, margin_withdrawals_due
 from .feed.pull import due_feed_sources, feed_source_poll
 
 logger = logging.getLogger(__name__)
@@ -131,3 +132,20 @@ def bank_status_report(report: dict[str, Any]) -> str:
 
 
 from . import tasks_events  # noqa: E402, F401 - registers event, reminder and cancellation tasks
+
+# --- Margin withdrawals: free margin paid back to agents ----------------------------------------
+
+
+@shared_task(name="integrations.margin_withdrawal_send", acks_late=True)
+def margin_withdrawal_send(withdrawal_id: int) -> str:
+    """Send or follow up one approved margin withdrawal (safe to run twice)."""
+    return margin_withdrawal_execute(withdrawal_id)
+
+
+@shared_task(name="integrations.margin_withdrawal_sweeper")
+def margin_withdrawal_sweeper() -> int:
+    """Beat: send or follow up every approved withdrawal that is not final yet."""
+    due = margin_withdrawals_due()
+    for withdrawal_id in due:
+        margin_withdrawal_execute(withdrawal_id)
+    return len(due)

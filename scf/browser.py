@@ -3,9 +3,9 @@
 A call to ``/api/`` with ``Authorization: Token ...`` is authenticated by its token alone (DRF's
 token authentication either accepts it or answers 401): it has no session and no signed-in user
 to load, no messages to show, and it is not an htmx swap. Those layers are work done for nothing
-on the busiest path there is, the agents' finance clicks: about 5 % of a click's CPU here
-(docs/performance.md). CSRF checks, frame options and the other security headers stay on every
-response (and Django's deploy checks want its own CSRF middleware by name).
+on the busiest path there is, the agents' finance clicks (measured: docs/performance.md). CSRF
+checks, frame options and the other security headers stay on every response (and Django's deploy
+checks want its own CSRF middleware by name).
 
 Each class below is Django's (or django-htmx's) own, unchanged for every other request: a web
 page, the admin, the browsable API or an API call signed in by session. ``settings.MIDDLEWARE``

@@ -1,14 +1,14 @@
 """Publishing a task per batch of values, from a background thread of the web process.
 
 Why: every approved finance click queues its payment after commit. One Celery message per
-click costs the web worker about half a millisecond of CPU (Celery builds the message, kombu
-builds a Redis client for each publish), about a tenth of the click, and the flash crowd is
-exactly when the web tier has no CPU to spare. A ``BatchRelay`` takes the click's value (the
+click is a large share of the click's CPU in the web worker (Celery builds the message, kombu
+builds a Redis client for each publish), and the flash crowd is exactly when the web tier has no
+CPU to spare (docs/performance.md). A ``BatchRelay`` takes the click's value (the
 disbursement id) in a queue and returns at once; its thread sends one message for every batch
 gathered within ``linger`` seconds (at most ``max_batch`` values; any more waiting then go at once
-in further batches). At 100 clicks a second per process and the default 100 ms, that is one
-publish (about 0.4 ms of CPU) for about nine payments; 20 ms gave two or three, and the payments'
-own bank calls take longer than the wait. The thread sleeps through the linger rather than
+in further batches). A publish costs about the same whatever the batch, so a longer linger
+means fewer publishes per payment; the default (100 ms) is short next to the payments' own bank
+calls. The thread sleeps through the linger rather than
 waking for each value put (each wake-up took the GIL from the request thread).
 
 What it does not change: the row the value names is the durable outbox, written in the click's

@@ -1,10 +1,9 @@
 """A web process loaded completely before it serves its first request, its heap then frozen.
 
 Django imports the URLconf (and with it every view, serializer and service module) on the first
-request, so each fresh gunicorn worker answered its first click only after that import, which
-more than tripled its heap (50,000 to 180,000 objects); the growing heap set off four full
-garbage collections on the way (measured under the finance bench: 0.27-0.30 s of CPU per worker,
-up to 290 ms of wall time each), while that click and the ones queued behind it waited.
+request, so left alone each fresh gunicorn worker would answer its first click only after that
+import, which grows its heap several times over and sets off full garbage collections on the way,
+while that click and the ones queued behind it wait (figures: docs/performance.md).
 
 ``web_process_ready`` (called by ``scf.wsgi``) imports all of it at start, then moves everything
 alive to the collector's permanent generation (``gc.freeze``): module-level objects are never

@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--servers",
         default=f"sync:{cpus + 1}",
         help="comma-separated gunicorn settings, sync:W or gthread:WxT (default sync:cores+1, "
-        "which did best here, as make web's WEB_CONCURRENCY); "
+        "as make web's WEB_CONCURRENCY: more processes than cores add contention, not overlap); "
         "append @PATH to serve another checkout of the app (a prototype) side by side",
     )
     parser.add_argument(

@@ -144,8 +144,8 @@ class CpuMeter:
 
 def machine_speed_ms() -> float:
     """Median time of a fixed single-threaded Python workload (string, dict and arithmetic work
-    like a request's), in ms: this machine's speed drifts by a third within minutes and from day
-    to day, so runs are compared by it (the lower, the faster) and pairs are run side by side."""
+    like a request's), in ms: a shared machine's speed drifts within minutes and from day to
+    day, so runs are compared by it (the lower, the faster) and pairs are run side by side."""
 
     def workload() -> int:
         counts: dict[str, int] = {}

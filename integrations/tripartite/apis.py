@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lending.models import Release
-from lending.selectors.tripartite import goods_hold_get, loan_for_goods, release_list
+from lending.selectors.goods import goods_hold_get, loan_for_goods, release_list
 from lending.services.releases import release_request
 from orders.models import Role
 from scf.api import Pagination

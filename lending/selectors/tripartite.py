@@ -1,82 +1,133 @@
-"""Reads of the tripartite agreement's goods and claims: holds, releases, breaches, claims.
+"""Reads for the tripartite agreement: terms, agreements, changes, margin accounts and movements.
 
-Who sees what follows the loans (``Loan.objects.visible_to``): an agent its own, an enterprise
-admin its programs', bank staff all; a core enterprise's system (an integration principal, role
-``integration``) its enterprise's. A row the caller may not see is ``None`` (a 404).
+Who sees what: bank staff everything; an enterprise admin the agreements under its enterprise's
+programs; an agent its own agreements and margin. A row the user may not see is ``None`` (the
+API answers 404, never 403).
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
 from django.db.models import QuerySet
 
+from orders.models import Agent, Role, User
+
 from ..models import (
-    BreachStatus,
-    GoodsHold,
-    GuaranteeClaim,
-    Loan,
-    Release,
-    ReleaseBreach,
+    Agreement,
+    MarginAccount,
+    MarginMovement,
+    MarginWithdrawal,
+    Program,
+    TermsChange,
+    TripartiteTerms,
 )
+from .programs import program_visible_to
 
-INTEGRATION = "integration"
-T = TypeVar("T", ReleaseBreach, GuaranteeClaim)
-
-
-def loans_visible_to(principal: Any) -> QuerySet[Loan]:
-    """Loans a person or an enterprise's system may see."""
-    if getattr(principal, "role", None) == INTEGRATION:
-        return Loan.objects.filter(program__enterprise_id=principal.enterprise.pk)
-    return Loan.objects.visible_to(principal)
+MOVEMENTS_SHOWN = 100
 
 
-def loan_for_goods(*, principal: Any, loan_id: int) -> Loan | None:
-    """One loan the caller may see, with its hold (``goods_hold`` when it has one)."""
-    return (
-        loans_visible_to(principal)
-        .select_related("program", "order", "goods_hold")
-        .filter(pk=loan_id)
-        .first()
-    )
+def terms_for_program(*, user: User, program_id: int) -> TripartiteTerms | None:
+    program = program_visible_to(user=user, program_id=program_id)
+    if program is None:
+        return None
+    return TripartiteTerms.objects.filter(program=program).select_related("program").first()
 
 
-def goods_hold_get(*, loan: Loan) -> GoodsHold | None:
-    return GoodsHold.objects.filter(loan=loan).first()
-
-
-def release_list(*, loan: Loan) -> QuerySet[Release]:
-    """The loan's release requests, newest first (authorised and refused)."""
-    return Release.objects.filter(hold__loan=loan).order_by("-created_at", "-id")
-
-
-def open_breach_exists(*, agent_id: int) -> bool:
-    return ReleaseBreach.objects.filter(agent_id=agent_id, status=BreachStatus.OPEN).exists()
-
-
-def _for_party(rows: QuerySet[T], principal: Any) -> QuerySet[T]:
-    """Rows carrying ``enterprise_id`` and ``agent_id``: bank staff all, an enterprise admin its
-    enterprise's, an agent its own."""
-    if getattr(principal, "is_bank_staff", False):
+def agreements_visible_to(user: User) -> QuerySet[Agreement]:
+    rows = Agreement.objects.select_related("agent", "program")
+    if getattr(user, "is_bank_staff", False):
         return rows
-    role = getattr(principal, "role", None)
-    if role == "enterprise_admin":
-        return rows.filter(enterprise_id=principal.enterprise_id)
-    if role == "agent":
-        return rows.filter(agent_id=principal.agent_id)
+    role = getattr(user, "role", None)
+    if role == Role.ENTERPRISE_ADMIN:
+        return rows.filter(program__enterprise_id=user.enterprise_id)
+    if role == Role.AGENT and user.agent_id is not None:
+        return rows.filter(agent_id=user.agent_id)
     return rows.none()
 
 
-def breaches_visible_to(principal: Any) -> QuerySet[ReleaseBreach]:
-    return _for_party(ReleaseBreach.objects.select_related("order", "agent", "loan"), principal)
+def agreement_list(*, user: User, program_id: int) -> QuerySet[Agreement] | None:
+    """The agreements under a program the user may see (``None`` if the program is hidden)."""
+    if program_visible_to(user=user, program_id=program_id) is None:
+        return None
+    return (
+        agreements_visible_to(user).filter(program_id=program_id).order_by("agent_id", "-version")
+    )
 
 
-def claims_visible_to(principal: Any) -> QuerySet[GuaranteeClaim]:
-    """Claims: bank staff all, an enterprise admin those on its enterprise, an agent those on
-    its loans."""
-    claims = GuaranteeClaim.objects.select_related("loan", "agent", "enterprise", "program")
-    return _for_party(claims, principal)
+def agreement_get(*, user: User, agreement_id: int) -> Agreement | None:
+    return agreements_visible_to(user).filter(pk=agreement_id).first()
 
 
-def claim_get(*, principal: Any, claim_id: int) -> GuaranteeClaim | None:
-    return claims_visible_to(principal).filter(pk=claim_id).first()
+def agreement_active(*, program_id: int, agent_id: int) -> Agreement | None:
+    return Agreement.objects.filter(
+        program_id=program_id, agent_id=agent_id, status="active"
+    ).first()
+
+
+def terms_change_list(*, user: User) -> QuerySet[TermsChange]:
+    if not getattr(user, "is_bank_staff", False):
+        return TermsChange.objects.none()
+    rows = TermsChange.objects.select_related("program", "agreement", "proposed_by", "decided_by")
+    return rows.order_by("-proposed_at", "-id")
+
+
+def terms_change_get(*, user: User, change_id: int) -> TermsChange | None:
+    return terms_change_list(user=user).filter(pk=change_id).first()
+
+
+def program_for_staff(*, user: User, program_id: int) -> Program | None:
+    if not getattr(user, "is_bank_staff", False):
+        return None
+    return Program.objects.filter(pk=program_id).first()
+
+
+def agent_for_staff(*, user: User, agent_id: int) -> Agent | None:
+    if not getattr(user, "is_bank_staff", False):
+        return None
+    return Agent.objects.filter(pk=agent_id).first()
+
+
+def _may_see_agent(user: User, agent_id: int) -> bool:
+    if getattr(user, "is_bank_staff", False):
+        return True
+    return getattr(user, "role", None) == Role.AGENT and user.agent_id == agent_id
+
+
+def margin_accounts_of_agent(*, user: User, agent_id: int) -> QuerySet[MarginAccount] | None:
+    """The agent's margin accounts (one per program), or ``None`` if the user may not see them."""
+    if not _may_see_agent(user, agent_id):
+        return None
+    return MarginAccount.objects.filter(agent_id=agent_id).select_related("program")
+
+
+def margin_account_get(
+    *, user: User, agent_id: int, program_id: int | None
+) -> MarginAccount | None:
+    accounts = margin_accounts_of_agent(user=user, agent_id=agent_id)
+    if accounts is None:
+        return None
+    if program_id is not None:
+        accounts = accounts.filter(program_id=program_id)
+    return accounts.order_by("program_id").first()
+
+
+def margin_account_by_id(account_id: int) -> MarginAccount:
+    return MarginAccount.objects.select_related("program").get(pk=account_id)
+
+
+def margin_movements(account: MarginAccount) -> list[MarginMovement]:
+    rows = MarginMovement.objects.filter(account=account).order_by("-created_at", "-id")
+    return list(rows[:MOVEMENTS_SHOWN])
+
+
+def margin_account_for_reference(reference: str) -> MarginAccount | None:
+    """The margin account a bank credit's remittance information names, if any."""
+    cleaned = (reference or "").strip().upper()
+    if not cleaned.startswith("MG-"):
+        return None
+    return MarginAccount.objects.filter(reference=cleaned).select_related("program").first()
+
+
+def margin_withdrawal_get(*, user: User, withdrawal_id: int) -> MarginWithdrawal | None:
+    if not getattr(user, "is_bank_staff", False):
+        return None
+    return MarginWithdrawal.objects.filter(pk=withdrawal_id).first()

@@ -21,7 +21,9 @@ its memory grows with the number of differences, not with the book:
    that hold a reservation (``RESERVES_CREDIT``), and its ``outstanding_principal`` equals the
    sum of its loans' outstanding principal (reservations are not money, so this is not posted);
 5. no journal line points at a missing entry;
-6.-8. goods holds, releases, guarantee claims and caps against their rows and the ledger
+6. margin accounts agree with their movements and, per program, with the ledger
+   (``lending.services.book_check_margin``);
+7.-9. goods holds, releases, guarantee claims and caps against their rows and the ledger
    (``lending.services.book_check_goods``).
 
 Differences are rounded to the cent before comparing, so SQLite (which sums NUMERIC columns as
@@ -348,6 +350,8 @@ def book_check() -> list[Difference]:
 
 
 def _all_differences() -> list[Difference]:
+    from .book_check_margin import margin_differences  # it builds on this module's Difference
+
     return [
         *_entry_differences(),
         *_currency_differences(),
@@ -357,4 +361,5 @@ def _all_differences() -> list[Difference]:
         *_headroom_differences(Program.objects.all(), "program"),
         *_orphan_differences(),
         *(Difference(*row) for row in goods_differences()),
+        *margin_differences(),
     ]

@@ -1,10 +1,10 @@
 """The book check's tripartite part: goods holds, releases, claims and caps against their rows
 and the ledger (``lending.services.book_check`` runs it in the same snapshot).
 
-6. each goods hold's ``released_value`` is the sum of its authorised releases;
-7. each claim's ``amount - paid`` is its loan's guarantee_receivable balance in the ledger (a
+7. each goods hold's ``released_value`` is the sum of its authorised releases;
+8. each claim's ``amount - paid`` is its loan's guarantee_receivable balance in the ledger (a
    ``cap_exhausted`` claim has none), and no guarantee_receivable line names no loan;
-8. each program's ``program_cap_used`` and each agreement's ``agent_cap_used`` is the unpaid
+9. each program's ``program_cap_used`` and each agreement's ``agent_cap_used`` is the unpaid
    part of their claims (the guarantee is used when a claim is raised and released as paid).
 
 One grouped query per check, returning only the rows that disagree.

@@ -27,7 +27,7 @@ line at a time, so nothing deadlocks and a finance request waits one chunk at mo
 checked against the locked figures, grades and limits are set with one ``UPDATE ... FROM
 (VALUES ...)`` per 1,000 lines, and scores, proposals and audit rows are written with ``COPY``
 (``lending.scoring.bulk``). A line already scored for D by the same model is skipped, so running
-the night twice changes nothing. 100,000 lines take 34-43 s on two cores (docs/performance.md).
+the night twice changes nothing. Its timing against the nightly budget: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -293,6 +293,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # A worker keeps its database connection across tasks (Celery closes it after every task
 # otherwise: a new PostgreSQL connection per task halves disbursement throughput).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+CELERY_BEAT_SCHEDULE["margin-withdrawal-sweeper"] = {
+    "task": "integrations.margin_withdrawal_sweeper",
+    "schedule": env.float("MARGIN_WITHDRAWAL_SWEEP_INTERVAL_SECONDS", default=60.0),
+}
 CELERY_BEAT_SCHEDULE["disbursement-sweeper"] = {
     "task": "integrations.disbursement_sweeper",
     "schedule": env.float("DISBURSEMENT_SWEEP_INTERVAL_SECONDS", default=30.0),
@@ -377,6 +381,8 @@ DISBURSEMENT_SWEEP_BATCH = env.int("DISBURSEMENT_SWEEP_BATCH", default=500)
 # edge that talks to the bank (integrations/tasks.py); named here, where the project is wired.
 DISBURSEMENT_TASK = "integrations.disburse_loan"
 DISBURSEMENT_BATCH_TASK = "integrations.disburse_loans"
+# Pays an approved margin withdrawal out (queued by lending.services.margin after commit).
+MARGIN_WITHDRAWAL_TASK = "integrations.margin_withdrawal_send"
 # Web processes send new payments in batches (lending.services.disbursement.payout_relay): one
 # message per batch gathered within the linger time, paid one after another by one worker.
 DISBURSEMENT_RELAY_LINGER_SECONDS = env.float("DISBURSEMENT_RELAY_LINGER_SECONDS", default=0.1)

@@ -11,10 +11,9 @@ Two validators load the same file:
 * lxml's ``XMLSchema`` (libxml2, in C), many times faster on large files.
 
 ``validate`` uses xmlschema unless told otherwise; the readers use libxml2 for inbound files over
-``LARGE_FILE_BYTES`` (``engine_for``), where xmlschema's per-element cost would dominate an
-import: about 114 CPU seconds for a 100,000-entry statement against libxml2's one
-(``docs/performance.md``, "Bank files"). Both validate against the same XSD, and the tests
-check they accept and refuse the same files.
+``LARGE_FILE_BYTES`` (``engine_for``), where xmlschema's per-element cost (a pure-Python walk of
+its content model) would dominate an import (figures: ``docs/performance.md``, "Bank files").
+Both validate against the same XSD, and the tests check they accept and refuse the same files.
 """
 
 from __future__ import annotations

@@ -1,0 +1,100 @@
+"""Reads of the tripartite agreement's goods and claims: holds, releases, breaches, claims.
+
+Who sees what follows the loans (``Loan.objects.visible_to``): an agent its own, an enterprise
+admin its programs', bank staff all; a core enterprise's system (an integration principal, role
+``integration``) its enterprise's. A row the caller may not see is ``None`` (a 404).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from django.db.models import QuerySet
+
+from ..models import (
+    BreachStatus,
+    GoodsHold,
+    GuaranteeClaim,
+    Loan,
+    Release,
+    ReleaseBreach,
+)
+
+INTEGRATION = "integration"
+T = TypeVar("T", ReleaseBreach, GuaranteeClaim)
+
+
+def loans_visible_to(principal: Any) -> QuerySet[Loan]:
+    """Loans a person or an enterprise's system may see."""
+    if getattr(principal, "role", None) == INTEGRATION:
+        return Loan.objects.filter(program__enterprise_id=principal.enterprise.pk)
+    return Loan.objects.visible_to(principal)
+
+
+def loan_for_goods(*, principal: Any, loan_id: int) -> Loan | None:
+    """One loan the caller may see, with its hold (``goods_hold`` when it has one)."""
+    return (
+        loans_visible_to(principal)
+        .select_related("program", "order", "goods_hold")
+        .filter(pk=loan_id)
+        .first()
+    )
+
+
+def goods_hold_get(*, loan: Loan) -> GoodsHold | None:
+    return GoodsHold.objects.filter(loan=loan).first()
+
+
+def release_list(*, loan: Loan) -> QuerySet[Release]:
+    """The loan's release requests, newest first (authorised and refused)."""
+    return Release.objects.filter(hold__loan=loan).order_by("-created_at", "-id")
+
+
+def open_breach_exists(*, agent_id: int) -> bool:
+    return ReleaseBreach.objects.filter(agent_id=agent_id, status=BreachStatus.OPEN).exists()
+
+
+def _for_party(rows: QuerySet[T], principal: Any) -> QuerySet[T]:
+    """Rows carrying ``enterprise_id`` and ``agent_id``: bank staff all, an enterprise admin its
+    enterprise's, an agent its own."""
+    if getattr(principal, "is_bank_staff", False):
+        return rows
+    role = getattr(principal, "role", None)
+    if role == "enterprise_admin":
+        return rows.filter(enterprise_id=principal.enterprise_id)
+    if role == "agent":
+        return rows.filter(agent_id=principal.agent_id)
+    return rows.none()
+
+
+def breaches_visible_to(principal: Any) -> QuerySet[ReleaseBreach]:
+    return _for_party(ReleaseBreach.objects.select_related("order", "agent", "loan"), principal)
+
+
+def claims_visible_to(principal: Any) -> QuerySet[GuaranteeClaim]:
+    """Claims: bank staff all, an enterprise admin those on its enterprise, an agent those on
+    its loans."""
+    claims = GuaranteeClaim.objects.select_related("loan", "agent", "enterprise", "program")
+    return _for_party(claims, principal)
+
+
+def claim_get(*, principal: Any, claim_id: int) -> GuaranteeClaim | None:
+    return claims_visible_to(principal).filter(pk=claim_id).first()
+
+
+def claim_list(*, principal: Any, status: str | None = None) -> QuerySet[GuaranteeClaim]:
+    claims = claims_visible_to(principal)
+    if status:
+        claims = claims.filter(status=status)
+    return claims.order_by("-raised_on", "-id")
+
+
+def breach_list(*, principal: Any, status: str | None = None) -> QuerySet[ReleaseBreach]:
+    breaches = breaches_visible_to(principal)
+    if status:
+        breaches = breaches.filter(status=status)
+    return breaches.order_by("-detected_at", "-id")
+
+
+def breach_visible(*, principal: Any, breach_id: int) -> bool:
+    return breaches_visible_to(principal).filter(pk=breach_id).exists()
