@@ -18,6 +18,8 @@
   on-time payment land on the same figure. The enterprise hears of it from the outbound event
   ``release.available`` (recorded by the integrations' event sweep, which compares holds with
   the last value announced).
+* **Once a claim is raised** on the loan, the unreleased goods are the buyback's: releases are
+  refused (``claim_raised``) and the releasable value no longer moves.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Value, When
 from django.db.models.functions import Greatest, Least
 
 from orders.models import SalesOrderLine
@@ -38,6 +40,7 @@ from scf.money import CENT, parse_amount
 
 from ..models import (
     GoodsHold,
+    GuaranteeClaim,
     HoldStatus,
     Loan,
     Release,
@@ -58,6 +61,10 @@ class ReleaseInvalid(ValidationFailed):
 
 class NoGoodsHold(Conflict):
     code = "no_goods_hold"
+
+
+class ClaimRaised(Conflict):
+    code = "claim_raised"
 
 
 class ReleaseExceedsPaid(Conflict):
@@ -173,6 +180,10 @@ def release_request(
     if requested_by_kind not in ReleaseRequester.values:
         raise ValueError(f"unknown requester kind {requested_by_kind!r}")
     hold = goods_hold_of(loan)
+    if GuaranteeClaim.objects.filter(loan_id=loan.pk).exists():
+        raise ClaimRaised(
+            f"A guarantee claim is raised on loan {loan.reference}: its goods are held for it."
+        )
     ask = release_ask(hold=hold, data=data)
     release, released, releasable = _authorise(hold, ask, requested_by_kind, actor)
     if release.status == ReleaseStatus.REFUSED:
@@ -241,11 +252,15 @@ def _authorise(
 
 def goods_hold_repaid(*, loan: Loan) -> int:
     """Raise the releasable value of ``loan``'s hold to margin + principal repaid (capped at the
-    order's value); never lowers it. The caller holds the loan's lock and has saved its balances.
-    Returns the rows changed (0 for a loan without a hold)."""
+    order's value); never lowers it. Once a claim is raised on the loan the goods left are the
+    buyback's, and the principal its claim took off the loan was not paid by the agent: the
+    figure stays. The caller holds the loan's lock and has saved its balances. Returns the rows
+    changed (0 for a loan without a hold)."""
     repaid = loan.principal - loan.outstanding_principal
+    claimed = GuaranteeClaim.objects.filter(loan_id=OuterRef("loan_id"))
     return (
         GoodsHold.objects.filter(loan_id=loan.pk, status__in=RELEASING)
+        .filter(~Exists(claimed))
         .annotate(
             target=Least(F("order_value"), F("margin") + Value(repaid)),
         )
