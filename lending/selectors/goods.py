@@ -7,18 +7,24 @@ admin its programs', bank staff all; a core enterprise's system (an integration 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet
 
 from ..models import (
+    Agreement,
+    AgreementStatus,
     BreachStatus,
     GoodsHold,
     GuaranteeClaim,
+    HoldStatus,
     Loan,
     Release,
     ReleaseBreach,
+    TripartiteTerms,
 )
+from .programs import programs_visible_to
 
 INTEGRATION = "integration"
 T = TypeVar("T", ReleaseBreach, GuaranteeClaim)
@@ -98,3 +104,72 @@ def breach_list(*, principal: Any, status: str | None = None) -> QuerySet[Releas
 
 def breach_visible(*, principal: Any, breach_id: int) -> bool:
     return breaches_visible_to(principal).filter(pk=breach_id).exists()
+
+
+# --- the web pages ------------------------------------------------------------------------------
+
+
+def holds_visible_to(principal: Any) -> QuerySet[GoodsHold]:
+    """Goods holds of the loans the person may see, with loan and order, newest first."""
+    loans = loans_visible_to(principal)
+    return (
+        GoodsHold.objects.filter(loan__in=loans)
+        .select_related("loan__order", "loan__program", "agent")
+        .annotate(available=F("releasable_value") - F("released_value"))
+        .order_by("-created_at", "-id")
+    )
+
+
+def release_queue(*, principal: Any) -> QuerySet[GoodsHold]:
+    """What the enterprise may ship now: holds with goods paid for and not yet released, and no
+    claim raised on their loan."""
+    claimed = GuaranteeClaim.objects.filter(loan_id=OuterRef("loan_id"))
+    return (
+        holds_visible_to(principal)
+        .filter(status__in=[HoldStatus.HELD, HoldStatus.PARTLY_RELEASED])
+        .filter(releasable_value__gt=F("released_value"))
+        .filter(~Exists(claimed))
+    )
+
+
+def guarantee_usage(*, principal: Any) -> list[TripartiteTerms]:
+    """The programs' tripartite terms (cap and use) with their agreements (agent cap and use)."""
+    terms = TripartiteTerms.objects.filter(program__in=programs_visible_to(principal))
+    agreements = Agreement.objects.filter(status=AgreementStatus.ACTIVE).select_related("agent")
+    return list(
+        terms.select_related("program")
+        .prefetch_related(Prefetch("program__agreements", queryset=agreements, to_attr="active"))
+        .order_by("program_id")
+    )
+
+
+@dataclass(frozen=True)
+class LoanGoods:
+    """A loan's goods, releases, breaches and claim, for the review case page."""
+
+    hold: GoodsHold | None
+    releases: list[Release]
+    breaches: list[ReleaseBreach]
+    claim: GuaranteeClaim | None
+
+
+def loan_goods(*, loan: Loan) -> LoanGoods:
+    """What the case page shows of the tripartite agreement. ``loan`` comes with its hold and
+    claim (``select_related``); the releases are read for a loan with goods, the agent's
+    breaches for a loan with goods or a request the engine referred for one. Nothing is read
+    for other loans."""
+    hold: GoodsHold | None = getattr(loan, "goods_hold", None)
+    decision = getattr(loan, "decision", None)
+    referred = decision is not None and any(
+        r.get("code") == "release_breach_open" for r in decision.reasons
+    )
+    breaches: list[ReleaseBreach] = []
+    if hold is not None or referred:
+        rows = ReleaseBreach.objects.filter(agent_id=loan.agent_id).select_related("order")
+        breaches = list(rows.order_by("-detected_at")[:20])
+    return LoanGoods(
+        hold=hold,
+        releases=list(release_list(loan=loan)[:50]) if hold is not None else [],
+        breaches=breaches,
+        claim=getattr(loan, "guarantee_claim", None),
+    )
