@@ -1,15 +1,25 @@
 """Back-office pages for the tripartite agreement: terms, agreements, margin, goods, claims.
 
-Everything here is read-only: margin, holds, releases and claims move only through their
-services (row locks, ledger postings, audit), and caps and ratios change only through a
-maker-checker ``TermsChange``.
+Terms, agreements and terms changes are written through ``lending.services.tripartite_terms``
+(audit, locks): terms are set up here and their plain fields changed; caps and ratios are only
+proposed here (a ``TermsChange``) and approved or rejected by another person with the list's
+actions. Margin, holds, releases and claims are read-only: they move only through their
+services (row locks, ledger postings, audit).
 """
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from .admin import ReadOnlyAdmin
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from scf.errors import ApplicationError
+
+from .admin import ReadOnlyAdmin, ServiceAdmin
 from .models import (
     Agreement,
     GoodsHold,
@@ -22,10 +32,20 @@ from .models import (
     TermsChange,
     TripartiteTerms,
 )
+from .services.tripartite_terms import (
+    DIRECT,
+    MAKER_CHECKED,
+    agreement_sign,
+    terms_change_approve,
+    terms_change_propose,
+    terms_change_reject,
+    terms_create,
+    terms_update,
+)
 
 
 @admin.register(TripartiteTerms)
-class TripartiteTermsAdmin(ReadOnlyAdmin):
+class TripartiteTermsAdmin(ServiceAdmin):
     list_display = [
         "program",
         "enabled",
@@ -37,18 +57,96 @@ class TripartiteTermsAdmin(ReadOnlyAdmin):
         "program_cap_used",
         "version",
     ]
+    fields = ["program", *DIRECT, *MAKER_CHECKED]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Caps and ratios change through a terms change, approved by another person.
+        return ["program", *MAKER_CHECKED] if obj else []
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        actor: Any = request.user
+        if change:
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            terms_update(actor=actor, program=obj.program, changes=changes)
+            return
+        values = {n: form.cleaned_data[n] for n in (*DIRECT, *MAKER_CHECKED)}
+        created = terms_create(actor=actor, program=form.cleaned_data["program"], values=values)
+        obj.pk = created.pk
 
 
 @admin.register(Agreement)
-class AgreementAdmin(ReadOnlyAdmin):
+class AgreementAdmin(ServiceAdmin):
     list_display = ["program", "agent", "version", "signed_on", "agent_cap", "agent_cap_used"]
     list_filter = ["status"]
+    fields = ["program", "agent", "signed_on", "agent_cap", "document_reference"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None  # signed once; a new version is a new agreement
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        created = agreement_sign(
+            actor=request.user,  # type: ignore[arg-type]
+            program=data["program"],
+            agent=data["agent"],
+            signed_on=data["signed_on"],
+            agent_cap=data["agent_cap"],
+            document_reference=data.get("document_reference") or "",
+        )
+        obj.pk = created.pk
+
+
+class TermsChangeForm(forms.ModelForm):
+    class Meta:
+        model = TermsChange
+        fields = ["program", "agreement", "changes", "reason"]
+        help_texts = {
+            "changes": _('Field names and new values, e.g. {"margin_ratio": "0.25"}'),
+        }
 
 
 @admin.register(TermsChange)
-class TermsChangeAdmin(ReadOnlyAdmin):
+class TermsChangeAdmin(ServiceAdmin):
+    form = TermsChangeForm
     list_display = ["id", "program", "agreement", "status", "proposed_by", "decided_by"]
     list_filter = ["status"]
+    actions = ["approve", "reject"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        created = terms_change_propose(
+            actor=request.user,  # type: ignore[arg-type]
+            program=data["program"],
+            agreement=data.get("agreement"),
+            changes=data["changes"] or {},
+            reason=data.get("reason") or "",
+        )
+        obj.pk = created.pk
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[TermsChange], act: Any) -> None:
+        for change in queryset:
+            try:
+                act(change)
+            except ApplicationError as exc:
+                self.message_user(request, f"{change}: {exc.detail}", messages.ERROR)
+
+    @admin.action(description=_("Approve the selected changes (another person's)"))
+    def approve(self, request: HttpRequest, queryset: QuerySet[TermsChange]) -> None:
+        user: Any = request.user
+        self._each(request, queryset, lambda c: terms_change_approve(actor=user, change_id=c.pk))
+
+    @admin.action(description=_("Reject the selected changes"))
+    def reject(self, request: HttpRequest, queryset: QuerySet[TermsChange]) -> None:
+        user: Any = request.user
+        reason = f"rejected by {user.get_username()}"
+        self._each(
+            request,
+            queryset,
+            lambda c: terms_change_reject(actor=user, change_id=c.pk, reason=reason),
+        )
 
 
 class MovementInline(admin.TabularInline):

@@ -42,7 +42,9 @@ REASON_TEXT = {
     "above_auto_approve_limit": "Above the amount the program approves automatically.",
     "grade_below_auto_approve": "The agent's risk grade is below automatic approval.",
     "program_rule_refer": "The program sends this case to review.",
-    "release_breach_open": "Goods were shipped beyond what was released; the bank reviews it.",
+    "agreement_missing": "The agent has no signed tripartite agreement under this program.",
+    "insufficient_margin": "Not enough free margin lodged for this order.",
+    "release_breach_open": "Goods were shipped beyond what was released: to review.",
 }
 
 # What an agent is told instead of the stored detail, for the reasons whose detail names the
@@ -64,6 +66,20 @@ def reasons_for_agent(reasons: Iterable[Mapping[str, Any]]) -> list[dict[str, st
         {"code": str(r["code"]), "detail": AGENT_DETAIL.get(str(r["code"]), str(r["detail"]))}
         for r in reasons
     ]
+
+
+@dataclass(frozen=True)
+class TripartiteInputs:
+    """A tripartite program's facts: the agent's agreement, the margin (and security deposit)
+    the order needs and what the agent has free, an open release breach."""
+
+    agreement_active: bool
+    margin_required: Decimal
+    margin_free: Decimal
+    release_breach_open: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -95,9 +111,8 @@ class DecisionInputs:
     max_dpd_tolerated: int
     principal: Decimal
     refer_rules: tuple[str, ...] = field(default=())
-    # Under a tripartite agreement: the agent has goods shipped beyond what was released, and
-    # risk staff have not resolved it yet.
-    open_release_breach: bool = False
+    # Only under a program with tripartite terms enabled; its rules run only then.
+    tripartite: TripartiteInputs | None = None
 
     @property
     def order_age_days(self) -> int:
@@ -106,11 +121,12 @@ class DecisionInputs:
     def as_json(self) -> dict[str, Any]:
         # Every field is a scalar or a tuple of strings: no deep copy (``asdict``) needed.
         data = {name: _jsonable(getattr(self, name)) for name in _INPUT_NAMES}
+        data["tripartite"] = self.tripartite.as_json() if self.tripartite is not None else None
         data["order_age_days"] = self.order_age_days
         return data
 
 
-_INPUT_NAMES = tuple(f.name for f in fields(DecisionInputs))
+_INPUT_NAMES = tuple(f.name for f in fields(DecisionInputs) if f.name != "tripartite")
 
 
 def _jsonable(value: object) -> object:
@@ -283,17 +299,6 @@ def rule_auto_approve_grade(i: DecisionInputs) -> RuleResult:
     return _ok("auto_approve_grade")
 
 
-def rule_release_breach(i: DecisionInputs) -> RuleResult:
-    if i.open_release_breach:
-        return RuleResult(
-            "release_breach",
-            REFER,
-            "release_breach_open",
-            "The agent has goods shipped or delivered beyond what was released (open breach).",
-        )
-    return _ok("release_breach")
-
-
 RULES: tuple[Rule, ...] = (
     rule_order_status,
     rule_order_not_financed,
@@ -308,8 +313,36 @@ RULES: tuple[Rule, ...] = (
     rule_program_headroom,
     rule_auto_approve_limit,
     rule_auto_approve_grade,
-    rule_release_breach,
 )
+
+
+def rule_agreement(i: DecisionInputs) -> RuleResult:
+    if i.tripartite is not None and not i.tripartite.agreement_active:
+        return _no("agreement", "agreement_missing", "No active tripartite agreement.")
+    return _ok("agreement")
+
+
+def rule_margin(i: DecisionInputs) -> RuleResult:
+    t = i.tripartite
+    if t is not None and t.margin_free < t.margin_required:
+        missing = t.margin_required - t.margin_free
+        return _no(
+            "margin",
+            "insufficient_margin",
+            f"Needs {t.margin_required} of margin; {t.margin_free} free, {missing} missing.",
+        )
+    return _ok("margin")
+
+
+def rule_release_breach(i: DecisionInputs) -> RuleResult:
+    if i.tripartite is not None and i.tripartite.release_breach_open:
+        return RuleResult(
+            "release_breach", REFER, "release_breach_open", "A release breach is open."
+        )
+    return _ok("release_breach")
+
+
+TRIPARTITE_RULES: tuple[Rule, ...] = (rule_agreement, rule_margin, rule_release_breach)
 
 
 def _apply_program_referrals(result: RuleResult, refer_rules: tuple[str, ...]) -> RuleResult:
@@ -324,7 +357,8 @@ def _apply_program_referrals(result: RuleResult, refer_rules: tuple[str, ...]) -
 
 
 def decide(inputs: DecisionInputs) -> DecisionResult:
-    results = [_apply_program_referrals(rule(inputs), inputs.refer_rules) for rule in RULES]
+    rules = RULES if inputs.tripartite is None else RULES + TRIPARTITE_RULES
+    results = [_apply_program_referrals(rule(inputs), inputs.refer_rules) for rule in rules]
     declines = [r for r in results if r.outcome == DECLINE]
     refers = [r for r in results if r.outcome == REFER]
     if declines:

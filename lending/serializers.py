@@ -98,6 +98,10 @@ class QuoteOutput(serializers.Serializer):
     total_repayable = serializers.DecimalField(
         max_digits=18, decimal_places=2, source="terms.total_repayable"
     )
+    # Under a tripartite program: the margin (and security deposit) this order needs lodged, and
+    # what the agent has free; null otherwise.
+    margin_required = serializers.DecimalField(max_digits=18, decimal_places=2, allow_null=True)
+    margin_free = serializers.DecimalField(max_digits=18, decimal_places=2, allow_null=True)
     eligible = serializers.SerializerMethodField()
     expected_outcome = serializers.CharField(source="decision.outcome")
     reasons = ReasonOutput(many=True, source="agent_reasons")

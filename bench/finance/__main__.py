@@ -35,6 +35,7 @@ from bench.finance.report import (
     report,
     run_environment,
 )
+from bench.finance.tripartite import tripartite_agents, tripartite_terms
 from bench.lib.books import line_books, program_books
 from bench.lib.cpu import machine_speed_ms
 from bench.lib.db import app_env, django_setup, ensure_database
@@ -86,6 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(needs matplotlib: pip install -e '.[bench]')",
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--tripartite",
+        action="store_true",
+        help="also run the in-process phases under a program with tripartite terms (margin)",
+    )
     args = parser.parse_args(argv)
     try:
         args.servers = [ServerSpec.parse(s.strip()) for s in args.servers.split(",") if s.strip()]
@@ -124,6 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         setup.cohorts[name] = seed_cohort(
             setup, name, serial, n * args.agents, args.agents, count, args.seed + n
         )
+    tri = None
+    if args.tripartite and not args.profile:
+        tri = seed_program(f"{tag}T", serial + 1)
+        tripartite_terms(tri)
+        for n, mode in enumerate(m for m in ("service", "django") if m not in args.skip):
+            first = (len(wanted) + n) * args.agents
+            cohort = seed_cohort(tri, mode, serial + 1, first, args.agents, clicks, args.seed + n)
+            tripartite_agents(tri, cohort)
+            tri.cohorts[mode] = cohort
     analyze_and_checkpoint()
     print(
         f"run {tag}: seeded {len(wanted)} cohorts of {args.agents} agents and analyzed in "
@@ -152,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
                 record(mode, bench_inprocess(mode, setup.cohorts[mode], tag, args))
         if "raw" not in args.skip and dl.left() > 0:
             record("raw", bench_raw(args.database_url, setup, setup.cohorts["raw"], args))
+        for mode, cohort in (tri.cohorts if tri is not None else {}).items():
+            if dl.left() > 0:
+                res = bench_inprocess(mode, cohort, tag, args)
+                res.key, res.label = f"{res.key}-tripartite", f"{res.label}, tripartite terms"
+                results.append(res)
+                phases[res.key] = (cohort, res)
+                print(f"  {res.label}: {res.rate:.0f} decisions/s, p99 {res.pct(99):.1f} ms")
     except (KeyboardInterrupt, SystemExit) as exc:
         # Stopped (Ctrl-C, SIGTERM): report the phases that finished.
         print(f"interrupted ({exc!r}); reporting the finished phases", flush=True)
@@ -165,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     ]
     problems += program_books(setup.program_id)
+    if tri is not None:
+        problems += program_books(tri.program_id)
     verdicts = report(env, results, problems)
     if args.json:
         payload = {

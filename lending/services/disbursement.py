@@ -42,7 +42,6 @@ from scf.errors import Conflict
 from scf.task_relay import BatchRelay
 
 from ..models import (
-    AccountCode,
     Disbursement,
     DisbursementStatus,
     EntryKind,
@@ -53,7 +52,14 @@ from ..models import (
 )
 from .audit import audit_record
 from .credit import credit_consume, credit_release
-from .ledger import Posting, ledger_post
+from .ledger import ledger_post
+from .margin_finance import (
+    disbursement_amount,
+    disbursement_postings,
+    hold_of,
+    margin_pay_out,
+    margin_uncommit,
+)
 from .terms import due_date_for
 
 WORKING = (DisbursementStatus.PENDING, DisbursementStatus.SENT)
@@ -97,7 +103,7 @@ def disbursement_request(*, loan: Loan, actor: Any = None) -> Disbursement:
     disbursement = Disbursement.objects.create(
         loan=locked,
         end_to_end_id=end_to_end_id_for(locked.pk),
-        amount=locked.principal,
+        amount=disbursement_amount(locked, hold_of(locked)),
         currency=locked.currency,
         creditor_name=name,
         creditor_account=account,
@@ -222,19 +228,21 @@ def _lock(disbursement_id: int) -> tuple[Loan, Disbursement]:
 
 
 def _post_disbursement(loan: Loan, disbursement: Disbursement, value_date: dt.date) -> None:
-    ledger_post(
+    """Dr principal receivable / Cr settlement; under a tripartite program the payment carries
+    the agent's margin too (Dr margin committed), which then leaves the margin account."""
+    hold = hold_of(loan)
+    entry = ledger_post(
         kind=EntryKind.DISBURSEMENT,
         idempotency_key=f"disburse:{loan.pk}",
         business_date=value_date,
         currency=loan.currency,
-        postings=[
-            Posting.dr(AccountCode.PRINCIPAL_RECEIVABLE, loan.principal, loan=loan),
-            Posting.cr(AccountCode.SETTLEMENT, loan.principal),
-        ],
+        postings=disbursement_postings(loan, hold),
         loan=loan,
         program=loan.program,
         description=f"disbursement {disbursement.end_to_end_id}",
     )
+    if hold is not None:
+        margin_pay_out(loan=loan, hold=hold, entry=entry, value_date=value_date)
 
 
 def _activate(loan: Loan, settled_at: dt.datetime) -> None:
@@ -325,6 +333,7 @@ def disbursement_fail(*, disbursement_id: int, reason_code: str, detail: str) ->
         )
     now = clock.now()
     reserved = loan.reserved_amount
+    margin_uncommit([loan])
     loan.status = LoanStatus.DISBURSEMENT_FAILED
     loan.reserved_amount = ZERO
     loan.save(update_fields=["status", "reserved_amount"])

@@ -25,7 +25,7 @@ step 3: four statements in one transaction (after the token lookup, five in all)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -43,12 +43,16 @@ from .. import engine
 from ..models import (
     HOLDS_ORDER,
     OPEN,
+    Agreement,
+    AgreementStatus,
     BreachStatus,
     CreditLine,
     Loan,
+    MarginAccount,
     Program,
     ProgramStatus,
     ReleaseBreach,
+    TripartiteTerms,
 )
 from ..replies import finance_reply_body
 from .credit import ProgramExhausted
@@ -65,6 +69,8 @@ from .idempotency import (
     idempotency_store,
     request_fingerprint,
 )
+from .margin_finance import MarginRead, TripartiteFacts, margin_commit, tripartite_facts
+from .margin_hotpath import margin_members
 from .terms import Terms, terms_for
 
 BIGINT_MAX = 2**63 - 1
@@ -80,6 +86,15 @@ class Quote:
     program: Program
     terms: Terms
     decision: engine.DecisionResult
+    tripartite: TripartiteFacts | None = None
+
+    @property
+    def margin_required(self) -> Decimal | None:
+        return self.tripartite.required if self.tripartite is not None else None
+
+    @property
+    def margin_free(self) -> Decimal | None:
+        return self.tripartite.free if self.tripartite is not None else None
 
     @property
     def agent_reasons(self) -> list[dict[str, str]]:
@@ -152,11 +167,23 @@ def _line_sql(lock: bool, vendor: str) -> str:
     """The line-program-enterprise-facts read (built once per process and backend)."""
     qn = connection.ops.quote_name
     programs = qn(Program._meta.db_table)
+    agreements = qn(Agreement._meta.db_table)
+    breaches = qn(ReleaseBreach._meta.db_table)
     return (
         f"SELECT {select_list(CreditLine, 'l')}, {select_list(Program, 'p')}, "  # noqa: S608 - names from code
-        f"{select_list(CoreEnterprise, 'e')}, {_facts_sql_text(lock, vendor)} "
+        f"{select_list(CoreEnterprise, 'e')}, {_facts_sql_text(lock, vendor)}, "
+        f"t.id, t.margin_ratio, t.security_ratio, m.id, m.free, CASE WHEN t.id IS NOT NULL THEN "
+        f"EXISTS (SELECT 1 FROM {agreements} a WHERE a.program_id = p.id "
+        f"AND a.agent_id = l.agent_id AND a.status = '{AgreementStatus.ACTIVE.value}') END, "
+        f"CASE WHEN t.id IS NOT NULL THEN EXISTS (SELECT 1 FROM {breaches} b "
+        f"WHERE b.agent_id = l.agent_id AND b.status = '{BreachStatus.OPEN.value}') END "
         f"FROM {qn(CreditLine._meta.db_table)} l JOIN {programs} p ON p.id = l.program_id "
         f"JOIN {qn(CoreEnterprise._meta.db_table)} e ON e.id = p.enterprise_id "
+        # The tripartite terms, if enabled, and the agent's margin account (read, not locked:
+        # the margin's commit is conditional on it, in the decision's statement).
+        f"LEFT JOIN {qn(TripartiteTerms._meta.db_table)} t ON t.program_id = p.id AND t.enabled "
+        f"LEFT JOIN {qn(MarginAccount._meta.db_table)} m ON t.id IS NOT NULL "
+        f"AND m.program_id = p.id AND m.agent_id = l.agent_id "
         f"WHERE l.agent_id = %s AND l.program_id = (SELECT id FROM {programs} "
         f"WHERE enterprise_id = %s AND currency = %s AND status = %s ORDER BY id LIMIT 1)"
         f"{_for_update('l', lock)}"
@@ -182,7 +209,8 @@ def _program_and_line(order: SalesOrder, *, lock: bool) -> tuple[Program, Credit
     program, end = model_from_row(Program, row, end)
     program.enterprise, end = model_from_row(CoreEnterprise, row, end)
     line.program = program
-    return program, line, _facts_from(row[end:])
+    facts, margin = row[end : end + 4], row[end + 4 :]
+    return program, line, _facts_from(facts, tripartite=MarginRead.of(tuple(margin)))
 
 
 @dataclass(frozen=True)
@@ -193,7 +221,7 @@ class Facts:
     relationship_active: bool
     agent_max_dpd: int
     loan_id: int | None  # reserved from the loan id sequence (PostgreSQL), else None
-    open_release_breach: bool = False
+    tripartite: MarginRead | None = None  # the program's tripartite terms (None: not read)
 
 
 @lru_cache(maxsize=1)
@@ -206,11 +234,9 @@ def _loan_sequence() -> str:
 @lru_cache(maxsize=4)
 def _facts_sql_text(reserve_loan_id: bool, vendor: str) -> str:
     """The select-list items of ``Facts``: is the order already financed, is the agent's
-    relationship active, its worst days past due, (to write a loan) the new loan's id, and has
-    the agent an open release breach."""
+    relationship active, its worst days past due, and (to write a loan) the new loan's id."""
     qn = connection.ops.quote_name
     loans, relationships = qn(Loan._meta.db_table), qn(AgentRelationship._meta.db_table)
-    breaches = qn(ReleaseBreach._meta.db_table)
     holds = ", ".join(["%s"] * len(HOLDS_ORDER))
     open_ = ", ".join(["%s"] * len(OPEN))
     reserve = reserve_loan_id and vendor == "postgresql"
@@ -220,7 +246,6 @@ def _facts_sql_text(reserve_loan_id: bool, vendor: str) -> str:
         f"AND active), "
         f"(SELECT MAX(days_past_due) FROM {loans} WHERE agent_id = %s AND status IN ({open_})), "
         + ("nextval(%s)" if reserve else "NULL")
-        + f", EXISTS (SELECT 1 FROM {breaches} WHERE agent_id = %s AND status = %s)"  # noqa: S608 - names from code
     )
 
 
@@ -229,13 +254,12 @@ def _facts_params(order: SalesOrder, *, reserve_loan_id: bool) -> list[Any]:
     params += [order.agent_id, *OPEN]
     if reserve_loan_id and connection.vendor == "postgresql":
         params.append(_loan_sequence())
-    params += [order.agent_id, BreachStatus.OPEN.value]
     return params
 
 
-def _facts_from(values: Sequence[Any]) -> Facts:
-    financed, related, max_dpd, loan_id, breach = values
-    return Facts(bool(financed), bool(related), int(max_dpd or 0), loan_id, bool(breach))
+def _facts_from(values: Sequence[Any], *, tripartite: MarginRead | None = None) -> Facts:
+    financed, related, max_dpd, loan_id = values
+    return Facts(bool(financed), bool(related), int(max_dpd or 0), loan_id, tripartite)
 
 
 def _facts(order: SalesOrder, *, reserve_loan_id: bool = False) -> Facts:
@@ -254,6 +278,7 @@ def decision_inputs(
     facts: Facts,
     *,
     program_available: Decimal | None = None,
+    tripartite: TripartiteFacts | None = None,
 ) -> engine.DecisionInputs:
     return engine.DecisionInputs(
         order_id=order.pk,
@@ -282,7 +307,26 @@ def decision_inputs(
         max_dpd_tolerated=program.max_dpd_tolerated,
         principal=principal,
         refer_rules=tuple(program.refer_rules or ()),
-        open_release_breach=facts.open_release_breach,
+        tripartite=tripartite.inputs() if tripartite is not None else None,
+    )
+
+
+def _tripartite(
+    order: SalesOrder, program: Program, terms: Terms, facts: Facts, *, lock: bool
+) -> TripartiteFacts | None:
+    """The tripartite facts when the program's terms are enabled (read with the line; the
+    fallback read of ``_program_and_line`` does not say, so ask then)."""
+    read = facts.tripartite
+    if read is not None:
+        return (
+            TripartiteFacts.from_read(read, order.amount, terms.principal) if read.enabled else None
+        )
+    return tripartite_facts(
+        program=program,
+        agent_id=order.agent_id,
+        order_amount=order.amount,
+        principal=terms.principal,
+        lock=lock,
     )
 
 
@@ -293,8 +337,9 @@ def loan_quote(*, user: User, order_id: int) -> Quote:
     order = _order_for_agent(user, order_id, lock=False)
     program, line, facts = _program_and_line(order, lock=False)
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
-    decision = engine.decide(decision_inputs(order, program, line, terms.principal, facts))
-    return Quote(order, program, terms, decision)
+    tri = _tripartite(order, program, terms, facts, lock=False)
+    inputs = decision_inputs(order, program, line, terms.principal, facts, tripartite=tri)
+    return Quote(order, program, terms, engine.decide(inputs), tri)
 
 
 class OrderAlreadyFinanced(Conflict):
@@ -361,20 +406,54 @@ def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> Fin
     if facts.already_financed:
         raise OrderAlreadyFinanced("This order has already been financed.")
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
-    decision = engine.decide(decision_inputs(order, program, line, terms.principal, facts))
-    rows = _rows(user, order, program, line, terms, decision, facts, reply_to)
-    if _write(rows):
+    tri = _tripartite(order, program, terms, facts, lock=True)
+    inputs = decision_inputs(order, program, line, terms.principal, facts, tripartite=tri)
+    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
+    if _write_with_margin(rows, tri):
         return rows
     # The program ran out between the line lock and the reservation: decide again on its
     # current figures (declined, insufficient_program_limit); nothing was written.
     program.refresh_from_db(fields=["outstanding_principal", "reserved", "limit"])
+    if tri is not None:  # or the free margin (a withdrawal meanwhile): read it again, locked
+        tri = _tripartite(order, program, terms, replace(facts, tripartite=None), lock=True)
     inputs = decision_inputs(
-        order, program, line, terms.principal, facts, program_available=program.available
+        order,
+        program,
+        line,
+        terms.principal,
+        facts,
+        program_available=program.available,
+        tripartite=tri,
     )
-    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to)
-    if not _write(rows):
+    rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
+    if not _write_with_margin(rows, tri):
         raise RuntimeError(f"order {order.pk}: a decision without a reservation was refused")
     return rows
+
+
+def _write_with_margin(rows: FinanceRows, tri: TripartiteFacts | None) -> bool:
+    """``_write``, and under a tripartite program, for a decision that reserves credit, the
+    margin's commit: on PostgreSQL inside the decision's own statement, conditional on the free
+    margin the decision saw (``margin_hotpath.margin_members``: nothing is written when a
+    withdrawal took it meanwhile, and the request is decided again); otherwise (SQLite, or no
+    margin account yet because nothing is required) after the rows, through the ORM."""
+    if tri is None or not rows.reserved:
+        return _write(rows)
+    single = connection.vendor == "postgresql" and SINGLE_STATEMENT and rows.loan.pk is not None
+    if single and tri.account_id is not None:
+        rows.margin = margin_members(
+            loan=rows.loan,
+            account_id=tri.account_id,
+            order_value=tri.order_value,
+            margin=tri.margin,
+            security=tri.security,
+            business_date=clock.business_date(rows.loan.program.time_zone),
+        )
+        return _write(rows)
+    written = _write(rows)
+    if written:
+        margin_commit(loan=rows.loan, facts=tri)
+    return written
 
 
 def _rows(
@@ -386,6 +465,7 @@ def _rows(
     decision: engine.DecisionResult,
     facts: Facts,
     reply_to: int | None,
+    tri: TripartiteFacts | None = None,
 ) -> FinanceRows:
     rows = finance_rows_build(
         user=user,
@@ -398,6 +478,8 @@ def _rows(
         now=clock.now(),
     )
     rows.reply_record = reply_to
+    if tri is not None and rows.disbursement is not None:  # the enterprise is paid loan + margin
+        rows.disbursement.amount = terms.principal + tri.margin
     return rows
 
 

@@ -53,6 +53,7 @@ from .audit import actor_label
 from .credit import line_reserve, program_reserve
 from .disbursement import creditor_of, disbursement_queue, end_to_end_id_for
 from .idempotency import StoredReply, idempotency_store_sql
+from .margin_hotpath import MarginMembers
 from .terms import Terms
 
 ZERO = Decimal("0.00")
@@ -71,6 +72,8 @@ class FinanceRows:
     # The claimed Idempotency-Key record and the reply to store on it with these rows.
     reply_record: int | None = None
     reply: StoredReply | None = None
+    # Under a tripartite program: the margin's commit, written in the same statement.
+    margin: MarginMembers | None = None
 
 
 def _audit(user: User, action: str, loan: Loan, before: dict, after: dict) -> AuditLog:  # type: ignore[type-arg]
@@ -194,11 +197,15 @@ def _reserve_members(rows: FinanceRows) -> list[Member]:
     amount = rows.reserved
     fits = f"{qn('limit')} >= ROUND({qn('outstanding_principal')} + {qn('reserved')} + %s, 2)"
     add = f"{qn('reserved')} = ROUND({qn('reserved')} + %s, 2)"
+    # Under a tripartite program the margin's conditional commit goes first and gates the rest.
+    gate = [rows.margin.gate] if rows.margin is not None else []
+    margin_applied = " AND EXISTS (SELECT 1 FROM marg)" if gate else ""
     return [
+        *gate,
         Member(
             "prog",
             f"UPDATE {qn(Program._meta.db_table)} SET {add} "  # noqa: S608 - names from code
-            f"WHERE {qn('id')} = %s AND {fits} RETURNING {qn('id')}",
+            f"WHERE {qn('id')} = %s AND {fits}{margin_applied} RETURNING {qn('id')}",
             (amount, rows.loan.program_id, amount),
         ),
         Member(
@@ -236,6 +243,8 @@ def finance_rows_write(rows: FinanceRows) -> bool:
         sql, params = insert_select(obj, source=source)
         members.append(Member(name, sql, params))
         previous = name if name.startswith("audit") else previous
+    if rows.margin is not None:
+        members += rows.margin.after
     if rows.reply_record is not None:
         if rows.reply is None:
             raise ValueError("an idempotent decision needs its reply before it is written")

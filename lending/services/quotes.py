@@ -1,5 +1,9 @@
 """Quotes for a page of orders: the engine in quote mode on every row, in three queries.
 
+Under programs with tripartite terms enabled, three more queries read the agents' margin,
+agreements and open release breaches, so a page refuses (or refers) what the click would
+(``agreement_missing``, ``insufficient_margin``, ``release_breach_open``).
+
 ``loan_quote`` answers for one order (the quote API and the portal's dialog). A list of orders
 asks the same question of each row, so that "Finance this order" is offered only where the click
 would not be refused, and a refusal says why. ``loan_quotes`` builds the same ``DecisionInputs``
@@ -7,7 +11,7 @@ for a whole page and runs the same ``engine.decide``; only the reads differ, bat
 
 1. the programs of the orders' enterprises (``pick_program`` chooses, as for one order);
 2. the agents' credit lines in them, each with "is the agent's relationship with the enterprise
-   active" and "has the agent an open release breach";
+   active";
 3. the loans that hold one of the orders, together with the agents' loans past due (the worst
    days past due per agent, and which loans to repay).
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db.models import Exists, OuterRef
 
@@ -28,9 +33,22 @@ from scf import clock
 from scf.errors import ApplicationError
 
 from .. import engine
-from ..models import HOLDS_ORDER, OPEN, BreachStatus, CreditLine, Loan, Program, ReleaseBreach
+from ..models import (
+    HOLDS_ORDER,
+    OPEN,
+    Agreement,
+    AgreementStatus,
+    BreachStatus,
+    CreditLine,
+    Loan,
+    MarginAccount,
+    Program,
+    ReleaseBreach,
+    TripartiteTerms,
+)
 from ..selectors.loans import loans_past_due
 from .finance import NO_CREDIT_LINE, Facts, NotConfigured, decision_inputs, pick_program
+from .margin_finance import MarginRead, TripartiteFacts
 from .terms import Terms, terms_for
 
 
@@ -82,10 +100,13 @@ def loan_quotes(*, orders: Sequence[SalesOrder]) -> dict[int, OrderQuote]:
         return {}
     agent_ids = {order.agent_id for order in orders}
     programs: dict[int, list[Program]] = defaultdict(list)
-    for program in Program.objects.filter(
-        enterprise_id__in={order.enterprise_id for order in orders}
-    ).order_by("id"):
+    for program in (
+        Program.objects.filter(enterprise_id__in={order.enterprise_id for order in orders})
+        .select_related("tripartite")
+        .order_by("id")
+    ):
         programs[program.enterprise_id].append(program)
+    margins = _margins(agent_ids, [p for ps in programs.values() for p in ps])
     lines = _lines(agent_ids, [p.pk for ps in programs.values() for p in ps])
     financed_by, past_due = _loans([order.pk for order in orders], agent_ids)
     quotes = {}
@@ -111,26 +132,72 @@ def loan_quotes(*, orders: Sequence[SalesOrder]) -> dict[int, OrderQuote]:
             relationship_active=bool(line.relationship_active),  # type: ignore[attr-defined]
             agent_max_dpd=max((r.days_past_due for r in agent_loans), default=0),
             loan_id=None,
-            open_release_breach=bool(line.open_release_breach),  # type: ignore[attr-defined]
         )
         terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
-        decision = engine.decide(decision_inputs(order, program, line, terms.principal, facts))
+        read = margins.get((order.agent_id, program.pk))
+        tri = TripartiteFacts.from_read(read, order.amount, terms.principal) if read else None
+        inputs = decision_inputs(order, program, line, terms.principal, facts, tripartite=tri)
+        decision = engine.decide(inputs)
         quotes[order.pk] = OrderQuote(
             order, program, terms, decision, financed_by=found, past_due=tuple(agent_loans)
         )
     return quotes
 
 
+def _terms_of(program: Program) -> TripartiteTerms | None:
+    try:
+        terms = program.tripartite
+    except TripartiteTerms.DoesNotExist:
+        return None
+    return terms if terms.enabled else None
+
+
+def _margins(agent_ids: set[int], programs: list[Program]) -> dict[tuple[int, int], MarginRead]:
+    """Under the programs with tripartite terms enabled, each agent's free margin, whether its
+    agreement is active and whether it has an open release breach (three more queries, only
+    when there are such programs)."""
+    enabled = {p.pk: t for p in programs if (t := _terms_of(p)) is not None}
+    if not enabled:
+        return {}
+    free = {
+        (agent, program): (account, amount)
+        for account, agent, program, amount in MarginAccount.objects.filter(
+            agent_id__in=agent_ids, program_id__in=list(enabled)
+        ).values_list("pk", "agent_id", "program_id", "free")
+    }
+    signed = set(
+        Agreement.objects.filter(
+            agent_id__in=agent_ids, program_id__in=list(enabled), status=AgreementStatus.ACTIVE
+        ).values_list("agent_id", "program_id")
+    )
+    breached = set(
+        ReleaseBreach.objects.filter(agent_id__in=agent_ids, status=BreachStatus.OPEN)
+        .values_list("agent_id", flat=True)
+        .distinct()
+    )
+    return {
+        (agent, program): MarginRead(
+            True,
+            terms.margin_ratio,
+            terms.security_ratio,
+            free.get((agent, program), (None, None))[0],
+            free.get((agent, program), (None, Decimal("0.00")))[1],
+            (agent, program) in signed,
+            agent in breached,
+        )
+        for agent in agent_ids
+        for program, terms in enabled.items()
+    }
+
+
 def _lines(agent_ids: set[int], program_ids: list[int]) -> dict[tuple[int, int], CreditLine]:
     """The agents' lines in those programs, each knowing whether the agent's relationship with
-    the program's enterprise is active (the program is the order's enterprise's) and whether
-    the agent has an open release breach."""
+    the program's enterprise is active (the program is the order's enterprise's)."""
     related = AgentRelationship.objects.filter(
         agent_id=OuterRef("agent_id"), enterprise_id=OuterRef("program__enterprise_id"), active=True
     )
-    breached = ReleaseBreach.objects.filter(agent_id=OuterRef("agent_id"), status=BreachStatus.OPEN)
     found = CreditLine.objects.filter(agent_id__in=agent_ids, program_id__in=program_ids).annotate(
-        relationship_active=Exists(related), open_release_breach=Exists(breached)
+        relationship_active=Exists(related)
     )
     return {(line.agent_id, line.program_id): line for line in found}
 

@@ -66,6 +66,7 @@ from .audit import actor_label
 from .credit import credit_repaid
 from .interest import basis_for, interest_rounded
 from .ledger import Posting, ledger_post, ledger_reverse
+from .margin_finance import security_release
 from .releases import goods_hold_repaid
 from .waterfall import Allocation, Payment, allocate, apply_allocation, replay
 
@@ -142,6 +143,8 @@ def loan_state_save(loan: Loan, before: LoanState, after: LoanState) -> None:
     credit_repaid(line_id=loan.credit_line_id, program_id=loan.program_id, principal=repaid)
     if repaid > 0:  # what the agent has paid for, the enterprise may now release
         goods_hold_repaid(loan=loan)
+    if after.status == LoanStatus.REPAID and before.status != LoanStatus.REPAID:
+        security_release(loan)  # a tripartite loan's security deposit goes back to free margin
 
 
 def repayment_apply_on_time(loan: Loan, request: RepaymentRequest) -> Repayment:

@@ -52,6 +52,7 @@ from .audit import SYSTEM, actor_label, audit_record
 from .credit import credit_release
 from .disbursement import disbursement_request
 from .lines import credit_line_freeze, credit_line_unfreeze
+from .margin_finance import margin_uncommit
 
 # Stable codes a reviewer picks from when declining (add more as needed, never rename).
 DECLINE_REASONS: dict[str, str] = {
@@ -436,6 +437,7 @@ def review_decline(*, user: User, review_id: int, reason: str, note: str = "") -
     _check_decidable(case, now)
     review, loan = case.review, case.loan
     _check_decliner(review, user)
+    margin_uncommit([loan])
     credit_release(
         line_id=loan.credit_line_id, program_id=loan.program_id, amount=loan.reserved_amount
     )
@@ -508,6 +510,7 @@ def _release_all(loans: list[Loan]) -> None:
     program_ids = sorted({program_id for _, program_id in per_line})
     list(CreditLine.objects.select_for_update().filter(pk__in=line_ids).order_by("pk").values("pk"))
     list(Program.objects.select_for_update().filter(pk__in=program_ids).order_by("pk").values("pk"))
+    margin_uncommit(loans)
     for (line_id, program_id), amount in sorted(per_line.items()):
         credit_release(line_id=line_id, program_id=program_id, amount=amount)
 

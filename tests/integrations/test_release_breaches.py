@@ -1,7 +1,8 @@
 """Release breaches: the order feed reports goods shipped beyond what was released.
 
 The breach is recorded after ingestion (every channel goes through the same follow-up), the
-agent's next finance requests are referred (``release_breach_open``) while it is open, and risk
+agent's next finance requests under the tripartite program are referred
+(``release_breach_open``) while it is open, and risk
 staff resolve it with a note (audited); a repeat of the same report raises nothing new.
 """
 
@@ -13,15 +14,15 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from lending.models import AuditLog, BreachStatus, GoodsHold, ReleaseBreach
-from orders.models import AgentRelationship
+from lending.models import AuditLog, BreachStatus, GoodsHold, Loan, ReleaseBreach
+from lending.services.breaches import release_breach_resolve
 from tests.conftest import client_for
 from tests.integrations.feed_helpers import post_bulk
 from tests.lending.active_loans import money_line
 from tests.lending.conftest import finance
-from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.lending.tripartite_makers import tripartite_loan
-from tests.orders.factories import EnterpriseFactory, OrderFactory, UserFactory, order_payload
+from tests.lending.tripartite_world import world as tripartite_world
+from tests.orders.factories import OrderFactory, UserFactory, order_payload
 
 pytestmark = pytest.mark.django_db
 VALUE_DATE = dt.date(2026, 11, 2)
@@ -47,17 +48,32 @@ def loan(agent: Any, enterprise: Any) -> Any:
 
 
 @pytest.fixture
-def other_order(agent: Any) -> Any:
-    """An order of the same agent under another enterprise's plain program."""
-    other = EnterpriseFactory()
-    AgentRelationship.objects.create(agent=agent, enterprise=other)
-    CreditLineFactory(agent=agent, program=ProgramFactory(enterprise=other, code="PLAIN"))
-    return OrderFactory(agent=agent, enterprise=other, amount="20000.00")
+def tri(enterprise: Any) -> Any:
+    """A tripartite program whose agent has lodged 100,000 of margin."""
+    return tripartite_world(enterprise, margin="100000.00")
 
 
-def test_shipped_beyond_released_is_a_breach_that_refers_the_agent_until_resolved(
-    loan: Any, enterprise: Any, agent_client: APIClient, other_order: Any
+def test_breach_on_a_financed_order_refers_the_agents_next_request_until_resolved(
+    tri: Any, enterprise: Any
 ) -> None:
+    agent_client = client_for(UserFactory(role="agent", agent=tri.agent))
+    first = OrderFactory(agent=tri.agent, enterprise=enterprise, amount="50000.00")
+    assert finance(agent_client, first.pk, key="k-1").json()["decision"]["outcome"] == "approved"
+    loan = Loan.objects.get(order=first)
+    assert GoodsHold.objects.filter(loan=loan).exists()
+    assert report(enterprise, loan, "shipped", 2).status_code == 200
+    breach = ReleaseBreach.objects.get(order=first)
+    second = OrderFactory(agent=tri.agent, enterprise=enterprise, amount="20000.00")
+    decided = finance(agent_client, second.pk, key="k-2").json()
+    assert decided["decision"]["outcome"] == "in_review"
+    assert [r["code"] for r in decided["decision"]["reasons"]] == ["release_breach_open"]
+    risk = UserFactory(role="risk_reviewer")
+    release_breach_resolve(breach_id=breach.pk, actor=risk, note="Agreed with the enterprise.")
+    third = OrderFactory(agent=tri.agent, enterprise=enterprise, amount="20000.00")
+    assert finance(agent_client, third.pk, key="k-3").json()["decision"]["outcome"] == "approved"
+
+
+def test_shipped_beyond_released_is_a_breach_risk_staff_resolve(loan: Any, enterprise: Any) -> None:
     assert report(enterprise, loan, "confirmed", 2).status_code == 200
     assert not ReleaseBreach.objects.exists()
     reply = report(enterprise, loan, "shipped", 3)
@@ -65,10 +81,6 @@ def test_shipped_beyond_released_is_a_breach_that_refers_the_agent_until_resolve
     breach = ReleaseBreach.objects.get()
     assert (breach.status, breach.order_status) == (BreachStatus.OPEN, "shipped")
     assert (str(breach.reported_value), str(breach.released_value)) == ("100000.00", "0.00")
-
-    decided = finance(agent_client, other_order.pk, key="k-breach").json()
-    assert decided["decision"]["outcome"] == "in_review"
-    assert [r["code"] for r in decided["decision"]["reasons"]] == ["release_breach_open"]
 
     # The enterprise sees it; risk staff resolve it with a note.
     admin = client_for(UserFactory(role="enterprise_admin", enterprise=enterprise))
@@ -84,13 +96,9 @@ def test_shipped_beyond_released_is_a_breach_that_refers_the_agent_until_resolve
     assert risk.post(url, {"note": "again"}, format="json").status_code == 409
     assert AuditLog.objects.filter(action="release_breach_resolved").count() == 1
 
-    # The same report again raises nothing new; the agent's requests are decided as usual.
+    # The same report again raises nothing new.
     assert report(enterprise, loan, "delivered", 4).status_code == 200
     assert ReleaseBreach.objects.filter(status=BreachStatus.OPEN).count() == 0
-    again = OrderFactory(agent=other_order.agent, enterprise=other_order.enterprise, amount="20000")
-    assert finance(agent_client, again.pk, key="k-after").json()["decision"]["outcome"] == (
-        "approved"
-    )
 
 
 def test_goods_released_in_full_ship_without_a_breach(

@@ -30,6 +30,9 @@ REASONS: dict[str, Any] = {
     "above_auto_approve_limit": _("Above the amount approved automatically."),
     "grade_below_auto_approve": _("The risk grade needs a person to review it."),
     "program_rule_refer": _("The program sends this case to a reviewer."),
+    "agreement_missing": _("No signed tripartite agreement under this program."),
+    "insufficient_margin": _("Not enough free margin lodged for this order."),
+    "release_breach_open": _("Goods were shipped beyond what was released."),
 }
 
 # Why no program can decide an order (``lending.services.finance.NotConfigured`` codes).
@@ -53,6 +56,9 @@ RULE_NAMES: dict[str, Any] = {
     "program_headroom": _("Room left in the program"),
     "auto_approve_limit": _("Automatic approval limit"),
     "auto_approve_grade": _("Automatic approval grade"),
+    "agreement": _("Tripartite agreement signed"),
+    "margin": _("Margin lodged"),
+    "release_breach": _("No open release breach"),
 }
 
 # What a rule found, by reason code, from the decision's stored inputs (the engine stores the same
@@ -83,6 +89,9 @@ RULE_DETAILS: dict[str, Any] = {
         "%(principal)s is above the auto-approve limit %(auto_approve_limit)s."
     ),
     "grade_below_auto_approve": _("Grade %(risk_grade)s is below %(auto_approve_grade)s."),
+    "agreement_missing": _("No active tripartite agreement."),
+    "insufficient_margin": _("Needs %(margin_required)s of margin; %(margin_free)s free."),
+    "release_breach_open": _("A release breach is open."),
 }
 PROGRAM_REFERS = _("%(detail)s The program refers this to review.")
 
@@ -114,6 +123,10 @@ INPUT_LABELS: dict[str, Any] = {
     "max_dpd_tolerated": _("Days past due tolerated"),
     "principal": _("Principal"),
     "refer_rules": _("Rules the program refers"),
+    "agreement_active": _("Tripartite agreement signed"),
+    "margin_required": _("Margin required"),
+    "margin_free": _("Free margin"),
+    "release_breach_open": _("Release breach open"),
 }
 MONEY_INPUTS = frozenset(
     {
@@ -125,6 +138,8 @@ MONEY_INPUTS = frozenset(
         "max_principal",
         "auto_approve_limit",
         "principal",
+        "margin_required",
+        "margin_free",
     }
 )
 
@@ -161,12 +176,20 @@ def input_text(name: str, value: Any, currency: str) -> str:
     return str(value)
 
 
+def _flat(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs with a tripartite program's own (stored nested) among the rest; none outside
+    one."""
+    flat = {name: v for name, v in inputs.items() if name != "tripartite"}
+    flat.update(inputs.get("tripartite") or {})
+    return flat
+
+
 def decision_inputs(inputs: dict[str, Any]) -> list[dict[str, str]]:
     """The decision's stored inputs in words: ``{"code", "label", "value"}`` each."""
     currency = str(inputs.get("program_currency") or "CNY")
     return [
         {"code": name, "label": word(INPUT_LABELS, name), "value": input_text(name, v, currency)}
-        for name, v in inputs.items()
+        for name, v in _flat(inputs).items()
     ]
 
 
@@ -175,7 +198,7 @@ def _detail(code: str, inputs: dict[str, Any]) -> str:
     if template is None:
         return ""
     currency = str(inputs.get("program_currency") or "CNY")
-    values = {name: input_text(name, v, currency) for name, v in inputs.items()}
+    values = {name: input_text(name, v, currency) for name, v in _flat(inputs).items()}
     try:
         return str(template) % values
     except (KeyError, TypeError, ValueError):  # an input this decision did not store
