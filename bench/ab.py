@@ -10,13 +10,19 @@ nanoseconds), and prints the medians and the median of the pair-by-pair ratios B
 
 What is switched (``--toggle``):
 
-* ``instances``: the click's model instances made by ``scf.sql.build`` and ``model_from_row``
-  (A) or by ``Model.__init__`` (B), forced by the switch the helpers have for models with init
-  receivers;
+* ``instances``: the click's model instances made by ``scf.hotpath.build`` and ``model_from_row``
+  (A) or by ``Model.__init__`` (B): the ``SCF_FAST_INSTANCES`` setting;
+* ``plans``: sessions with ``plan_cache_mode = force_generic_plan`` (A) or PostgreSQL's own
+  choice (B): the ``SCF_GENERIC_PLANS`` setting, each block on a new connection;
+* ``prepared``: the hot statements prepared (A) or not (B): ``SCF_PREPARED_STATEMENTS``, each
+  block on a new connection;
 * ``roundtrip``: the click as it is (A), or with one more round trip to PostgreSQL, a prepared
-  ``SELECT 1`` before the order is read (B): what one round trip costs the app and the backend.
+  ``SELECT 1`` when the request starts (B): what one round trip costs the app and the backend.
 
-    .venv/bin/python -m bench.ab [--toggle instances|roundtrip] [--blocks 80] [--block 50]
+Every switch is public: a setting (``override_settings``) or a request signal.
+
+    .venv/bin/python -m bench.ab [--toggle instances|plans|prepared|roundtrip]
+                                 [--blocks 80] [--block 50]
 """
 
 from __future__ import annotations
@@ -43,45 +49,55 @@ from bench.lib.cpu import backend_cpu_seconds
 from bench.lib.db import app_env, django_setup, ensure_database
 
 
-def _instances(on: bool) -> Callable[[], None]:
-    import scf.sql
+def _setting(name: str, *, close: bool = False) -> Callable[[bool], Callable[[], None]]:
+    """A switch of the boolean setting ``name`` (the app's public switch): True on side A, False
+    on side B. ``close``: the setting is read when a connection opens, so every block (either
+    side) starts on a new one."""
 
-    ours = scf.sql._has_init_receivers
-    if on:
-        scf.sql._has_init_receivers = lambda model: True  # type: ignore[assignment]
+    def switch(on: bool) -> Callable[[], None]:
+        from django.db import connection
+        from django.test.utils import override_settings
 
-    def undo() -> None:
-        scf.sql._has_init_receivers = ours
+        override = override_settings(**{name: not on})
+        override.enable()
+        if close:
+            connection.close()
 
-    return undo
+        def undo() -> None:
+            override.disable()
+            if close:
+                connection.close()
+
+        return undo
+
+    return switch
 
 
 def _roundtrip(on: bool) -> Callable[[], None]:
+    from django.core.signals import request_started
     from django.db import connection
 
-    from lending.services import finance as service
-    from scf.sql import execute_prepared
+    from scf.hotpath import execute_prepared
 
-    plain = service._order_for_agent
-
-    def with_one_more(*args: Any, **kwargs: Any) -> Any:
+    def one_more(**kwargs: Any) -> None:
         with connection.cursor() as cursor:
             execute_prepared(cursor, "SELECT 1", [])
             cursor.fetchone()
-        return plain(*args, **kwargs)
 
     if on:
-        service._order_for_agent = with_one_more  # type: ignore[assignment]
+        request_started.connect(one_more, dispatch_uid="bench.ab.roundtrip")
 
     def undo() -> None:
-        service._order_for_agent = plain  # type: ignore[assignment]
+        request_started.disconnect(dispatch_uid="bench.ab.roundtrip")
 
     return undo
 
 
 # name: (label of A, label of B, switch: B on when called with True; returns its undo)
 TOGGLES: dict[str, tuple[str, str, Callable[[bool], Callable[[], None]]]] = {
-    "instances": ("ours", "Django's", _instances),
+    "instances": ("ours", "Django's", _setting("SCF_FAST_INSTANCES")),
+    "plans": ("generic plans", "server's choice", _setting("SCF_GENERIC_PLANS", close=True)),
+    "prepared": ("prepared", "not prepared", _setting("SCF_PREPARED_STATEMENTS", close=True)),
     "roundtrip": ("as is", "one more round trip", _roundtrip),
 }
 

@@ -23,8 +23,8 @@ Design
   one reminder twice; nothing can send it more often.
 * **The message** quotes the loan reference (to use as the payment reference), the amounts owed
   as of the last accrual (principal + interest + penalty), the due date and the lender's
-  settlement account: the program's bank's ``settlement_account_no``, else
-  ``settings.LENDER_SETTLEMENT_ACCOUNT``, else ``DEFAULT_LENDER_SETTLEMENT_ACCOUNT``.
+  repayment account (``lending.selectors.programs.repayment_account``, as the loan page and the
+  bank's payment order quote it).
 """
 
 from __future__ import annotations
@@ -42,12 +42,11 @@ from django.db import transaction
 from django.db.models import Min, Q, QuerySet
 
 from lending.models import OPEN, Loan, Program
+from lending.selectors.programs import repayment_account
 from scf import clock
 
 from .models import Notification
 
-DEFAULT_LENDER_SETTLEMENT_ACCOUNT = "6216610000000000001"
-DEFAULT_DAYS_BEFORE_DUE = 3
 OVERDUE_EVERY_DAYS = 7
 ACCELERATED_WINDOW = dt.timedelta(days=7)
 KEY_CHUNK = 1000
@@ -76,7 +75,7 @@ class Reminder:
 
 
 def days_before_due() -> int:
-    return int(getattr(settings, "REMINDER_DAYS_BEFORE_DUE", DEFAULT_DAYS_BEFORE_DUE))
+    return int(settings.REMINDER_DAYS_BEFORE_DUE)
 
 
 def _owing(zone: str) -> QuerySet[Loan]:
@@ -133,14 +132,6 @@ def reminders_due(*, today: dt.date | None = None) -> list[Reminder]:
     return reminders
 
 
-def lender_account(program: Program) -> str:
-    return (
-        program.bank.settlement_account_no
-        or getattr(settings, "LENDER_SETTLEMENT_ACCOUNT", "")
-        or DEFAULT_LENDER_SETTLEMENT_ACCOUNT
-    )
-
-
 def _headline(reminder: Reminder) -> tuple[str, str]:
     loan, today = reminder.loan, reminder.today
     due = loan.due_date.isoformat()
@@ -188,7 +179,7 @@ def _message(reminder: Reminder) -> tuple[str, str]:
             row("total", total),
             "Interest accrues daily until the loan is repaid.",
             "",
-            f"Pay to: {bank.name}, account {lender_account(loan.program)}, "
+            f"Pay to: {bank.name}, account {repayment_account(loan.program)}, "
             f"reference {loan.reference}.",
         ]
     )

@@ -16,7 +16,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
-from scf.sql import execute_prepared, model_from_row, select_list
+from scf.hotpath import execute_prepared, model_from_row, select_list
 
 
 class FastTokenAuthentication(TokenAuthentication):

@@ -15,16 +15,14 @@ from django.utils.module_loading import import_string
 
 from .interface import BankAdapter
 
-DEFAULT_BANK_ADAPTER = "integrations.bank.sandbox.SandboxBank"
-
 _adapters: dict[tuple[str, str], BankAdapter] = {}
 _adapters_lock = threading.Lock()
 
 
 def bank_adapter() -> BankAdapter:
     """The configured adapter (built on first use, then shared by the process's threads)."""
-    path = getattr(settings, "BANK_ADAPTER", None) or DEFAULT_BANK_ADAPTER
-    config = json.dumps(getattr(settings, "SANDBOX_BANK", None) or {}, sort_keys=True, default=str)
+    path = settings.BANK_ADAPTER
+    config = json.dumps(settings.SANDBOX_BANK or {}, sort_keys=True, default=str)
     key = (path, config)
     with _adapters_lock:
         adapter = _adapters.get(key)

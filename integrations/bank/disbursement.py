@@ -29,6 +29,7 @@ from enum import StrEnum
 from django.conf import settings
 
 from lending.models import Disbursement, DisbursementStatus
+from lending.selectors.programs import repayment_account
 from lending.services.disbursement import (
     disbursement_fail,
     disbursement_lease,
@@ -55,26 +56,22 @@ logger = logging.getLogger(__name__)
 BANK_UNREACHABLE = "bank_unreachable"
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
-
-
 def lease_seconds() -> float:
     """How long one attempt may hold a disbursement: well above a bank call's timeout."""
-    return _setting("DISBURSEMENT_LEASE_SECONDS", 60)
+    return float(settings.DISBURSEMENT_LEASE_SECONDS)
 
 
 def retry_delay(attempt: int) -> float:
     """Exponential backoff with equal jitter: half the step fixed, half random."""
-    base = _setting("DISBURSEMENT_RETRY_BACKOFF_SECONDS", 2)
-    step = min(_setting("DISBURSEMENT_RETRY_BACKOFF_MAX_SECONDS", 300), base * 2 ** max(attempt, 0))
+    base = float(settings.DISBURSEMENT_RETRY_BACKOFF_SECONDS)
+    step = min(float(settings.DISBURSEMENT_RETRY_BACKOFF_MAX_SECONDS), base * 2 ** max(attempt, 0))
     return step / 2 + random.uniform(0, step / 2)
 
 
 def poll_delay(attempt: int) -> float:
     """When to ask again about an accepted transfer: doubling from the base, capped."""
-    base = _setting("DISBURSEMENT_POLL_SECONDS", 5)
-    return min(_setting("DISBURSEMENT_POLL_MAX_SECONDS", 300), base * 2 ** max(attempt - 1, 0))
+    base = float(settings.DISBURSEMENT_POLL_SECONDS)
+    return min(float(settings.DISBURSEMENT_POLL_MAX_SECONDS), base * 2 ** max(attempt - 1, 0))
 
 
 class Outcome(StrEnum):
@@ -103,9 +100,7 @@ class DisbursementRetry(Exception):
 
 def _request_for(disbursement: Disbursement) -> TransferRequest:
     loan = disbursement.loan
-    debtor = loan.program.bank.settlement_account_no or getattr(
-        settings, "LENDER_SETTLEMENT_ACCOUNT", ""
-    )
+    debtor = repayment_account(loan.program)
     return TransferRequest(
         end_to_end_id=disbursement.end_to_end_id,
         amount=disbursement.amount,
@@ -208,7 +203,7 @@ def disbursement_execute(disbursement_id: int, *, bank: BankAdapter | None = Non
         raise DisbursementRetry(disbursement_id, delay, exc) from exc
     except Exception as exc:
         # Unexpected (a bug, the database): free the row for the sweeper, then fail loudly.
-        _release_after_error(disbursement, exc, _setting("DISBURSEMENT_POLL_MAX_SECONDS", 300))
+        _release_after_error(disbursement, exc, float(settings.DISBURSEMENT_POLL_MAX_SECONDS))
         raise
 
 
@@ -225,7 +220,7 @@ def disbursement_give_up(
     try:
         status = (bank or bank_adapter()).transfer_status(disbursement.end_to_end_id)
     except BankTransientError as exc:
-        _release_after_error(disbursement, exc, _setting("DISBURSEMENT_POLL_MAX_SECONDS", 300))
+        _release_after_error(disbursement, exc, float(settings.DISBURSEMENT_POLL_MAX_SECONDS))
         return Outcome.UNRESOLVED
     if status.state is TransferState.UNKNOWN:
         disbursement_fail(

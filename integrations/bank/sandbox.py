@@ -80,7 +80,7 @@ class SandboxConfig:
     @classmethod
     def from_settings(cls) -> SandboxConfig:
         """``settings.SANDBOX_BANK`` (a dict; missing keys take the defaults above)."""
-        raw: dict[str, Any] = dict(getattr(settings, "SANDBOX_BANK", None) or {})
+        raw: dict[str, Any] = dict(settings.SANDBOX_BANK or {})
         unknown = set(raw) - {f.name for f in fields(cls)}
         if unknown:
             raise ImproperlyConfigured(f"Unknown SANDBOX_BANK keys: {sorted(unknown)}")

@@ -15,6 +15,7 @@ means an open loan (active or overdue) whose status is overdue or whose DPD is a
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import (
     Count,
     Exists,
@@ -111,3 +112,11 @@ def program_list(*, user: User) -> QuerySet[Program]:
 def program_get(*, user: User, program_id: int) -> Program | None:
     """One of the user's programs with its terms and headline figures."""
     return _with_figures(programs_visible_to(user)).filter(pk=program_id).first()
+
+
+def repayment_account(program: Program) -> str:
+    """The lender's account an agent repays a loan of ``program`` into, and the account its
+    payouts are sent from: the program's bank's settlement account, else the platform's
+    ``LENDER_SETTLEMENT_ACCOUNT``. The bank's payment order, the reminders and the loan page all
+    quote this one."""
+    return program.bank.settlement_account_no or settings.LENDER_SETTLEMENT_ACCOUNT

@@ -44,6 +44,7 @@ from django.db.models import Exists, OuterRef, Q
 from orders.models import OrderStatus
 from scf import clock
 
+from ..locks import loans_locked, program_lock, reviews_locked
 from ..models import (
     OPEN,
     REVIEW_OPEN,
@@ -55,7 +56,6 @@ from ..models import (
     ReviewStatus,
 )
 from .audit import SYSTEM, audit_record
-from .cob import program_lock
 from .credit import credit_release
 
 ORDER_CANCELLED = "order_cancelled"
@@ -121,7 +121,7 @@ def _accelerate(loan: Loan, *, reason: str, actor: Any, now: dt.datetime) -> Non
 
 
 def _lock_loan(loan_id: int) -> Loan:
-    return Loan.objects.select_for_update(of=("self",)).select_related("program").get(pk=loan_id)
+    return loans_locked().select_related("program").get(pk=loan_id)
 
 
 def _decline(loan: Loan, reviews: list[Review], actor: Any, now: dt.datetime) -> None:
@@ -168,11 +168,7 @@ def loan_order_cancelled(*, loan_id: int, actor: Any = None) -> CancellationOutc
     """Apply the cancellation of its order to one loan (see the module docstring). Idempotent."""
     program_id = Loan.objects.values_list("program_id", flat=True).get(pk=loan_id)
     program_lock(program_id, exclusive=False)
-    reviews = list(
-        Review.objects.select_for_update()
-        .filter(loan_id=loan_id, status__in=REVIEW_OPEN)
-        .order_by("pk")
-    )
+    reviews = list(reviews_locked().filter(loan_id=loan_id, status__in=REVIEW_OPEN).order_by("pk"))
     loan = _lock_loan(loan_id)
     now = clock.now()
     if loan.status in OPEN:

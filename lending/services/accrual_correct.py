@@ -40,12 +40,12 @@ from django.db import transaction
 
 from scf import clock
 
+from ..locks import loan_lock
 from ..models import OPEN, Accrual, AuditLog, Loan, LoanStatus
 from .accrual import ZERO, LoanState
 from .audit import audit_record
 from .interest import basis_for, interest_rounded
 from .repayment_apply import Replayed, loan_replay, loan_state_save
-from .repayments import loan_lock
 
 CORRECTABLE = (*OPEN, LoanStatus.REPAID)
 CORRECTED = "accrual_corrected"

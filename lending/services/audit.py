@@ -9,6 +9,8 @@ from typing import Any
 
 from django.db import models
 
+from scf.hotpath import build
+
 from ..models import AuditLog
 
 SYSTEM = "system"
@@ -31,7 +33,24 @@ def audit_record(
     after: dict[str, Any] | None = None,
     note: str = "",
 ) -> AuditLog:
-    return AuditLog.objects.create(
+    audit = audit_build(actor=actor, action=action, obj=obj, before=before, after=after, note=note)
+    audit.save(force_insert=True)
+    return audit
+
+
+def audit_build(
+    *,
+    actor: Any,
+    action: str,
+    obj: models.Model,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    note: str = "",
+) -> AuditLog:
+    """The audit row of a change, unsaved (``audit_record`` saves it; the finance click writes
+    it with its other rows)."""
+    return build(
+        AuditLog,
         actor=actor if getattr(actor, "pk", None) is not None else None,
         actor_label=actor_label(actor),
         action=action,

@@ -23,6 +23,7 @@ from orders.models import OrderStatus, User
 from scf import clock
 from scf.errors import Conflict, PermissionDenied, ValidationFailed
 
+from ..locks import breach_lock
 from ..models import BreachStatus, GoodsHold, HoldStatus, ReleaseBreach
 from .audit import audit_record
 
@@ -92,7 +93,7 @@ def release_breach_resolve(*, breach_id: int, actor: User, note: str) -> Release
     if not cleaned or len(cleaned) > MAX_NOTE:
         message = f"Say how it was resolved (1 to {MAX_NOTE} characters)."
         raise ValidationFailed(message, fields={"note": [message]})
-    breach = ReleaseBreach.objects.select_for_update().get(pk=breach_id)
+    breach = breach_lock(breach_id)
     if breach.status != BreachStatus.OPEN:
         raise BreachNotOpen(f"Breach {breach.pk} is already {breach.status}.")
     breach.status = BreachStatus.RESOLVED

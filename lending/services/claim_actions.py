@@ -12,8 +12,8 @@
   claim did not cover stays with the agent. Exactly once per bank reference (the ledger entry's
   idempotency key ``claimpay:<reference>``); more than is still due is refused.
 
-Locks: the loan's (``repayments.loan_lock``: program advisory lock shared, loan, line, program),
-then the claim's row.
+Locks (``lending.locks``): the loan's (``loan_lock``: program advisory lock shared, loan, line,
+program), then the claim's row (``claim_lock``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from scf import clock
 from scf.errors import Conflict, PermissionDenied, ValidationFailed
 from scf.money import parse_amount
 
+from ..locks import claim_lock, loan_lock
 from ..models import (
     AccountCode,
     Agreement,
@@ -47,7 +48,6 @@ from ..models import (
 )
 from .audit import audit_record
 from .ledger import Posting, ledger_post
-from .repayments import loan_lock
 
 PAYABLE = (
     ClaimStatus.RAISED,
@@ -77,7 +77,7 @@ def _check_enterprise(claim: GuaranteeClaim, actor: User) -> None:
 
 
 def _locked(claim_id: int) -> GuaranteeClaim:
-    return GuaranteeClaim.objects.select_for_update().select_related("loan").get(pk=claim_id)
+    return claim_lock(claim_id)
 
 
 @transaction.atomic

@@ -39,6 +39,7 @@ from django.db.models import Exists, F, OuterRef, Q
 
 from scf import clock
 
+from ..locks import agreements_locked, tripartite_terms_lock
 from ..models import (
     OPEN,
     AccountCode,
@@ -95,7 +96,7 @@ def _candidates(program: Program, terms: TripartiteTerms) -> list[Loan]:
 
 
 def _agreements(program: Program, agent_ids: set[int]) -> dict[int, Agreement]:
-    rows = Agreement.objects.select_for_update().filter(
+    rows = agreements_locked().filter(
         program=program, agent_id__in=agent_ids, status=AgreementStatus.ACTIVE
     )
     return {a.agent_id: a for a in rows.order_by("agent_id")}
@@ -126,7 +127,7 @@ def _size(loan: Loan, terms: TripartiteTerms) -> _Sized:
 
 def cob_claims_raise(*, program: Program, business_date: dt.date) -> ClaimsResult:
     """Raise the night's claims of ``program`` (see the module docstring). Inside COB."""
-    terms = TripartiteTerms.objects.select_for_update().filter(program=program).first()
+    terms = tripartite_terms_lock(program.pk)
     if terms is None or not terms.enabled or terms.guarantee_type == GuaranteeType.NONE:
         return ClaimsResult()
     loans = _candidates(program, terms)

@@ -42,6 +42,7 @@ from scf import clock
 from scf.errors import ApplicationError, Conflict, ValidationFailed
 from scf.sql import insert_rows
 
+from ..locks import loans_locked, program_lock
 from ..models import (
     OPEN,
     AccrualKind,
@@ -61,7 +62,6 @@ from .cob_day import cob_day_accrue
 logger = logging.getLogger(__name__)
 
 # Advisory lock keys: this namespace in the high 32 bits, the program id in the low 32.
-LOCK_NAMESPACE = 0x5CF0
 
 
 class CobOutOfOrder(Conflict):
@@ -82,18 +82,6 @@ class CobResult:
     penalty_total: Decimal = ZERO
     caught_up: int = 0
     error: str = ""
-
-
-def program_lock(program_id: int, *, exclusive: bool) -> None:
-    """Take the program's COB/repayment advisory lock until the transaction ends (PostgreSQL).
-
-    Elsewhere (SQLite) writers are serialised by the database anyway.
-    """
-    if connection.vendor != "postgresql":
-        return
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {function}(%s)", [(LOCK_NAMESPACE << 32) | program_id])
 
 
 # --- one program, one date ----------------------------------------------------------------------
@@ -172,7 +160,7 @@ def _catch_up_behind(program: Program, business_date: dt.date) -> int:
     """Bring loans that missed earlier dates (late value dates) up to the day before, one by one."""
     previous = business_date - dt.timedelta(days=1)
     behind = (
-        Loan.objects.select_for_update(of=("self",))  # not the joined program row
+        loans_locked()  # not the joined program row
         .select_related("program")
         .filter(program=program, status__in=OPEN, value_date__lte=previous)
         .filter(Q(accrued_through__isnull=True) | Q(accrued_through__lt=previous))

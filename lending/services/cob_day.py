@@ -3,7 +3,7 @@
 * **PostgreSQL: one set-based statement** (``day_sql``). A materialised CTE computes every open
   loan's day (interest and penalty) in stages, with the exact arithmetic of
   ``lending.services.interest`` (``numerator_add``, ``interest_rounded``) in exact ``NUMERIC``;
-  from the same rows one ``INSERT ... SELECT`` writes the ``lending_accrual`` rows (both kinds)
+  from the same rows one ``INSERT ... SELECT`` writes the ``Accrual`` rows (both kinds)
   and one ``UPDATE ... FROM`` moves the loans' numerators, posted totals, balances, days past due
   and status. It returns only counts and totals. The general ledger gets one entry per
   (program, date, kind), Dr receivable / Cr income for the day's total; the rows point at it.
@@ -24,6 +24,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q
 
+from ..locks import loans_locked
 from ..models import OPEN, Accrual, AccrualKind, JournalEntry, Loan, LoanStatus, Program
 from .accrual import (
     ACCRUAL_FIELDS,
@@ -85,7 +86,7 @@ def _accrue_day_python(
     program: Program, business_date: dt.date
 ) -> tuple[int, dict[AccrualKind, Decimal]]:
     """SQLite / demo path: a Python loop over the loans. PostgreSQL uses ``_accrue_day_sql``."""
-    loans = list(_open_for_day(program, business_date).select_for_update())
+    loans = list(loans_locked(_open_for_day(program, business_date)))
     rows: list[tuple[int, DayAccrual]] = []
     for loan in loans:
         state, day_rows = accrue_day(LoanState.of(loan), AccrualTerms.of(loan), business_date)
@@ -154,7 +155,7 @@ WITH day AS MATERIALIZED (
                            l.outstanding_principal > 0 AS accrues,
                            l.outstanding_principal > 0
                                AND %(day)s > l.due_date + l.grace_days AS penal
-                    FROM lending_loan l
+                    FROM {loans} l
                     WHERE l.program_id = %(program)s AND l.status IN %(open)s
                       AND l.value_date <= %(day)s
                       AND (l.accrued_through IS NULL OR l.accrued_through < %(day)s)
@@ -169,7 +170,7 @@ WITH day AS MATERIALIZED (
     ) s4
 ),
 ins AS (
-    INSERT INTO lending_accrual
+    INSERT INTO {accruals}
         (loan_id, business_date, kind, base, annual_rate, numerator, amount, journal_entry_id)
     SELECT loan_id, %(day)s, %(interest_kind)s, base, annual_rate, i_num, i_amount,
            %(interest_entry)s
@@ -181,7 +182,7 @@ ins AS (
     RETURNING kind, amount
 ),
 upd AS (
-    UPDATE lending_loan l SET
+    UPDATE {loans} l SET
         interest_numerator = d.i_num,
         interest_posted_cumulative = d.i_posted,
         accrued_interest = l.accrued_interest + d.i_amount,
@@ -202,8 +203,12 @@ SELECT kind, count(*), coalesce(sum(amount), 0) FROM ins GROUP BY kind
 
 
 def day_sql() -> str:
-    """The COB statement for one program and date (named parameters, see ``_accrue_day_sql``)."""
+    """The COB statement for one program and date (named parameters, see ``_accrue_day_sql``);
+    tables named as the models name them."""
+    qn = connection.ops.quote_name
     return _DAY_SQL.format(
+        loans=qn(Loan._meta.db_table),
+        accruals=qn(Accrual._meta.db_table),
         i_num=_NUMERATOR.format(flag="accrues", p="i", rate="annual_rate"),
         p_num=_NUMERATOR.format(flag="penal", p="p", rate="penalty_rate"),
         i_quotient=_QUOTIENT.format(flag="accrues", p="i"),

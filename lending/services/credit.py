@@ -1,18 +1,23 @@
 """Credit reservation on a line and its program, in the database, never in Python memory.
 
-Locks are always taken in one order: sales order -> credit line -> program. A line is locked with
-``SELECT ... FOR UPDATE`` by the finance service (so the decision sees exact line figures); the
-program, shared by every agent, is only touched by a conditional UPDATE as late as possible, so
-its row lock is held for the shortest time. The CHECK constraints on both tables are the last line
-of defence: no code path can leave ``outstanding + reserved > limit`` or a negative balance.
+Locks follow ``lending.locks``: sales order -> credit line -> program. A line is locked by the
+finance service before it decides (so the decision sees exact line figures); the program, shared
+by every agent, is only touched by a conditional UPDATE as late as possible, so its row lock is
+held for the shortest time. The CHECK constraints on both tables are the last line of defence:
+no code path can leave ``outstanding + reserved > limit`` or a negative balance.
+
+The reservation rule (it fits when ``limit >= outstanding + reserved + amount``, all in cents) is
+written once, as the SQL of ``reservation_sql``: the ORM path here filters and updates with it,
+and the finance click's single statement (``lending.services.finance_hotpath``) embeds it.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import F
-from django.db.models.expressions import CombinedExpression
+from django.db import connection
+from django.db.models import BooleanField, DecimalField, F, Model
+from django.db.models.expressions import CombinedExpression, RawSQL
 from django.db.models.functions import Round
 
 from scf.errors import Conflict
@@ -30,21 +35,35 @@ class ProgramExhausted(Conflict):
     code = "insufficient_program_limit"
 
 
+def reservation_sql() -> tuple[str, str]:
+    """The reservation rule as SQL on a line's or a program's row, each with one ``%s`` for the
+    amount: the condition that it fits, and the new ``reserved`` (both rounded to the cent, as
+    ``_cents`` rounds)."""
+    qn = connection.ops.quote_name
+    fits = f"{qn('limit')} >= ROUND({qn('outstanding_principal')} + {qn('reserved')} + %s, 2)"
+    return fits, f"ROUND({qn('reserved')} + %s, 2)"
+
+
+def _reserve(model: type[Model], pk: int, amount: Decimal) -> bool:
+    """Apply ``reservation_sql`` to one row through the ORM; False when it does not fit."""
+    fits, reserved = reservation_sql()
+    money: DecimalField[Decimal, Decimal] = DecimalField(max_digits=18, decimal_places=2)
+    return bool(
+        model._default_manager.filter(pk=pk)
+        .filter(RawSQL(fits, (amount,), output_field=BooleanField()))  # noqa: S611 - SQL from code
+        .update(reserved=RawSQL(reserved, (amount,), output_field=money))  # noqa: S611
+    )
+
+
 def program_reserve(*, program_id: int, amount: Decimal) -> None:
     """Reserve ``amount`` in the program if it fits, else ``ProgramExhausted``. Atomic on its own."""
-    updated = Program.objects.filter(
-        pk=program_id, limit__gte=_cents(F("outstanding_principal") + F("reserved") + amount)
-    ).update(reserved=_cents(F("reserved") + amount))
-    if not updated:
+    if not _reserve(Program, program_id, amount):
         raise ProgramExhausted("Not enough room left in the program.")
 
 
 def line_reserve(*, line_id: int, amount: Decimal) -> None:
     """Reserve on a line the caller has locked (and checked)."""
-    updated = CreditLine.objects.filter(
-        pk=line_id, limit__gte=_cents(F("outstanding_principal") + F("reserved") + amount)
-    ).update(reserved=_cents(F("reserved") + amount))
-    if not updated:
+    if not _reserve(CreditLine, line_id, amount):
         raise Conflict("Not enough credit left on the line.", code="insufficient_credit_line")
 
 

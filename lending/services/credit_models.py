@@ -15,6 +15,7 @@ from django.db import transaction
 from orders.models import User
 from scf import clock
 
+from ..locks import credit_models_locked
 from ..models import CreditModel
 from ..scoring import scorecard as sc
 from ..scoring.training import default_as_of, promotion, scorecard_fit
@@ -38,7 +39,7 @@ def credit_model_train(
     as_of = as_of or default_as_of()
     fitted = scorecard_fit(as_of=as_of, features=features, program_id=program_id)
     with transaction.atomic():
-        current = CreditModel.objects.select_for_update().filter(promoted=True).first()
+        current = credit_models_locked().filter(promoted=True).first()
         promote, reason, comparison = promotion(fitted, current)
         fitted.metrics["promotion"] = {"promoted": promote, "reason": reason, **comparison}
         model = _store(fitted.card, fitted.metrics, as_of, actor, reason)
@@ -57,7 +58,7 @@ def credit_model_train(
 def _store(
     card: sc.Scorecard, metrics: dict[str, Any], as_of: dt.date, actor: User | None, refusal: str
 ) -> CreditModel:
-    latest = CreditModel.objects.select_for_update().order_by("-version").first()
+    latest = credit_models_locked().order_by("-version").first()
     return CreditModel.objects.create(
         version=(latest.version + 1) if latest else 1,
         trained_at=clock.now(),

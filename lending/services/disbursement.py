@@ -39,9 +39,12 @@ from django.db.models import F, Q
 from scf import clock
 from scf.enqueue import batch_relay, enqueue_on_commit
 from scf.errors import Conflict
+from scf.hotpath import build
 from scf.task_relay import BatchRelay
 
+from ..locks import disbursement_lock, loans_locked
 from ..models import (
+    AuditLog,
     Disbursement,
     DisbursementStatus,
     EntryKind,
@@ -50,7 +53,7 @@ from ..models import (
     Review,
     ReviewKind,
 )
-from .audit import audit_record
+from .audit import audit_build, audit_record
 from .credit import credit_consume, credit_release
 from .ledger import ledger_post
 from .margin_finance import (
@@ -83,42 +86,55 @@ def creditor_of(enterprise: Any) -> tuple[str, str, str]:
     return name[:200], enterprise.settlement_account_no, enterprise.settlement_bank[:200]
 
 
+def disbursement_build(
+    *, loan: Loan, enterprise: Any, actor: Any, now: dt.datetime
+) -> tuple[Disbursement, AuditLog]:
+    """The payment row of an approved loan and the audit of its ``approved -> disbursing`` step,
+    both unsaved: the creditor is the core enterprise's settlement account; the end-to-end id is
+    left empty while the loan has no id (set it when the loan is saved)."""
+    name, account, bank = creditor_of(enterprise)
+    disbursement = build(
+        Disbursement,
+        loan=loan,
+        end_to_end_id=end_to_end_id_for(loan.pk) if loan.pk else "",
+        amount=loan.principal,
+        currency=loan.currency,
+        creditor_name=name,
+        creditor_account=account,
+        creditor_bank=bank,
+        created_at=now,
+    )
+    audit = audit_build(
+        actor=actor,
+        action="loan.disbursing",
+        obj=loan,
+        before={"status": LoanStatus.APPROVED},
+        after={"status": LoanStatus.DISBURSING, "end_to_end_id": disbursement.end_to_end_id},
+    )
+    return disbursement, audit
+
+
 @transaction.atomic
 def disbursement_request(*, loan: Loan, actor: Any = None) -> Disbursement:
     """Record the payment of an approved loan and queue it: loan ``approved -> disbursing``.
 
-    Call it in the transaction that approves the loan. Locks the loan (``SELECT ... FOR
-    UPDATE``); ``DisbursementStateError`` unless it is ``approved``. The creditor is the core
+    Call it in the transaction that approves the loan. Locks the loan (``lending.locks``);
+    ``DisbursementStateError`` unless it is ``approved``. The creditor is the core
     enterprise's settlement account. The task is dispatched after commit (a failed dispatch is
     logged, not raised: the sweeper sends it later). ``loan`` is updated in place.
     """
-    locked = (
-        Loan.objects.select_for_update(of=("self",))
-        .select_related("program__enterprise")
-        .get(pk=loan.pk)
-    )
+    locked = loans_locked().select_related("program__enterprise").get(pk=loan.pk)
     if locked.status != LoanStatus.APPROVED:
         raise DisbursementStateError(f"Loan {loan.pk} is {locked.status}, not approved.")
-    name, account, bank = creditor_of(locked.program.enterprise)
-    disbursement = Disbursement.objects.create(
-        loan=locked,
-        end_to_end_id=end_to_end_id_for(locked.pk),
-        amount=disbursement_amount(locked, hold_of(locked)),
-        currency=locked.currency,
-        creditor_name=name,
-        creditor_account=account,
-        creditor_bank=bank,
-        created_at=clock.now(),
+    disbursement, audit = disbursement_build(
+        loan=locked, enterprise=locked.program.enterprise, actor=actor, now=clock.now()
     )
+    # Under a tripartite program the enterprise is paid the agent's margin with the loan.
+    disbursement.amount = disbursement_amount(locked, hold_of(locked))
+    disbursement.save(force_insert=True)
     locked.status = loan.status = LoanStatus.DISBURSING
     locked.save(update_fields=["status"])
-    audit_record(
-        actor=actor,
-        action="loan.disbursing",
-        obj=locked,
-        before={"status": LoanStatus.APPROVED},
-        after={"status": locked.status, "end_to_end_id": disbursement.end_to_end_id},
-    )
+    audit.save(force_insert=True)
     disbursement_queue(disbursement.pk)
     return disbursement
 
@@ -197,7 +213,7 @@ def disbursement_mark_sent(*, disbursement_id: int, bank_reference: str = "") ->
     Locks the disbursement row. A sent row only gains a missing bank reference; settled and
     failed rows are left alone (a late or duplicate acceptance after the final state).
     """
-    disbursement = Disbursement.objects.select_for_update().get(pk=disbursement_id)
+    disbursement = disbursement_lock(disbursement_id)
     fields: list[str] = []
     if disbursement.status == DisbursementStatus.PENDING:
         disbursement.status = DisbursementStatus.SENT
@@ -218,12 +234,8 @@ def disbursement_mark_sent(*, disbursement_id: int, bank_reference: str = "") ->
 def _lock(disbursement_id: int) -> tuple[Loan, Disbursement]:
     """Lock the loan, then its disbursement (caller's transaction); the loan comes with its
     program (read, not locked)."""
-    loan = (
-        Loan.objects.select_for_update(of=("self",))
-        .select_related("program")
-        .get(disbursement__pk=disbursement_id)
-    )
-    disbursement = Disbursement.objects.select_for_update().get(pk=disbursement_id)
+    loan = loans_locked().select_related("program").get(disbursement__pk=disbursement_id)
+    disbursement = disbursement_lock(disbursement_id)
     return loan, disbursement
 
 

@@ -1,25 +1,25 @@
 """Quote and finance an order: the agent's "Finance this order" click.
 
-``loan_finance`` is one transaction of three statements on PostgreSQL:
-1. lock the sales order, reading its agent (one decision per order at a time);
-2. lock the agent's credit line, reading in the same query its program and enterprise and the
-   decision's facts: is the order already financed (409), the agent's relationship and worst
-   days past due, and the new loan's id from its sequence. The statement starts after the order
-   lock is held, so its snapshot sees every loan an earlier holder of that lock committed;
-3. run the engine (Python, no I/O), then write everything the decision needs in one statement
-   (``lending.services.finance_record``): the program's conditional reservation, the line's, the
-   loan, its decision, its review case (referred) or its ``Disbursement`` outbox row with the loan
-   already ``disbursing`` (approved), and the audit rows. The shared program row is locked only
-   by that last statement, so it is held for one round trip and the commit. If the program ran
-   out in the meantime, the statement writes nothing and the request is decided again, now
-   declined with ``insufficient_program_limit``.
-The payment is handed to the process's relay after commit (``disbursement_queue``). Locks are
-always taken in the order sales order -> credit line -> program.
+The business flow, in order: read the order and the agent's line (locked: sales order -> credit
+line, ``lending.locks``) with the decision's facts; quote the terms (``terms_for``); decide
+(``engine.decide``, Python, no I/O); write the decision's rows (``finance_record``) with the
+program's conditional reservation; reply. If the program ran out between the line lock and the
+reservation, nothing was written and the request is decided again, now declined with
+``insufficient_program_limit``. An approved loan's payment is handed to the process's relay
+after commit (``disbursement_queue``).
+
+The reads and the write are the click's hand-written SQL (``finance_hotpath``): three statements
+in one transaction, the shared program row locked only by the last, for one round trip and the
+commit.
+
+Under a program with tripartite terms enabled, the line read also brings the terms, the agent's
+free margin and its agreement, the engine runs the tripartite rules, and the write statement
+commits the margin first, conditionally (``lending.services.margin_finance``): no more round
+trips than any other click.
 
 ``loan_finance_once`` is the click with an ``Idempotency-Key`` (the API and the portal): after
 the user's rate limit (``scf.throttling``, one count for every door), the key's claim comes first
-in the same transaction, and the reply is written by the statement of
-step 3: four statements in one transaction (after the token lookup, five in all).
+in the same transaction, and the reply is written by the same statement as the rows.
 """
 
 from __future__ import annotations
@@ -27,41 +27,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from orders.models import Agent, AgentRelationship, CoreEnterprise, SalesOrder, User
+from orders.models import SalesOrder, User
 from scf import clock
 from scf.errors import ApplicationError, Conflict, NotFound
-from scf.sql import execute_prepared, model_from_row, select_list
 from scf.throttling import rate_limit
 
 from .. import engine
-from ..models import (
-    HOLDS_ORDER,
-    OPEN,
-    Agreement,
-    AgreementStatus,
-    BreachStatus,
-    CreditLine,
-    Loan,
-    MarginAccount,
-    Program,
-    ProgramStatus,
-    ReleaseBreach,
-    TripartiteTerms,
-)
+from ..locks import lines_locked
+from ..models import CreditLine, Loan, Program, ProgramStatus
 from ..replies import finance_reply_body
+from . import finance_hotpath as hotpath
 from .credit import ProgramExhausted
-from .finance_record import (
-    FinanceRows,
-    finance_rows_build,
-    finance_rows_write,
-    finance_rows_write_orm,
-)
+from .finance_hotpath import Facts
+from .finance_record import FinanceRows, finance_rows_build, finance_rows_write_orm
 from .idempotency import (
     StoredReply,
     canonical,
@@ -69,7 +52,7 @@ from .idempotency import (
     idempotency_store,
     request_fingerprint,
 )
-from .margin_finance import MarginRead, TripartiteFacts, margin_commit, tripartite_facts
+from .margin_finance import TripartiteFacts, margin_commit, tripartite_facts
 from .margin_hotpath import margin_members
 from .terms import Terms, terms_for
 
@@ -102,32 +85,13 @@ class Quote:
         return engine.reasons_for_agent(self.decision.reasons)
 
 
-def _for_update(of: str, lock: bool) -> str:
-    return f" FOR UPDATE OF {of}" if lock and connection.features.has_select_for_update_of else ""
-
-
-@lru_cache(maxsize=4)
-def _order_sql(lock: bool, vendor: str) -> str:
-    """The order-and-agent read (built once per process and backend)."""
-    qn = connection.ops.quote_name
-    return (
-        f"SELECT {select_list(SalesOrder, 'o')}, {select_list(Agent, 'a')} "  # noqa: S608 - names from code
-        f"FROM {qn(SalesOrder._meta.db_table)} o JOIN {qn(Agent._meta.db_table)} a "
-        f"ON a.id = o.agent_id WHERE o.id = %s AND o.agent_id = %s{_for_update('o', lock)}"
-    )
-
-
 def _order_for_agent(user: User, order_id: int, *, lock: bool) -> SalesOrder:
     """The caller's order with its agent (locked when ``lock``); ``NotFound`` for anyone else's."""
     if not 0 < order_id <= BIGINT_MAX:  # no order has it, and PostgreSQL refuses the parameter
         raise NotFound("No such order.")
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, _order_sql(lock, connection.vendor), [order_id, user.agent_id])
-        row = cursor.fetchone()
-    if row is None:
+    order = hotpath.order_read(agent_id=user.agent_id, order_id=order_id, lock=lock)
+    if order is None:
         raise NotFound("No such order.")
-    order, end = model_from_row(SalesOrder, row)
-    order.agent, _ = model_from_row(Agent, row, end)
     return order
 
 
@@ -154,120 +118,25 @@ NO_CREDIT_LINE = "The agent has no credit line in this program."
 
 def _line_for(order: SalesOrder, program: Program, *, lock: bool) -> CreditLine:
     lines = CreditLine.objects.filter(agent_id=order.agent_id, program=program)
-    if lock:
-        lines = lines.select_for_update()
-    line = lines.first()
+    line = (lines_locked(lines) if lock else lines).first()
     if line is None:
         raise NotConfigured(NO_CREDIT_LINE, code="no_credit_line")
     return line
 
 
-@lru_cache(maxsize=4)
-def _line_sql(lock: bool, vendor: str) -> str:
-    """The line-program-enterprise-facts read (built once per process and backend)."""
-    qn = connection.ops.quote_name
-    programs = qn(Program._meta.db_table)
-    agreements = qn(Agreement._meta.db_table)
-    breaches = qn(ReleaseBreach._meta.db_table)
-    return (
-        f"SELECT {select_list(CreditLine, 'l')}, {select_list(Program, 'p')}, "  # noqa: S608 - names from code
-        f"{select_list(CoreEnterprise, 'e')}, {_facts_sql_text(lock, vendor)}, "
-        f"t.id, t.margin_ratio, t.security_ratio, m.id, m.free, CASE WHEN t.id IS NOT NULL THEN "
-        f"EXISTS (SELECT 1 FROM {agreements} a WHERE a.program_id = p.id "
-        f"AND a.agent_id = l.agent_id AND a.status = '{AgreementStatus.ACTIVE.value}') END, "
-        f"CASE WHEN t.id IS NOT NULL THEN EXISTS (SELECT 1 FROM {breaches} b "
-        f"WHERE b.agent_id = l.agent_id AND b.status = '{BreachStatus.OPEN.value}') END "
-        f"FROM {qn(CreditLine._meta.db_table)} l JOIN {programs} p ON p.id = l.program_id "
-        f"JOIN {qn(CoreEnterprise._meta.db_table)} e ON e.id = p.enterprise_id "
-        # The tripartite terms, if enabled, and the agent's margin account (read, not locked:
-        # the margin's commit is conditional on it, in the decision's statement).
-        f"LEFT JOIN {qn(TripartiteTerms._meta.db_table)} t ON t.program_id = p.id AND t.enabled "
-        f"LEFT JOIN {qn(MarginAccount._meta.db_table)} m ON t.id IS NOT NULL "
-        f"AND m.program_id = p.id AND m.agent_id = l.agent_id "
-        f"WHERE l.agent_id = %s AND l.program_id = (SELECT id FROM {programs} "
-        f"WHERE enterprise_id = %s AND currency = %s AND status = %s ORDER BY id LIMIT 1)"
-        f"{_for_update('l', lock)}"
-    )
-
-
 def _program_and_line(order: SalesOrder, *, lock: bool) -> tuple[Program, CreditLine, Facts]:
     """The agent's line (locked when ``lock``) in the program ``program_for_order`` picks, its
-    program and enterprise, and the decision's ``Facts``, in one query; the rare misconfigured
-    cases fall back to ``program_for_order`` and ``_line_for`` for their errors."""
-    params = [*_facts_params(order, reserve_loan_id=lock), order.agent_id, order.enterprise_id]
-    params += [order.currency, ProgramStatus.ACTIVE.value]
-    with connection.cursor() as cursor:
-        execute_prepared(cursor, _line_sql(lock, connection.vendor), params)
-        row = cursor.fetchone()
-    if row is None:
-        facts = _facts(order, reserve_loan_id=lock)
-        if facts.already_financed and lock:
-            raise OrderAlreadyFinanced("This order has already been financed.")
-        program = program_for_order(order)
-        return program, _line_for(order, program, lock=lock), facts
-    line, end = model_from_row(CreditLine, row)
-    program, end = model_from_row(Program, row, end)
-    program.enterprise, end = model_from_row(CoreEnterprise, row, end)
-    line.program = program
-    facts, margin = row[end : end + 4], row[end + 4 :]
-    return program, line, _facts_from(facts, tripartite=MarginRead.of(tuple(margin)))
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What the decision needs beyond the order, line and program, read in one query."""
-
-    already_financed: bool
-    relationship_active: bool
-    agent_max_dpd: int
-    loan_id: int | None  # reserved from the loan id sequence (PostgreSQL), else None
-    tripartite: MarginRead | None = None  # the program's tripartite terms (None: not read)
-
-
-@lru_cache(maxsize=1)
-def _loan_sequence() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Loan._meta.db_table])
-        return str(cursor.fetchone()[0])
-
-
-@lru_cache(maxsize=4)
-def _facts_sql_text(reserve_loan_id: bool, vendor: str) -> str:
-    """The select-list items of ``Facts``: is the order already financed, is the agent's
-    relationship active, its worst days past due, and (to write a loan) the new loan's id."""
-    qn = connection.ops.quote_name
-    loans, relationships = qn(Loan._meta.db_table), qn(AgentRelationship._meta.db_table)
-    holds = ", ".join(["%s"] * len(HOLDS_ORDER))
-    open_ = ", ".join(["%s"] * len(OPEN))
-    reserve = reserve_loan_id and vendor == "postgresql"
-    return (
-        f"EXISTS (SELECT 1 FROM {loans} WHERE order_id = %s AND status IN ({holds})), "  # noqa: S608 - names from code
-        f"EXISTS (SELECT 1 FROM {relationships} WHERE agent_id = %s AND enterprise_id = %s "
-        f"AND active), "
-        f"(SELECT MAX(days_past_due) FROM {loans} WHERE agent_id = %s AND status IN ({open_})), "
-        + ("nextval(%s)" if reserve else "NULL")
-    )
-
-
-def _facts_params(order: SalesOrder, *, reserve_loan_id: bool) -> list[Any]:
-    params: list[Any] = [order.pk, *HOLDS_ORDER, order.agent_id, order.enterprise_id]
-    params += [order.agent_id, *OPEN]
-    if reserve_loan_id and connection.vendor == "postgresql":
-        params.append(_loan_sequence())
-    return params
-
-
-def _facts_from(values: Sequence[Any], *, tripartite: MarginRead | None = None) -> Facts:
-    financed, related, max_dpd, loan_id = values
-    return Facts(bool(financed), bool(related), int(max_dpd or 0), loan_id, tripartite)
-
-
-def _facts(order: SalesOrder, *, reserve_loan_id: bool = False) -> Facts:
-    sql = _facts_sql_text(reserve_loan_id, connection.vendor)
-    params = _facts_params(order, reserve_loan_id=reserve_loan_id)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {sql}", params)
-        return _facts_from(cursor.fetchone())
+    program and enterprise, and the decision's ``Facts``, in one query
+    (``finance_hotpath.line_read``); the rare misconfigured cases fall back to
+    ``program_for_order`` and ``_line_for`` for their errors."""
+    found = hotpath.line_read(order, lock=lock)
+    if found is not None:
+        return found
+    facts = hotpath.facts_read(order, reserve_loan_id=lock)
+    if facts.already_financed and lock:
+        raise OrderAlreadyFinanced("This order has already been financed.")
+    program = program_for_order(order)
+    return program, _line_for(order, program, lock=lock), facts
 
 
 def decision_inputs(
@@ -411,10 +280,11 @@ def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> Fin
     rows = _rows(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
     if _write_with_margin(rows, tri):
         return rows
-    # The program ran out between the line lock and the reservation: decide again on its
-    # current figures (declined, insufficient_program_limit); nothing was written.
+    # The program ran out between the line lock and the reservation (or, under tripartite terms,
+    # a withdrawal took the free margin): decide again on current figures (declined,
+    # insufficient_program_limit or insufficient_margin); nothing was written.
     program.refresh_from_db(fields=["outstanding_principal", "reserved", "limit"])
-    if tri is not None:  # or the free margin (a withdrawal meanwhile): read it again, locked
+    if tri is not None:  # the margin account read again, locked this time
         tri = _tripartite(order, program, terms, replace(facts, tripartite=None), lock=True)
     inputs = decision_inputs(
         order,
@@ -429,31 +299,6 @@ def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> Fin
     if not _write_with_margin(rows, tri):
         raise RuntimeError(f"order {order.pk}: a decision without a reservation was refused")
     return rows
-
-
-def _write_with_margin(rows: FinanceRows, tri: TripartiteFacts | None) -> bool:
-    """``_write``, and under a tripartite program, for a decision that reserves credit, the
-    margin's commit: on PostgreSQL inside the decision's own statement, conditional on the free
-    margin the decision saw (``margin_hotpath.margin_members``: nothing is written when a
-    withdrawal took it meanwhile, and the request is decided again); otherwise (SQLite, or no
-    margin account yet because nothing is required) after the rows, through the ORM."""
-    if tri is None or not rows.reserved:
-        return _write(rows)
-    single = connection.vendor == "postgresql" and SINGLE_STATEMENT and rows.loan.pk is not None
-    if single and tri.account_id is not None:
-        rows.margin = margin_members(
-            loan=rows.loan,
-            account_id=tri.account_id,
-            order_value=tri.order_value,
-            margin=tri.margin,
-            security=tri.security,
-            business_date=clock.business_date(rows.loan.program.time_zone),
-        )
-        return _write(rows)
-    written = _write(rows)
-    if written:
-        margin_commit(loan=rows.loan, facts=tri)
-    return written
 
 
 def _rows(
@@ -493,7 +338,7 @@ def _write(rows: FinanceRows) -> bool:
     if connection.vendor == "postgresql" and SINGLE_STATEMENT and rows.loan.pk is not None:
         if rows.reply_record is not None:  # the loan id is known: the reply goes with the rows
             rows.reply = finance_reply(rows.loan)
-        return finance_rows_write(rows)
+        return hotpath.rows_write(rows)
     try:
         with transaction.atomic():
             finance_rows_write_orm(rows)
@@ -503,3 +348,28 @@ def _write(rows: FinanceRows) -> bool:
         rows.reply = finance_reply(rows.loan)
         idempotency_store(record_id=rows.reply_record, reply=rows.reply)
     return True
+
+
+def _write_with_margin(rows: FinanceRows, tri: TripartiteFacts | None) -> bool:
+    """``_write``, and under a tripartite program, for a decision that reserves credit, the
+    margin's commit: on PostgreSQL inside the decision's own statement, conditional on the free
+    margin the decision saw (``margin_hotpath.margin_members``: nothing is written when a
+    withdrawal took it meanwhile, and the request is decided again); otherwise (SQLite, or no
+    margin account yet because nothing is required) after the rows, through the ORM."""
+    if tri is None or not rows.reserved:
+        return _write(rows)
+    single = connection.vendor == "postgresql" and SINGLE_STATEMENT and rows.loan.pk is not None
+    if single and tri.account_id is not None:
+        rows.margin = margin_members(
+            loan=rows.loan,
+            account_id=tri.account_id,
+            order_value=tri.order_value,
+            margin=tri.margin,
+            security=tri.security,
+            business_date=clock.business_date(rows.loan.program.time_zone),
+        )
+        return _write(rows)
+    written = _write(rows)
+    if written:
+        margin_commit(loan=rows.loan, facts=tri)
+    return written

@@ -23,7 +23,7 @@ from django.db import connection
 from django.utils import timezone
 
 from scf.errors import ValidationFailed
-from scf.sql import execute_prepared
+from scf.hotpath import execute_prepared
 
 from ..models import IdempotencyRecord
 

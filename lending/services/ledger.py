@@ -36,6 +36,7 @@ from scf.errors import ApplicationError, Conflict
 from scf.money import MAX_AMOUNT, MONEY_PLACES, is_iso_currency
 from scf.sql import insert_rows
 
+from ..locks import journal_entry_lock
 from ..models import (
     AccountCode,
     EntryKind,
@@ -317,11 +318,11 @@ def ledger_reverse(
 ) -> JournalEntry:
     """Post the mirror of ``entry`` (debits and credits swapped), linked by ``reversal_of``.
 
-    The original is locked (``SELECT ... FOR UPDATE``) so two reversals of it cannot race;
+    The original is locked (``lending.locks``) so two reversals of it cannot race;
     ``LedgerAlreadyReversed`` if it was reversed under another key.
     """
     with transaction.atomic():
-        original = JournalEntry.objects.select_for_update().get(pk=entry.pk)
+        original = journal_entry_lock(entry.pk)
         previous = JournalEntry.objects.filter(reversal_of=original).first()
         if previous is not None and previous.idempotency_key != idempotency_key:
             raise LedgerAlreadyReversed(f"Entry {original.pk} was already reversed.")

@@ -22,7 +22,7 @@ outstanding + reserved, checked on the locked row) with its reasons, in the tran
 makes it; a queued raise is audited as ``line_proposal.queue``.
 
 Scale: the work is set-based. Lines are handled in chunks of ``CHUNK`` in their own transaction:
-the chunk's lines are locked in id order (``SELECT ... FOR UPDATE``; the finance service locks one
+the chunk's lines are locked in id order (``lending.locks``; the finance service locks one
 line at a time, so nothing deadlocks and a finance request waits one chunk at most), the limits are
 checked against the locked figures, grades and limits are set with one ``UPDATE ... FROM
 (VALUES ...)`` per 1,000 lines, and scores, proposals and audit rows are written with ``COPY``
@@ -45,6 +45,7 @@ from django.db import connection, transaction
 from orders.models import PartyStatus
 from scf import clock
 
+from ..locks import lines_locked
 from ..models import (
     PROPOSAL_OPEN,
     AgentScore,
@@ -115,7 +116,7 @@ def _chunks(count: int, size: int) -> Iterator[range]:
 def _lock(line_ids: list[int]) -> dict[int, _Locked]:
     """Lock the lines in id order and read their figures under the lock."""
     rows = (
-        CreditLine.objects.select_for_update(of=("self",))
+        lines_locked()
         .filter(pk__in=line_ids)
         .order_by("pk")
         .values_list(

@@ -28,6 +28,7 @@ from orders.models import Role, User
 from scf import clock
 from scf.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
+from ..locks import line_lock, line_proposal_lock
 from ..models import CreditLine, LineProposal, ProposalStatus
 from .audit import audit_record
 from .lines import credit_line_update
@@ -66,8 +67,8 @@ def _lock(proposal_id: int) -> tuple[LineProposal, CreditLine]:
     )
     if line_id is None:
         raise NotFound("No such line proposal.")
-    line = CreditLine.objects.select_for_update().get(pk=line_id)
-    proposal = LineProposal.objects.select_for_update().get(pk=proposal_id)
+    line = line_lock(line_id)
+    proposal = line_proposal_lock(proposal_id)
     if proposal.status != ProposalStatus.AWAITING_APPROVAL:
         raise ProposalClosed(f"The proposal is {proposal.status}.")
     return proposal, line

@@ -1,6 +1,6 @@
 """Changes to programs and credit lines by bank staff: terms, limits, grades, freezes.
 
-Every function here is one transaction that locks the row it changes (``SELECT ... FOR UPDATE``),
+Every function here is one transaction that locks the row it changes (``lending.locks``),
 validates the change against the locked figures, saves only the changed columns
 (``save(update_fields=...)``) and writes an audit row (who, old values, new values) in the same
 transaction. Holding the row lock matters for limits: the finance service reserves credit under
@@ -24,6 +24,7 @@ from scf.errors import Conflict, ValidationFailed
 from scf.money import is_iso_currency, parse_amount
 
 from ..engine import REFERABLE_RULES
+from ..locks import line_lock, program_row_lock
 from ..models import Bank, CreditLine, DayCount, Grade, Program, ProgramStatus
 from .audit import audit_record
 
@@ -250,12 +251,12 @@ def credit_line_validate(*, line: CreditLine, changes: dict[str, Any]) -> dict[s
 def program_update(*, actor: User | None, program: Program, **changes: Any) -> Program:
     """Change a program's terms or limit and audit it.
 
-    Locks the program row (``SELECT ... FOR UPDATE``): reservations, which take the same row lock
+    Locks the program row (``lending.locks``): reservations, which take the same row lock
     through their conditional UPDATE, wait, so the limit check sees final figures. Raises
     ``ValidationFailed`` (422; ``limit_below_utilisation`` for a limit under outstanding plus
     reserved). Returns the locked, updated row; unchanged values write nothing.
     """
-    locked = Program.objects.select_for_update().get(pk=program.pk)
+    locked = program_row_lock(program.pk)
     cleaned = program_validate(program=locked, changes=changes)
     before, after = _apply(locked, cleaned)
     if not after:
@@ -326,11 +327,11 @@ def credit_line_create(
 def credit_line_update(*, actor: User | None, line: CreditLine, **changes: Any) -> CreditLine:
     """Change a line's limit or risk grade and audit it.
 
-    Locks the line row (``SELECT ... FOR UPDATE``), the same lock the finance service holds while
+    Locks the line row (``lending.locks``), the same lock the finance service holds while
     it decides and reserves, so a cut limit is checked against final figures. Raises
     ``ValidationFailed`` (422; ``limit_below_utilisation``). Freezing has its own functions.
     """
-    locked = CreditLine.objects.select_for_update().get(pk=line.pk)
+    locked = line_lock(line.pk)
     cleaned = credit_line_validate(line=locked, changes=changes)
     before, after = _apply(locked, cleaned)
     if not after:
@@ -353,7 +354,7 @@ def _reason(reason: Any) -> str:
 def _set_frozen(actor: User | None, line: CreditLine, frozen: bool, reason: Any) -> CreditLine:
     """Lock the line, check the transition, save and audit (inside the caller's transaction)."""
     text = _reason(reason)
-    locked = CreditLine.objects.select_for_update().get(pk=line.pk)
+    locked = line_lock(line.pk)
     if locked.frozen == frozen:
         state = "frozen" if frozen else "unfrozen"
         raise Conflict(f"The line is already {state}.", code=f"line_already_{state}")
@@ -379,7 +380,7 @@ def credit_line_freeze_validate(*, line: CreditLine, reason: Any) -> str:
 def credit_line_freeze(*, actor: User | None, line: CreditLine, reason: str) -> CreditLine:
     """Freeze a line: new finance requests on it are declined with ``line_frozen``.
 
-    Locks the line row (``SELECT ... FOR UPDATE``): a request being decided on it finishes first,
+    Locks the line row (``lending.locks``): a request being decided on it finishes first,
     every later one sees the freeze. Raises ``ValidationFailed`` without a reason, ``Conflict``
     ``line_already_frozen``. Loans already approved are not touched.
     """

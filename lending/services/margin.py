@@ -32,6 +32,7 @@ from scf import clock
 from scf.enqueue import enqueue_on_commit
 from scf.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
+from ..locks import margin_account_lock, margin_withdrawal_lock
 from ..models import (
     AccountCode,
     EntryKind,
@@ -132,7 +133,7 @@ def _send_when_committed(withdrawal: MarginWithdrawal) -> None:
 
 
 def _lock(account_id: int) -> MarginAccount:
-    return MarginAccount.objects.select_for_update().select_related("program").get(pk=account_id)
+    return margin_account_lock(account_id)
 
 
 @transaction.atomic
@@ -278,7 +279,7 @@ def _lock_withdrawal(withdrawal_id: int, *states: str) -> MarginWithdrawal:
     if account_id is None:
         raise NotFound("No such withdrawal.")
     _lock(account_id)
-    withdrawal = MarginWithdrawal.objects.select_for_update().get(pk=withdrawal_id)
+    withdrawal = margin_withdrawal_lock(withdrawal_id)
     if withdrawal.status not in states:
         raise WithdrawalClosed(f"The withdrawal is {withdrawal.status}.")
     return withdrawal
@@ -341,8 +342,11 @@ def margin_withdraw_mark_sent(*, withdrawal_id: int, bank_reference: str) -> Non
 @transaction.atomic
 def margin_withdraw_settle(*, withdrawal_id: int, bank_reference: str) -> bool:
     """The bank paid it: Dr margin_free / Cr settlement. Idempotent (False when already final)."""
-    withdrawal = MarginWithdrawal.objects.select_for_update().select_related("account__program")
-    row = withdrawal.get(pk=withdrawal_id)
+    account_id = (
+        MarginWithdrawal.objects.filter(pk=withdrawal_id).values_list("account_id", flat=True).get()
+    )
+    _lock(account_id)
+    row = margin_withdrawal_lock(withdrawal_id)
     if row.status not in (WithdrawalStatus.PENDING, WithdrawalStatus.SENT):
         return False
     account = row.account
@@ -376,7 +380,7 @@ def margin_withdraw_fail(*, withdrawal_id: int, reason_code: str, detail: str = 
     if account_id is None:
         return False
     _lock(account_id)
-    row = MarginWithdrawal.objects.select_for_update().get(pk=withdrawal_id)
+    row = margin_withdrawal_lock(withdrawal_id)
     if row.status not in (WithdrawalStatus.PENDING, WithdrawalStatus.SENT):
         return False
     row.bank_reason_code, row.last_error = reason_code[:16], detail

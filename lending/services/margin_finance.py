@@ -1,18 +1,21 @@
 """Margin in the life of a financing under a tripartite program.
 
-* At the click (``tripartite_facts``, ``margin_commit``): the margin m x A and the security
-  deposit s x principal the order needs are read against the agent's free margin under the row
-  lock of its margin account; when the decision reserves credit, they move free -> committed in
-  the same transaction (Dr margin_free / Cr margin_committed) and the order's ``GoodsHold`` is
-  written. Not enough free margin is a decline (``insufficient_margin``), no agreement too
-  (``agreement_missing``).
+* At the click: the margin m x A and the security deposit s x principal the order needs are
+  read against the agent's free margin with its credit line (``lending.services.finance``) and
+  decided by the engine (``agreement_missing``, ``insufficient_margin``). When the decision
+  reserves credit, they move free -> committed in the decision's own statement, conditional on
+  the free margin it saw and before the program's reservation (``margin_hotpath``), and the
+  order's ``GoodsHold`` is written; Dr margin_free / Cr margin_committed. If a withdrawal took
+  the margin meanwhile, nothing is written and the request is decided again on the account read
+  under its row lock (``tripartite_facts``). ``margin_commit`` writes the same rows through the
+  ORM (SQLite).
 * A decline, expiry or failed payment frees them again (``margin_uncommit``).
 * At settlement (``margin_pay_out``) the margin goes to the core enterprise with the loan, in one
   payment (the disbursement's amount is loan + margin; its entry debits principal receivable and
   margin_committed), and the security deposit moves committed -> security, held until the loan is
   repaid in full (``security_release``: security -> free).
 
-Locking. Every path that touches a margin account while it holds other locks holds the agent's
+Locking. Every path that changes a margin account while it holds other locks holds the agent's
 credit line in that program first (the finance click: order -> line -> margin account ->
 program; settlement, failure, review decline and expiry, repayment: ... -> line -> margin account
 and the program in either order). Deposits and withdrawals lock the account alone. So two paths
@@ -33,12 +36,12 @@ from django.db.models import Exists, F, OuterRef
 from scf import clock
 
 from .. import engine
+from ..locks import lines_lock_ids, margin_account_lock, margin_accounts_locked
 from ..models import (
     AccountCode,
     Agreement,
     AgreementStatus,
     BreachStatus,
-    CreditLine,
     EntryKind,
     GoodsHold,
     HoldStatus,
@@ -156,7 +159,7 @@ def tripartite_facts(
     )
     accounts = MarginAccount.objects.filter(program=program, agent_id=agent_id)
     if lock:
-        accounts = accounts.select_for_update()
+        accounts = margin_accounts_locked(accounts)
     account = accounts.annotate(agreement_active=Exists(active)).first()
     agreement_active = bool(getattr(account, "agreement_active", False))
     if account is None:
@@ -258,7 +261,7 @@ def margin_commit(*, loan: Loan, facts: TripartiteFacts) -> GoodsHold:
 
 def _lock_lines(loans: Iterable[Loan]) -> None:
     ids = sorted({loan.credit_line_id for loan in loans})
-    list(CreditLine.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
+    lines_lock_ids(ids)
 
 
 def margin_uncommit(loans: Iterable[Loan]) -> None:
@@ -280,7 +283,8 @@ def margin_uncommit(loans: Iterable[Loan]) -> None:
             or MarginMovement.objects.filter(loan=loan, kind=MarginMovementKind.UNCOMMIT).exists()
         ):
             continue
-        MarginAccount.objects.select_for_update().filter(pk=hold.margin_account_id).update(
+        margin_account_lock(hold.margin_account_id)
+        MarginAccount.objects.filter(pk=hold.margin_account_id).update(
             free=F("free") + amount, committed=F("committed") - amount
         )
         today = clock.business_date(loan.program.time_zone)
@@ -324,7 +328,7 @@ def margin_pay_out(
     """The disbursement settled (its entry posted): the margin went out with the loan, the
     security deposit is held, the margin's worth of goods may be released at once."""
     _lock_lines([loan])
-    account = MarginAccount.objects.select_for_update().get(pk=hold.margin_account_id)
+    account = margin_account_lock(hold.margin_account_id)
     if hold.margin > 0:
         _movement(account.pk, MarginMovementKind.PAY_OUT, hold.margin, loan, value_date, entry)
     if hold.security > 0:
@@ -360,7 +364,7 @@ def security_release(loan: Loan) -> None:
         kind__in=(MarginMovementKind.SECURITY_RELEASE, MarginMovementKind.SECURITY_APPLY),
     ).exists():
         return
-    account = MarginAccount.objects.select_for_update().get(pk=hold.margin_account_id)
+    account = margin_account_lock(hold.margin_account_id)
     today = clock.business_date(loan.program.time_zone)
     entry = _post(
         EntryKind.SECURITY_RELEASE,

@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connection
 
 from scf import clock
-from scf.sql import (
+from scf.hotpath import (
     Member,
     build,
     execute_prepared,
@@ -29,6 +29,7 @@ from scf.sql import (
     select_list,
 )
 
+from ..locks import for_update_of
 from ..models import (
     AccountCode,
     Agreement,
@@ -55,7 +56,7 @@ def _facts_sql(vendor: str) -> str:
         f"AND a.agent_id = m.agent_id AND a.status = %s) "
         f"FROM {qn(TripartiteTerms._meta.db_table)} t JOIN {qn(MarginAccount._meta.db_table)} m "
         f"ON m.program_id = t.program_id AND m.agent_id = %s "
-        f"WHERE t.program_id = %s AND t.enabled FOR UPDATE OF m"
+        f"WHERE t.program_id = %s AND t.enabled{for_update_of('m')}"
     )
 
 

@@ -47,7 +47,8 @@ from ..models import (
     TripartiteTerms,
 )
 from ..selectors.loans import loans_past_due
-from .finance import NO_CREDIT_LINE, Facts, NotConfigured, decision_inputs, pick_program
+from .finance import NO_CREDIT_LINE, NotConfigured, decision_inputs, pick_program
+from .finance_hotpath import Facts
 from .margin_finance import MarginRead, TripartiteFacts
 from .terms import Terms, terms_for
 

@@ -44,6 +44,7 @@ from django.db.models import Sum
 from scf import clock
 from scf.money import CENT
 
+from ..locks import repayments_locked
 from ..models import (
     AccountCode,
     Accrual,
@@ -272,9 +273,9 @@ def loan_replay(
         Accrual.objects.filter(loan=loan, reversed_at__isnull=True, business_date__gte=start)
     )
     later = list(
-        Repayment.objects.select_for_update()
-        .filter(loan=loan, value_date__gte=start)
-        .order_by("value_date", "id")
+        repayments_locked(Repayment.objects.filter(loan=loan, value_date__gte=start)).order_by(
+            "value_date", "id"
+        )
     )
     state = _rewind(loan, current, reversed_rows, later, start)
     payments = [Payment(r.value_date, r.amount, index) for index, r in enumerate(later)]

@@ -32,10 +32,10 @@ from scf import clock
 from scf.errors import Conflict, ValidationFailed
 from scf.money import MONEY_PLACES, Money
 
-from ..models import OPEN, CreditLine, GuaranteeClaim, Loan, LoanStatus, Program, Repayment
+from ..locks import loan_lock
+from ..models import OPEN, GuaranteeClaim, Loan, LoanStatus, Repayment
 from .accrual import loan_accrue_through
 from .audit import audit_record
-from .cob import program_lock
 from .ledger import LedgerKeyReused
 from .repayment_apply import (
     RepaymentRequest,
@@ -229,19 +229,6 @@ def repayment_record_outcome(
         if existing is None:
             raise
         return existing, False
-
-
-def loan_lock(loan_id: int) -> Loan:
-    """Lock a loan to move its money: the program's advisory lock (shared), then loan -> credit
-    line -> program. Inside a transaction."""
-    program_id = Loan.objects.values_list("program_id", flat=True).get(pk=loan_id)
-    program_lock(program_id, exclusive=False)
-    # of=("self",): a bare FOR UPDATE would lock the joined program row too, before the line,
-    # and deadlock with a finance request that holds the line and waits for the program.
-    loan = Loan.objects.select_for_update(of=("self",)).select_related("program").get(pk=loan_id)
-    CreditLine.objects.select_for_update().filter(pk=loan.credit_line_id).get()
-    Program.objects.select_for_update().filter(pk=loan.program_id).get()
-    return loan
 
 
 def _record(

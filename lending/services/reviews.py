@@ -37,13 +37,13 @@ from orders.models import Role, User
 from scf import clock
 from scf.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
+from ..locks import line_lock, lines_lock_ids, loans_locked, programs_lock_ids, reviews_locked
 from ..models import (
     REVIEW_OPEN,
     AuditLog,
     CreditLine,
     Loan,
     LoanStatus,
-    Program,
     Review,
     ReviewKind,
     ReviewStatus,
@@ -128,15 +128,13 @@ def _lock_case(review_id: int, *, line: bool = True, program: bool = False) -> C
 
     Must run inside the caller's transaction. Raises ``NotFound`` for an unknown review.
     """
-    review = Review.objects.select_for_update().filter(pk=review_id).first()
+    review = reviews_locked().filter(pk=review_id).first()
     if review is None:
         raise NotFound("No such review.")
-    loan = Loan.objects.select_for_update().get(pk=review.loan_id)
-    locked_line = (
-        CreditLine.objects.select_for_update().get(pk=loan.credit_line_id) if line else None
-    )
+    loan = loans_locked().get(pk=review.loan_id)
+    locked_line = line_lock(loan.credit_line_id) if line else None
     if program:
-        Program.objects.select_for_update().filter(pk=loan.program_id).values_list("pk").get()
+        programs_lock_ids([loan.program_id])
     return Case(review, loan, locked_line, _snapshot(review, loan))
 
 
@@ -480,7 +478,7 @@ def _expire_batch(*, now: dt.datetime, after_id: int, batch_size: int) -> tuple[
     Returns ``(expired, last review id seen)``, or ``(0, None)`` when nothing is left.
     """
     candidates = list(
-        Review.objects.select_for_update(skip_locked=True)
+        reviews_locked(skip_locked=True)
         .filter(status__in=REVIEW_OPEN, expires_at__lte=now, pk__gt=after_id)
         .order_by("pk")[:batch_size]
     )
@@ -488,7 +486,7 @@ def _expire_batch(*, now: dt.datetime, after_id: int, batch_size: int) -> tuple[
         return 0, None
     loans = {
         loan.pk: loan
-        for loan in Loan.objects.select_for_update(skip_locked=True)
+        for loan in loans_locked(skip_locked=True)
         .filter(pk__in={r.loan_id for r in candidates})
         .order_by("pk")
     }
@@ -508,8 +506,8 @@ def _release_all(loans: list[Loan]) -> None:
         per_line[(loan.credit_line_id, loan.program_id)] += loan.reserved_amount
     line_ids = sorted({line_id for line_id, _ in per_line})
     program_ids = sorted({program_id for _, program_id in per_line})
-    list(CreditLine.objects.select_for_update().filter(pk__in=line_ids).order_by("pk").values("pk"))
-    list(Program.objects.select_for_update().filter(pk__in=program_ids).order_by("pk").values("pk"))
+    lines_lock_ids(line_ids)
+    programs_lock_ids(program_ids)
     margin_uncommit(loans)
     for (line_id, program_id), amount in sorted(per_line.items()):
         credit_release(line_id=line_id, program_id=program_id, amount=amount)

@@ -27,6 +27,12 @@ from orders.models import Agent, AgentRelationship, Role, User
 from scf import clock
 from scf.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
+from ..locks import (
+    agreements_locked,
+    program_row_lock,
+    terms_change_lock,
+    tripartite_terms_lock,
+)
 from ..models import (
     Agreement,
     AgreementStatus,
@@ -126,7 +132,7 @@ def agreement_snapshot(agreement: Agreement) -> dict[str, Any]:
 
 
 def _lock_terms(program_id: int) -> TripartiteTerms:
-    terms = TripartiteTerms.objects.select_for_update().filter(program_id=program_id).first()
+    terms = tripartite_terms_lock(program_id)
     if terms is None:
         raise NotFound("The program has no tripartite terms.")
     return terms
@@ -137,7 +143,7 @@ def terms_create(*, actor: User, program: Program, values: dict[str, Any]) -> Tr
     """Set up a program's terms (once). Raises ``ValidationFailed``, ``tripartite_terms_exist``."""
     _require(actor)
     cleaned = _clean(values, {**DIRECT, **MAKER_CHECKED})
-    Program.objects.select_for_update().get(pk=program.pk)
+    program_row_lock(program.pk)
     if TripartiteTerms.objects.filter(program=program).exists():
         raise TermsExist("The program has tripartite terms already: change them instead.")
     terms = TripartiteTerms.objects.create(program=program, **cleaned)
@@ -199,7 +205,7 @@ def terms_change_propose(
     reason = _text(500)(reason) if reason else ""
     terms = _lock_terms(program.pk)
     if agreement is not None:
-        agreement = Agreement.objects.select_for_update().get(pk=agreement.pk)
+        agreement = agreements_locked().get(pk=agreement.pk)
         if agreement.program_id != program.pk or agreement.status != AgreementStatus.ACTIVE:
             raise NotFound("No such active agreement under this program.")
     before = _target_values(terms, agreement, list(cleaned))
@@ -236,8 +242,8 @@ def _lock_change(change_id: int) -> tuple[TermsChange, TripartiteTerms, Agreemen
     terms = _lock_terms(found["program_id"])
     agreement = None
     if found["agreement_id"] is not None:
-        agreement = Agreement.objects.select_for_update().get(pk=found["agreement_id"])
-    change = TermsChange.objects.select_for_update().get(pk=change_id)
+        agreement = agreements_locked().get(pk=found["agreement_id"])
+    change = terms_change_lock(change_id)
     if change.status != TermsChangeStatus.AWAITING_APPROVAL:
         raise TermsChangeClosed(f"The change is {change.status}.")
     return change, terms, agreement
@@ -330,7 +336,7 @@ def agreement_sign(
         raise ValidationFailed(message, fields={"signed_on": [message]})
     _lock_terms(program.pk)
     current = (
-        Agreement.objects.select_for_update()
+        agreements_locked()
         .filter(program=program, agent=agent, status=AgreementStatus.ACTIVE)
         .first()
     )
@@ -377,7 +383,7 @@ def agreement_terminate(*, actor: User, agreement_id: int, reason: str) -> Agree
     if found is None:
         raise NotFound("No such agreement.")
     _lock_terms(found)
-    agreement = Agreement.objects.select_for_update().get(pk=agreement_id)
+    agreement = agreements_locked().get(pk=agreement_id)
     if agreement.status != AgreementStatus.ACTIVE:
         raise Conflict(f"The agreement is {agreement.status}.")
     before = agreement_snapshot(agreement)

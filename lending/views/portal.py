@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -50,6 +49,7 @@ from ..selectors.loans import (
     order_list_for_lending,
     repayment_list,
 )
+from ..selectors.programs import repayment_account
 from ..selectors.reviews import referral_decline_get
 from ..services.finance import loan_finance_once, loan_quote
 from ..services.idempotency import MAX_KEY_LENGTH, StoredReply
@@ -281,9 +281,7 @@ def loan_detail(request: HttpRequest, loan_id: int) -> HttpResponse:
         "loan": loan,
         "bank": bank,
         "paid_out": paid_out,
-        # Where repayments go: as the reminders quote it (integrations.notifications).
-        "repay_account": bank.settlement_account_no
-        or getattr(settings, "LENDER_SETTLEMENT_ACCOUNT", ""),
+        "repay_account": repayment_account(loan.program),
         "schedule": loan_schedule(loan) if paid_out else [],
         "advice": _loan_advice(user, loan, decision) if decision is not None else [],
         "bank_decline": _bank_decline(loan, staff=user.is_bank_staff),

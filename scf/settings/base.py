@@ -105,7 +105,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 if IS_POSTGRES:
-    # Django's backend with a health check that needs no query while the socket is quiet.
+    # Django's backend, its sessions started with generic plans for prepared statements.
     DATABASES["default"]["ENGINE"] = "scf.postgresql"
     # A database that is down or restarting must fail a request in seconds (a clean 503 from
     # scf.api), not hang a web worker: bounded connect, and TCP keepalives so a dead peer on a
@@ -253,6 +253,12 @@ SPECTACULAR_SETTINGS = {
 # Hot statements (authentication, the finance decision) are prepared once per database session;
 # turn off behind a connection pooler that does not keep sessions (PgBouncer transaction mode).
 SCF_PREPARED_STATEMENTS = env.bool("SCF_PREPARED_STATEMENTS", default=True)
+# The session plans a prepared statement once (plan_cache_mode = force_generic_plan, sent as a
+# startup option; scf.postgresql).
+SCF_GENERIC_PLANS = env.bool("SCF_GENERIC_PLANS", default=True)
+# The finance click's model instances are made without Model.__init__ (scf.hotpath.build and
+# model_from_row); off: through Model.__init__ / Model.from_db.
+SCF_FAST_INSTANCES = env.bool("SCF_FAST_INSTANCES", default=True)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

@@ -15,13 +15,13 @@ from django.core.mail import EmailMessage
 
 from integrations.models import Notification
 from integrations.notifications import (
-    lender_account,
     notification_send,
     notifications_send_due,
     reminders_due,
 )
 from integrations.tasks_events import send_reminders
 from lending.models import Bank, Loan, LoanStatus
+from lending.selectors.programs import repayment_account
 from scf import clock
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.lending.loan_makers import disbursed_loan, pending_loan
@@ -193,14 +193,14 @@ def test_selection_is_a_fixed_number_of_queries(line, django_assert_max_num_quer
     assert days == [0, 1, 8, 15]
 
 
-def test_lender_account_comes_from_the_bank_then_settings(line, settings):
+def test_repayment_account_comes_from_the_bank_then_settings(line, settings):
     loan_due(line, dt.date(2026, 3, 10))
     settings.LENDER_SETTLEMENT_ACCOUNT = "6222-SETTINGS"
     [reminder] = reminders_due(today=dt.date(2026, 3, 10))
-    assert lender_account(reminder.loan.program) == "6222-SETTINGS"
+    assert repayment_account(reminder.loan.program) == "6222-SETTINGS"
     Bank.objects.filter(pk=line.program.bank_id).update(settlement_account_no="6222-BANK")
     [reminder] = reminders_due(today=dt.date(2026, 3, 10))
-    assert lender_account(reminder.loan.program) == "6222-BANK"
+    assert repayment_account(reminder.loan.program) == "6222-BANK"
 
 
 def test_daily_task_takes_an_iso_date(line):

@@ -1,8 +1,9 @@
-"""Active loans for the accrual, COB and repayment tests, in the disbursement service's shape.
+"""Active loans for the accrual, COB and repayment tests, paid out by the disbursement service.
 
-A disbursed loan is ``active`` with its value date set, ``outstanding_principal = principal``,
-the ledger entry ``disburse:<loan>`` (Dr principal_receivable / Cr settlement) posted, and the
-principal counted as outstanding on its credit line and program.
+A loan is decided (``approved``, its principal reserved on its line and program), then paid out
+by ``disbursement_request`` and ``disbursement_settle`` (``loan_makers.settle``): ``active``
+with its value date set, ``outstanding_principal = principal``, the ledger entry
+``disburse:<loan>`` posted, and the principal counted as outstanding on its line and program.
 """
 
 from __future__ import annotations
@@ -12,19 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.management import call_command
-from django.db.models import F
 
-from lending.models import (
-    AccountCode,
-    CreditLine,
-    EntryKind,
-    Loan,
-    LoanStatus,
-    Program,
-)
-from lending.services.ledger import Posting, ledger_post
+from lending.models import CreditLine, Loan, LoanStatus
+from lending.services.credit import line_reserve, program_reserve
 from lending.services.terms import due_date_for
 from tests.lending.factories import CreditLineFactory, ProgramFactory
+from tests.lending.loan_makers import settle
 from tests.orders.factories import OrderFactory
 
 BIG_LIMIT = Decimal("100000000.00")
@@ -54,12 +48,13 @@ def active_loan(
     amount = Decimal(principal)
     order = OrderFactory(agent=line.agent, enterprise=program.enterprise, amount=amount)
     tenor = terms.pop("tenor_days", program.tenor_days)
+    now = dt.datetime.combine(value_date, dt.time(1), tzinfo=dt.UTC)
     loan = Loan.objects.create(
         program=program,
         credit_line=line,
         agent=line.agent,
         order=order,
-        status=LoanStatus.ACTIVE,
+        status=LoanStatus.APPROVED,
         currency=program.currency,
         order_amount=amount,
         principal=amount,
@@ -69,34 +64,17 @@ def active_loan(
         day_count=terms.pop("day_count", program.day_count),
         tenor_days=tenor,
         grace_days=terms.pop("grace_days", program.grace_days),
-        outstanding_principal=amount,
-        value_date=value_date,
-        due_date=due_date or due_date_for(value_date, tenor, program.holiday_country),
+        reserved_amount=amount,
+        due_date=due_date_for(value_date, tenor, program.holiday_country),
         reference=f"SCF{order.pk:09d}",
-        requested_at=dt.datetime.combine(value_date, dt.time(1), tzinfo=dt.UTC),
-        disbursed_at=dt.datetime.combine(value_date, dt.time(2), tzinfo=dt.UTC),
+        requested_at=now,
+        decided_at=now,
+        approved_at=now,
         **terms,
     )
-    ledger_post(
-        kind=EntryKind.DISBURSEMENT,
-        idempotency_key=f"disburse:{loan.pk}",
-        business_date=value_date,
-        currency=loan.currency,
-        postings=[
-            Posting.dr(AccountCode.PRINCIPAL_RECEIVABLE, amount, loan=loan),
-            Posting.cr(AccountCode.SETTLEMENT, amount, loan=loan),
-        ],
-        loan=loan,
-        program=program,
-        description="disbursement settled",
-    )
-    CreditLine.objects.filter(pk=line.pk).update(
-        outstanding_principal=F("outstanding_principal") + amount
-    )
-    Program.objects.filter(pk=program.pk).update(
-        outstanding_principal=F("outstanding_principal") + amount
-    )
-    return loan
+    line_reserve(line_id=line.pk, amount=amount)
+    program_reserve(program_id=program.pk, amount=amount)
+    return settle(loan, value_date=value_date, due_date=due_date)
 
 
 def books_balance() -> None:

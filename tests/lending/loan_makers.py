@@ -1,9 +1,10 @@
 """Loans at a given point of their life, with credit and ledger exactly as the services leave them.
 
 ``pending_loan`` reserves its principal on the line and program (``in_review`` also gets its
-open referral case). ``disbursed_loan`` is a pending loan paid out: ``active``, value date set,
-the ledger entry ``disburse:<loan>`` (Dr principal_receivable / Cr settlement) posted and the
-reservation consumed (``credit_consume``), so ``book_check`` finds nothing to report.
+open referral case; ``disbursing`` its payment requested by ``disbursement_request``). ``disbursed_loan`` is a pending loan paid out by the disbursement service
+(``settle``: ``disbursement_request`` then ``disbursement_settle``): ``active``, value date set,
+the ledger entry ``disburse:<loan>`` posted and the reservation consumed, so ``book_check`` finds
+nothing to report.
 """
 
 from __future__ import annotations
@@ -12,18 +13,13 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from lending.models import (
-    AccountCode,
-    CreditLine,
-    EntryKind,
-    Loan,
-    LoanStatus,
-    Review,
-    ReviewKind,
-)
-from lending.services.credit import credit_consume, line_reserve, program_reserve
-from lending.services.ledger import Posting, ledger_post
+from django.db import transaction
+
+from lending.models import CreditLine, Disbursement, Loan, LoanStatus, Review, ReviewKind
+from lending.services.credit import line_reserve, program_reserve
+from lending.services.disbursement import disbursement_request, disbursement_settle
 from tests.orders.factories import OrderFactory
 
 PRINCIPAL = Decimal("8000.00")
@@ -38,12 +34,13 @@ def pending_loan(
         agent=line.agent, enterprise=program.enterprise, amount=principal / program.advance_rate
     )
     now = dt.datetime.now(dt.UTC)
+    paying = status == LoanStatus.DISBURSING  # decided, then its payment requested
     loan = Loan.objects.create(
         program=program,
         credit_line=line,
         agent=line.agent,
         order=order,
-        status=status,
+        status=LoanStatus.APPROVED if paying else status,
         currency=program.currency,
         order_amount=order.amount,
         principal=principal,
@@ -63,36 +60,37 @@ def pending_loan(
     program_reserve(program_id=program.pk, amount=principal)
     if status == LoanStatus.IN_REVIEW:
         Review.objects.create(loan=loan, kind=ReviewKind.REFERRAL, created_at=now)
+    if paying:
+        disbursement_request(loan=loan)
+    return loan
+
+
+def settle(loan: Loan, *, value_date: dt.date, due_date: dt.date | None = None) -> Loan:
+    """Pay out an ``approved`` (or ``disbursing``) loan through the disbursement service, settled
+    on ``value_date``
+    (10:00 in the program's zone): active, ledger posted, credit consumed. ``due_date`` replaces
+    the one the service computes from the value date."""
+    zone = ZoneInfo(loan.program.time_zone)
+    # One transaction: the payment task queued on commit finds the disbursement settled already.
+    with transaction.atomic():
+        if loan.status == LoanStatus.APPROVED:
+            disbursement = disbursement_request(loan=loan)
+        else:  # already paying out
+            disbursement = Disbursement.objects.get(loan=loan)
+        disbursement_settle(
+            disbursement_id=disbursement.pk,
+            bank_reference=f"TEST-{loan.pk}",
+            settled_at=dt.datetime.combine(value_date, dt.time(10), tzinfo=zone),
+        )
+        if due_date is not None:
+            Loan.objects.filter(pk=loan.pk).update(due_date=due_date)
+    loan.refresh_from_db()
     return loan
 
 
 def pay_out(loan: Loan, *, value_date: dt.date, due_date: dt.date) -> Loan:
     """The disbursement of ``loan`` settled on ``value_date``: active, ledger, credit consumed."""
-    loan.status = LoanStatus.ACTIVE
-    loan.value_date, loan.due_date = value_date, due_date
-    loan.outstanding_principal, loan.reserved_amount = loan.principal, Decimal("0.00")
-    loan.disbursed_at = dt.datetime.combine(value_date, dt.time(2), tzinfo=dt.UTC)
-    loan.save()
-    ledger_post(
-        kind=EntryKind.DISBURSEMENT,
-        idempotency_key=f"disburse:{loan.pk}",
-        business_date=value_date,
-        currency=loan.currency,
-        postings=[
-            Posting.dr(AccountCode.PRINCIPAL_RECEIVABLE, loan.principal, loan=loan),
-            Posting.cr(AccountCode.SETTLEMENT, loan.principal),
-        ],
-        loan=loan,
-        program=loan.program,
-        description="disbursement settled",
-    )
-    credit_consume(
-        line_id=loan.credit_line_id,
-        program_id=loan.program_id,
-        reserved=loan.principal,
-        principal=loan.principal,
-    )
-    return loan
+    return settle(loan, value_date=value_date, due_date=due_date)
 
 
 def disbursed_loan(

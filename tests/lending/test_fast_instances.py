@@ -1,4 +1,4 @@
-"""``scf.sql.build`` and ``model_from_row`` make model instances without ``Model.__init__``:
+"""``scf.hotpath.build`` and ``model_from_row`` make model instances without ``Model.__init__``:
 they must be the instances Django makes, field by field, cache by cache."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from lending.models import (
     ReviewKind,
 )
 from orders.models import Agent, CoreEnterprise, SalesOrder, User
-from scf.sql import build, execute_prepared, model_from_row, select_list
+from scf.hotpath import build, execute_prepared, model_from_row, select_list
 from tests.lending.factories import CreditLineFactory
 from tests.orders.factories import OrderFactory, UserFactory
 
@@ -164,3 +164,21 @@ def test_rows_read_equal_djangos_own(
     theirs = model.objects.get(pk=obj.pk)
     assert _state(ours) == _state(theirs)
     assert ours == theirs and type(ours.pk) is type(theirs.pk)
+
+
+def test_the_setting_sends_instances_through_django(settings, monkeypatch):
+    """``SCF_FAST_INSTANCES`` off: ``build`` makes its instances with ``Model.__init__``."""
+    made: list[str] = []
+    django_init = AuditLog.__init__
+
+    def counted(self: AuditLog, *args: Any, **kwargs: Any) -> None:
+        made.append("init")
+        django_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(AuditLog, "__init__", counted)
+    settings.SCF_FAST_INSTANCES = False
+    assert build(AuditLog, action="loan.approved").action == "loan.approved"
+    assert made == ["init"]
+    settings.SCF_FAST_INSTANCES = True
+    assert build(AuditLog, action="loan.approved").action == "loan.approved"
+    assert made == ["init"]

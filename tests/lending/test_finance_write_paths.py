@@ -24,7 +24,7 @@ from lending.models import (
     Program,
     Review,
 )
-from lending.services import finance, finance_record
+from lending.services import finance, finance_hotpath
 from lending.services.book_check import book_check
 from lending.services.idempotency import IdempotencyKeyReused
 from tests.lending.factories import CreditLineFactory, ProgramFactory
@@ -260,7 +260,7 @@ def test_values_sent_as_they_are_equal_what_django_prepares(world, amount, monke
     monkeypatch.setattr(timezone, "now", lambda: now)  # auto_now_add fields: one instant
     order = OrderFactory(agent=line.agent, enterprise=enterprise, amount=Decimal(amount))
     seen: list[Any] = []
-    real = finance_record.insert_select
+    real = finance_hotpath.insert_select
 
     def compared(obj: Any, *, source: Any = None) -> Any:
         sql, params = real(obj, source=source)
@@ -270,7 +270,7 @@ def test_values_sent_as_they_are_equal_what_django_prepares(world, amount, monke
         seen.append(type(obj).__name__)
         return sql, params
 
-    monkeypatch.setattr(finance_record, "insert_select", compared)
+    monkeypatch.setattr(finance_hotpath, "insert_select", compared)
     finance.loan_finance(user=user, order_id=order.pk)
     assert "Loan" in seen and "Decision" in seen and "AuditLog" in seen
 

@@ -1,5 +1,6 @@
-"""The persistent connection's health check (``scf.postgresql``): no query while the connection
-is quiet, and a connection the server ended is still noticed before it fails a request."""
+"""The persistent connection's health check (Django's ``CONN_HEALTH_CHECKS`` on the project's
+backend, ``scf.postgresql``): a connection the server ended is noticed before it fails a
+request."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 import psycopg2
 import pytest
 from django.db import connections
-from django.db.backends.postgresql import base as django_postgresql
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -42,14 +42,6 @@ def test_the_backend_is_the_projects(wrapper):
     assert wrapper.vendor == "postgresql"
 
 
-def test_a_quiet_idle_connection_is_usable_without_a_query(wrapper, monkeypatch):
-    def no_query(self: Any) -> bool:
-        raise AssertionError("SELECT 1 sent for a quiet connection")
-
-    monkeypatch.setattr(django_postgresql.DatabaseWrapper, "is_usable", no_query)
-    assert wrapper.is_usable() is True
-
-
 def test_a_connection_the_server_ended_is_not_usable(wrapper):
     _terminate(wrapper)
     deadline = time.monotonic() + 5
@@ -69,18 +61,3 @@ def test_the_health_check_replaces_an_ended_connection_before_the_query(wrapper)
     with wrapper.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         assert cursor.fetchone()[0] != old_pid
-
-
-def test_a_connection_inside_a_transaction_is_asked(wrapper, monkeypatch):
-    """Not idle (a transaction is open): Django's own ``SELECT 1`` decides."""
-    asked = []
-
-    def recorded(self: Any) -> bool:
-        asked.append(True)
-        return True
-
-    wrapper.connection.cursor().execute("BEGIN")
-    monkeypatch.setattr(django_postgresql.DatabaseWrapper, "is_usable", recorded)
-    assert wrapper.is_usable() is True
-    assert asked == [True]
-    wrapper.connection.rollback()

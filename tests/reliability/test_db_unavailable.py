@@ -24,7 +24,7 @@ from django.db import OperationalError, close_old_connections, connection
 from django.db.backends.utils import CursorWrapper
 
 from lending.models import CreditLine, Loan
-from lending.services import finance as finance_service
+from lending.services import finance_hotpath
 from lending.services.book_check import book_check
 from tests.lending.factories import CreditLineFactory, ProgramFactory
 from tests.orders.factories import OrderFactory
@@ -117,10 +117,10 @@ def test_the_server_dropping_the_connection_mid_transaction_leaves_nothing_behin
     """PostgreSQL ends the request's session (as a restart does) after the loan, its
     reservation and the reply were written and before the commit: 503, no loan, no
     reservation, no key; the retry makes one."""
-    write = finance_service.finance_rows_write
+    write = finance_hotpath.rows_write
 
     def killed_first(rows: Any) -> bool:
-        monkeypatch.setattr(finance_service, "finance_rows_write", write)
+        monkeypatch.setattr(finance_hotpath, "rows_write", write)
         written = write(rows)
         assert written and Loan.objects.filter(order=order).count() == 1  # not committed yet
         other = psycopg2.connect(
@@ -138,7 +138,7 @@ def test_the_server_dropping_the_connection_mid_transaction_leaves_nothing_behin
         other.close()
         return written
 
-    monkeypatch.setattr(finance_service, "finance_rows_write", killed_first)
+    monkeypatch.setattr(finance_hotpath, "rows_write", killed_first)
     assert_clean_503(finance(agent_client, order, "mid-flight"))
     close_old_connections()  # the next request's start: the dead connection is dropped
     assert Loan.objects.filter(order=order).count() == 0

@@ -1,4 +1,4 @@
-"""``scf.sql.execute_prepared``: a hot statement is prepared once per database session, again
+"""``scf.hotpath.execute_prepared``: a hot statement is prepared once per database session, again
 on a new session (after a reconnect), and not at all when the setting turns it off; with it on,
 the session plans a prepared statement once (a generic plan), not at every execution."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from scf.sql import execute_prepared
+from scf.hotpath import execute_prepared
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -84,4 +84,15 @@ def test_options_of_the_deployment_are_kept():
         assert _plan_cache_mode() == "force_generic_plan"
     finally:
         connection.settings_dict["OPTIONS"] = options
+        connection.close()
+
+
+def test_generic_plans_have_their_own_switch(settings):
+    settings.SCF_GENERIC_PLANS = False
+    try:
+        connection.close()
+        assert _plan_cache_mode() == "auto"
+        assert _run(3) == 4  # statements are still prepared
+        assert len(_ours()) == 1
+    finally:
         connection.close()
