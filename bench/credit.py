@@ -177,9 +177,9 @@ def nightly(program: Any) -> dict[str, Any]:
         "features_as_of": "features (one SQL statement)",
         "score_frame": "scoring (NumPy)",
         "_lock": "lock the chunk's lines",
-        "_write_scores": "store the scores",
+        "scores_write": "store the scores",
         "_plan": "formula per line",
-        "_apply": "grades, limits, proposals, audit",
+        "changes_apply": "grades, limits, proposals, audit",
     }
     originals = {name: getattr(lm, name) for name in patched}
     for name, label in patched.items():

@@ -85,10 +85,6 @@ LEASE_MARGIN_SECONDS = 55.0
 PENDING = OutboundEventStatus.PENDING
 
 
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
-
-
 def _amount(value: Decimal) -> str:
     return f"{value:.2f}"
 
@@ -224,8 +220,8 @@ class Delivery:
 def backoff_seconds(attempt: int) -> float:
     """Wait after failed attempt ``attempt`` (1-based): base x 2^(attempt-1), capped, then
     "equal jitter" (half fixed, half random), so retries of many events spread out."""
-    base = _setting("OUTBOUND_EVENT_BACKOFF_SECONDS", 30.0)
-    cap = _setting("OUTBOUND_EVENT_BACKOFF_MAX_SECONDS", 6 * 3600.0)
+    base = float(settings.OUTBOUND_EVENT_BACKOFF_SECONDS)
+    cap = float(settings.OUTBOUND_EVENT_BACKOFF_MAX_SECONDS)
     delay = min(cap, base * 2 ** (attempt - 1))
     return delay / 2 + random.uniform(0, delay / 2)
 
@@ -242,7 +238,7 @@ def event_body(event: OutboundEvent) -> bytes:
 
 
 def _claim(event_id: str, now: dt.datetime) -> OutboundEvent | None:
-    lease = _setting("OUTBOUND_EVENT_TIMEOUT_SECONDS", 5.0) + LEASE_MARGIN_SECONDS
+    lease = float(settings.OUTBOUND_EVENT_TIMEOUT_SECONDS) + LEASE_MARGIN_SECONDS
     claimed = (
         OutboundEvent.objects.filter(event_id=event_id, status=PENDING)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
@@ -266,7 +262,7 @@ def _post(event: OutboundEvent, endpoint: WebhookEndpoint) -> tuple[int | None, 
         "X-SCF-Timestamp": str(timestamp),
         "X-SCF-Signature": sign(secret, timestamp, body),
     }
-    timeout = _setting("OUTBOUND_EVENT_TIMEOUT_SECONDS", 5.0)
+    timeout = float(settings.OUTBOUND_EVENT_TIMEOUT_SECONDS)
     try:
         response = requests.post(
             endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
@@ -291,7 +287,7 @@ def _settle(event: OutboundEvent, status_code: int | None, error: str) -> Delive
             last_error="",
         )
         return Delivery("delivered")
-    if event.attempts >= _setting("OUTBOUND_EVENT_MAX_ATTEMPTS", 10):
+    if event.attempts >= settings.OUTBOUND_EVENT_MAX_ATTEMPTS:
         mine.update(
             status=OutboundEventStatus.FAILED,
             next_attempt_at=None,

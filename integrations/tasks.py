@@ -44,10 +44,6 @@ def pull_order_feeds() -> int:
 # --- Disbursement: paying approved loans out through the bank adapter -------------------------
 
 
-def _disbursement_setting(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
-
-
 def _pay_attempt(disbursement_id: int, retries: int) -> tuple[str, float | None]:
     """One attempt to pay a disbursement out: its outcome, and when to ask the bank again
     about an accepted transfer (None: never). Raises ``DisbursementRetry`` on a transient error
@@ -55,7 +51,7 @@ def _pay_attempt(disbursement_id: int, retries: int) -> tuple[str, float | None]
     try:
         execution = disbursement_execute(disbursement_id)
     except DisbursementRetry as exc:
-        if retries >= _disbursement_setting("DISBURSEMENT_MAX_RETRIES", 8):
+        if retries >= settings.DISBURSEMENT_MAX_RETRIES:
             return disbursement_give_up(disbursement_id, detail=str(exc)).value, None
         raise
     return execution.outcome.value, execution.poll_in
@@ -71,7 +67,7 @@ def disburse_loan(self: Task, disbursement_id: int) -> str:
     try:
         outcome, poll_in = _pay_attempt(disbursement_id, self.request.retries)
     except DisbursementRetry as exc:
-        max_retries = _disbursement_setting("DISBURSEMENT_MAX_RETRIES", 8)
+        max_retries = settings.DISBURSEMENT_MAX_RETRIES
         raise self.retry(exc=exc, countdown=exc.retry_in, max_retries=max_retries) from exc
     if poll_in is not None and not self.request.is_eager:
         self.apply_async(args=[disbursement_id], countdown=poll_in)
@@ -106,14 +102,13 @@ def disbursement_sweeper(min_age_seconds: float | None = None) -> int:
     message still in flight are harmless. What it sends is held out of the next sweeps for
     ``DISBURSEMENT_SWEEP_HOLD_SECONDS`` (default: the minimum age), so a backlog is not sent
     again at every sweep."""
-    default_age = float(getattr(settings, "DISBURSEMENT_SWEEP_MIN_AGE_SECONDS", 60))
     if min_age_seconds is None:
-        min_age_seconds = default_age
+        min_age_seconds = float(settings.DISBURSEMENT_SWEEP_MIN_AGE_SECONDS)
     due = disbursements_due(
         min_age_seconds=min_age_seconds,
-        limit=_disbursement_setting("DISBURSEMENT_SWEEP_BATCH", 500),
+        limit=settings.DISBURSEMENT_SWEEP_BATCH,
     )
-    hold = float(getattr(settings, "DISBURSEMENT_SWEEP_HOLD_SECONDS", default_age))
+    hold = float(settings.DISBURSEMENT_SWEEP_HOLD_SECONDS)
     disbursements_hold(ids=due, seconds=hold)
     for disbursement_id in due:
         disburse_loan.delay(disbursement_id)

@@ -28,6 +28,7 @@ from scf.errors import ApplicationError, Conflict
 from .models import (
     AuditLog,
     Bank,
+    BankMembership,
     CreditLine,
     Decision,
     JournalEntry,
@@ -38,16 +39,18 @@ from .models import (
 )
 from .selectors.audit import NAMERS, object_type_name
 from .services.lines import (
-    LINE_CHECKS,
-    PROGRAM_CHECKS,
-    PROGRAM_CREATE_ONLY,
     credit_line_create,
     credit_line_freeze,
     credit_line_unfreeze,
     credit_line_update,
-    credit_line_validate,
     program_create,
     program_update,
+)
+from .services.program_checks import (
+    LINE_CHECKS,
+    PROGRAM_CHECKS,
+    PROGRAM_CREATE_ONLY,
+    credit_line_validate,
     program_validate,
 )
 from .views.words.audit import AUDIT_ACTIONS, audit_action
@@ -147,6 +150,17 @@ class ReadOnlyInlineMixin:
 class BankAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "settlement_account_no", "created_at"]
     search_fields = ["code", "name"]
+
+
+@admin.register(BankMembership)
+class BankMembershipAdmin(admin.ModelAdmin):
+    """Which bank each member of bank staff works for (``lending.selectors.scope``): without
+    one a staff user sees nothing."""
+
+    list_display = ("user", "bank", "created_at")
+    list_filter = ("bank",)
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
 
 
 @admin.register(Program)

@@ -14,7 +14,9 @@ Two transactions that follow this order cannot deadlock on these rows.
 5. what hangs off the loan: its disbursement, its repayments;
 6. the credit line, then a proposal to change it, or the agent's margin account in the line's
    program (tripartite terms), then a margin withdrawal from it; deposits and withdrawals lock
-   the margin account alone;
+   the margin account alone. Whoever changes a margin account while holding other locks holds
+   the agent's line in that program first, so the account may come before or after the program
+   row (the finance click's statement reserves on the program, then commits the margin);
 7. the program row, taken last and held briefly (most writers reach it only through the
    conditional UPDATEs of ``lending.services.credit``, which lock it by updating it).
 

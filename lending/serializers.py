@@ -77,7 +77,7 @@ class FinanceOutput(serializers.Serializer):
     decision = FinanceDecisionOutput()
 
 
-class QuoteOutput(serializers.Serializer):
+class QuoteTermsOutput(serializers.Serializer):
     order = serializers.IntegerField(source="order.pk")
     program = serializers.IntegerField(source="program.pk")
     currency = serializers.CharField(source="terms.currency")
@@ -108,3 +108,29 @@ class QuoteOutput(serializers.Serializer):
 
     def get_eligible(self, quote: Any) -> bool:
         return bool(quote.decision.outcome != "declined")
+
+
+class OfferBankOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class QuoteOfferOutput(QuoteTermsOutput):
+    """One program's offer: its bank, its terms and the engine's decision on it now."""
+
+    bank = OfferBankOutput(source="program.bank")
+
+
+class QuoteOutput(QuoteTermsOutput):
+    """The quote of the default choice (the first offer); with several programs able to finance
+    the order, also ``offers``, one per program (the first is the default), to choose from with
+    ``finance``'s ``{"program": id}``."""
+
+    offers = QuoteOfferOutput(many=True, required=False)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if not instance.offers:
+            data.pop("offers")
+        return dict(data)

@@ -10,7 +10,7 @@ from django.conf import settings
 from scf import clock
 
 from .services.idempotency import idempotency_records_purge
-from .services.reviews import reviews_expire
+from .services.review_expiry import reviews_expire
 
 
 @shared_task(name="lending.expire_reviews")

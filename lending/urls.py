@@ -14,6 +14,7 @@ from .apis import (
 
 urlpatterns = [
     path("orders/", loans.OrderListApi.as_view(), name="orders-list"),
+    path("orders/<int:order_id>/", loans.OrderDetailApi.as_view(), name="orders-detail"),
     path("orders/<int:order_id>/quote/", finance.OrderQuoteApi.as_view(), name="orders-quote"),
     path(
         "orders/<int:order_id>/finance/", finance.OrderFinanceApi.as_view(), name="orders-finance"

@@ -9,7 +9,7 @@ gathered within ``linger`` seconds (at most ``max_batch`` values; any more waiti
 in further batches). A publish costs about the same whatever the batch, so a longer linger
 means fewer publishes per payment; the default (100 ms) is short next to the payments' own bank
 calls. The thread sleeps through the linger rather than
-waking for each value put (each wake-up took the GIL from the request thread).
+waking for each value put (each wake-up takes the GIL from the request thread).
 
 What it does not change: the row the value names is the durable outbox, written in the click's
 transaction. A value whose message is never sent (the process dies within ``linger``, the

@@ -88,8 +88,8 @@ def window_count(key: str, *, ttl: int) -> int:
     seconds after the window's first count) and return it.
 
     On Redis, one ``INCR`` on a client kept per cache backend (Django's cache API would make
-    three round trips, ``add``, ``exists``, ``incr``, and build a new redis-py client for each,
-    about 50 microseconds of CPU apiece), and ``EXPIRE`` once per window, after the first count.
+    three round trips, ``add``, ``exists``, ``incr``, and build a new redis-py client for each),
+    and ``EXPIRE`` once per window, after the first count.
     Should that ``EXPIRE`` never arrive (the process dies in between), the key only lingers:
     keys are per window, so the next window counts afresh all the same. Elsewhere (local
     memory) the cache's ``add`` and ``incr``."""

@@ -20,7 +20,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (?script): no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
-    path("api/v1/", include("orders.urls")),
     path("api/v1/", include("lending.urls")),
     # Goods releases: the enterprise's system asks with its integration key too.
     path("api/v1/", include("integrations.tripartite.urls")),

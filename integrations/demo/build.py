@@ -24,7 +24,13 @@ from .history import demo_credit_seed
 from .logins import login_reset, logins_create
 from .orders import orders_create
 from .parties import agents_create, enterprises_create
-from .programs import demo_lines_create, demo_loans_create, demo_programs_create
+from .programs import (
+    demo_lines_create,
+    demo_loans_create,
+    demo_programs_create,
+    demo_second_bank_create,
+    demo_second_bank_lines_create,
+)
 
 
 def demo_exists() -> bool:
@@ -47,6 +53,9 @@ def demo_build(
     demo_programs_create(bank, data)
     demo_lines_create(part_rng(seed, "lines"), data, today)
     data.logins = logins_create(data)
+    # After the first bank's lines (which the second bank's copy) and before the first loans
+    # (which take the first offer, the first bank's, as a finance request naming no program).
+    demo_second_bank_lines_create(demo_second_bank_create(data), data)
     demo_loans_create(part_rng(seed, "loans"))
     if credit_history:
         # Synthetic dealers with 18 months of history, so the scorecard has something to learn;

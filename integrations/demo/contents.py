@@ -7,12 +7,12 @@ from django.db.models import Count, QuerySet
 from lending.models import Bank, CreditLine, Loan, Program
 from orders.models import Agent, CoreEnterprise, SalesOrder, User
 
-from .data import BANK_CODE, DEMO_EMAIL_DOMAIN, ENTERPRISE_CODES, DemoData
+from .data import BANK_CODE, DEMO_EMAIL_DOMAIN, ENTERPRISE_CODES, SECOND_BANK_CODE, DemoData
 from .history import DEMO_COHORT
 
 # What ``demo_contents`` counts, in the order and words of the README's table.
 DEMO_CONTENTS = {
-    "banks": "bank",
+    "banks": "banks",
     "enterprises": "core enterprises",
     "programs": "programs",
     "agents": "agents",
@@ -26,17 +26,20 @@ DEMO_CONTENTS = {
 }
 
 
+DEMO_BANKS = (BANK_CODE, SECOND_BANK_CODE)
+
+
 def demo_programs() -> QuerySet[Program]:
-    return Program.objects.filter(bank__code=BANK_CODE, enterprise__code__in=ENTERPRISE_CODES)
+    return Program.objects.filter(bank__code__in=DEMO_BANKS, enterprise__code__in=ENTERPRISE_CODES)
 
 
 def demo_contents() -> dict[str, int]:
-    """What the demo holds: its own rows (the demo bank's programs with the demo enterprises),
+    """What the demo holds: its own rows (the demo banks' programs with the demo enterprises),
     then the scorecard's synthetic history (``PRG-HIST``); keys as in ``DEMO_CONTENTS``."""
     programs = demo_programs()
     history = Program.objects.filter(code=f"PRG-{DEMO_COHORT}")
     contents = {
-        "banks": Bank.objects.filter(code=BANK_CODE).count(),
+        "banks": Bank.objects.filter(code__in=DEMO_BANKS).count(),
         "enterprises": CoreEnterprise.objects.filter(code__in=ENTERPRISE_CODES).count(),
         "programs": programs.count(),
         "agents": Agent.objects.filter(relationships__enterprise__code__in=ENTERPRISE_CODES)

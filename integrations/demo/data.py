@@ -23,6 +23,10 @@ AGENT_USERS = 5
 CURRENCY = "CNY"
 BANK_CODE = "JNCB"
 BANK_NAME = "江南商业银行股份有限公司"
+# A second bank with a program for the first enterprise only: its agents with a login and a line
+# there see two offers in the quote.
+SECOND_BANK_CODE = "HCB"
+SECOND_BANK_NAME = "海川银行股份有限公司"
 
 
 @dataclass(frozen=True)

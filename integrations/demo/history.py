@@ -55,12 +55,14 @@ from django.db import models, transaction
 
 from lending.models import Bank, CreditModel, Program, ProgramStatus
 from lending.services.credit_models import credit_model_train
-from lending.services.line_management import RunResult, credit_nightly
+from lending.services.line_changes import RunResult
+from lending.services.line_management import credit_nightly
 from lending.services.lines import program_create, program_update
 from orders.services.parties import enterprise_create, uscc_complete
 
+from .history_context import context
 from .history_plan import Behaviour, plan_agent
-from .history_rows import GeneratedHistory, analyze, context, write_batch
+from .history_rows import GeneratedHistory, analyze, write_batch
 
 __all__ = [
     "Behaviour",

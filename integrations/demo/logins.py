@@ -8,6 +8,7 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from rest_framework.authtoken.models import Token
 
+from lending.models import BankMembership
 from orders.models import Agent, CoreEnterprise, Role, User
 
 from .data import AGENT_USERS, DEFAULT_BASE_URL, DEMO_EMAIL_DOMAIN, DemoData, DemoLogin
@@ -64,6 +65,10 @@ def _login_create(
 def logins_create(data: DemoData) -> list[DemoLogin]:
     hashes: dict[str, str] = {}
     logins = [_login_create(username, role, hashes) for username, role in STAFF_USERS]
+    # The demo's bank staff work for the demo bank (and see only its programs).
+    BankMembership.objects.bulk_create(
+        BankMembership(user=login.user, bank=data.bank) for login in logins
+    )
     for demo in data.enterprises:
         username = demo.enterprise.code.lower().removeprefix("ce-") + ".admin"
         logins.append(

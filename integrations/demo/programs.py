@@ -1,4 +1,5 @@
-"""Demo lending data: a program per enterprise, a credit line per agent, and first loans.
+"""Demo lending data: a program per enterprise, a credit line per agent, and first loans; and a
+second bank's program for the first enterprise, with lines for its agents who have a login.
 
 Built through the real services (``program_create``, ``credit_line_create``, ``loan_finance``),
 so the demo holds nothing those services would refuse. Line limits follow each agent's order
@@ -16,11 +17,13 @@ from typing import TYPE_CHECKING, cast
 
 from django.db.models import Sum
 
-from lending.models import Bank, CreditLine, Program
+from lending.models import Bank, CreditLine, Program, ProgramStatus
 from lending.selectors.loans import financeable_orders
 from lending.services.finance import loan_finance
 from lending.services.lines import credit_line_create, program_create
 from orders.models import Role, SalesOrder, User
+
+from .data import AGENT_USERS, SECOND_BANK_CODE, SECOND_BANK_NAME
 
 if TYPE_CHECKING:
     from .data import DemoData
@@ -64,6 +67,52 @@ def demo_programs_create(bank: Bank, data: DemoData) -> None:
             **PROGRAM_TERMS,
         )
         demo.program_ids.append(program.pk)
+
+
+# The second bank lends less of the order for longer, at a lower rate.
+SECOND_BANK_TERMS = {
+    **PROGRAM_TERMS,
+    "advance_rate": Decimal("0.7500"),
+    "limit": Decimal("20000000.00"),
+    "tenor_days": 120,
+    "annual_rate": Decimal("0.042000"),
+}
+
+
+def demo_second_bank_create(data: DemoData) -> Program:
+    """The second bank and its program with the first demo enterprise."""
+    bank = Bank.objects.create(code=SECOND_BANK_CODE, name=SECOND_BANK_NAME)
+    demo = data.enterprises[0]
+    program = program_create(
+        actor=None,
+        bank=bank,
+        enterprise=demo.enterprise,
+        code=demo.enterprise.code.replace("CE-", "PRG-") + "-" + SECOND_BANK_CODE,
+        name=f"{demo.enterprise.name} 经销商订单融资（{SECOND_BANK_NAME.removesuffix('股份有限公司')}）",
+        currency="CNY",
+        **SECOND_BANK_TERMS,
+    )
+    demo.program_ids.append(program.pk)
+    return program
+
+
+def demo_second_bank_lines_create(program: Program, data: DemoData) -> None:
+    """A line at the second bank, as large as the agent's line at the first, for each agent
+    with a login that buys from the program's enterprise."""
+    logins = {a.agent.pk for a in data.agents[:AGENT_USERS]}
+    first = CreditLine.objects.filter(
+        agent_id__in=logins,
+        program__enterprise_id=program.enterprise_id,
+        program__status=ProgramStatus.ACTIVE,
+    ).exclude(program=program)
+    for line in first.select_related("agent").order_by("agent_id"):
+        credit_line_create(
+            actor=None,
+            agent=line.agent,
+            program=program,
+            limit=line.limit,
+            risk_grade=line.risk_grade,
+        )
 
 
 def _line_limit(volume: Decimal) -> Decimal:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.conf import settings
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -23,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lending.selectors.scope import scope_for
 from orders.models import CoreEnterprise, FeedChannel, FeedEvent, FeedOutcome, OrderStatus, Role
 from orders.permissions import api_user, role_permission
 from orders.selectors import enterprise_get, feed_event_list, feed_health
@@ -290,6 +292,11 @@ def _event_scope(request: Request) -> dict[str, Any]:
     return {"enterprise_code": code or ""}
 
 
+def _bank_scoped(request: Request, events: QuerySet[FeedEvent]) -> QuerySet[FeedEvent]:
+    """An ops admin reads the feeds of the enterprises its bank has a program with."""
+    return scope_for(api_user(request), events, "enterprise__programs__bank")
+
+
 class FeedEventListApi(APIView):
     """The order feed's log: every accepted or rejected event, newest first."""
 
@@ -319,7 +326,7 @@ class FeedEventListApi(APIView):
             if value and value not in choices:
                 raise ValidationFailed(f"Unknown {name}.", fields={name: ["Unknown value."]})
             scope[name] = value or None
-        events = feed_event_list(**scope)
+        events = _bank_scoped(request, feed_event_list(**scope))
         paginator = Pagination()
         page = paginator.paginate_queryset(events, request, view=self)
         return paginator.get_paginated_response(FeedEventSerializer(page, many=True).data)
@@ -345,7 +352,7 @@ class FeedHealthApi(APIView):
         scope = _event_scope(request)
         if api_user(request).role == Role.OPS_ADMIN and not request.query_params.get("enterprise"):
             raise NotFound("Name an enterprise with ?enterprise=<code>.")
-        health = feed_health(events=feed_event_list(**scope))
+        health = feed_health(events=_bank_scoped(request, feed_event_list(**scope)))
         summary = {
             "last_event_at": health.last_event_at,
             "last_applied_at": health.last_applied_at,

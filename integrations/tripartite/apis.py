@@ -20,13 +20,14 @@ from lending.models import Release
 from lending.selectors.goods import goods_hold_get, loan_for_goods, release_list
 from lending.services.releases import release_request
 from orders.models import Role
+from orders.permissions import role_permission
 from scf.api import Pagination
-from scf.errors import NotFound, PermissionDenied
+from scf.errors import NotFound
 from scf.schema import AMOUNT_SCHEMA, errors, paginated
 
 from ..feed.auth import ApiKeyAuthentication
 
-MAY_ASK = (Role.AGENT, Role.ENTERPRISE_ADMIN, "integration")
+MayAsk = role_permission(Role.AGENT, Role.ENTERPRISE_ADMIN, "integration")
 
 
 class ReleaseOutput(serializers.ModelSerializer):
@@ -76,7 +77,12 @@ def _loan(request: Request, loan_id: int) -> Any:
 
 class LoanReleasesApi(APIView):
     authentication_classes = [ApiKeyAuthentication, *APIView.authentication_classes]
-    permission_classes = [IsAuthenticated]
+
+    def get_permissions(self) -> list[Any]:
+        # Bank staff read; the enterprise (a person or its system) and the agent ask.
+        if self.request.method == "POST":
+            return [MayAsk()]
+        return [IsAuthenticated()]
 
     @extend_schema(
         operation_id="loans_releases_list",
@@ -102,8 +108,6 @@ class LoanReleasesApi(APIView):
     )
     def post(self, request: Request, loan_id: int) -> Response:
         role = getattr(request.user, "role", None)
-        if role not in MAY_ASK:
-            raise PermissionDenied("Only the core enterprise or the agent asks for a release.")
         loan = _loan(request, loan_id)
         data = request.data if isinstance(request.data, dict) else {}
         kind = "agent" if role == Role.AGENT else "enterprise"

@@ -29,7 +29,7 @@ from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
 from scf.schema import errors, paginated
 
-from ..models import ProposalStatus
+from ..models import LineProposal, ProposalStatus
 from ..selectors.credit import (
     agent_credit,
     credit_history,
@@ -250,7 +250,9 @@ class ProposalListApi(APIView):
         if status is not None and status not in ProposalStatus.values:
             raise ValidationFailed("Unknown status.", fields={"status": ["Unknown value."]})
         paginator = Pagination()
-        page = paginator.paginate_queryset(line_proposal_queue(status=status), request, view=self)
+        page = paginator.paginate_queryset(
+            line_proposal_queue(user=_user(request), status=status), request, view=self
+        )
         return paginator.get_paginated_response(ProposalOutput(page, many=True).data)
 
 
@@ -262,10 +264,7 @@ class ProposalDetailApi(APIView):
         responses={200: ProposalOutput, **errors(401, 403, 404)},
     )
     def get(self, request: Request, proposal_id: int) -> Response:
-        proposal = line_proposal_get(proposal_id=proposal_id)
-        if proposal is None:
-            raise NotFound("No such line proposal.")
-        return Response(ProposalOutput(proposal).data)
+        return Response(ProposalOutput(_proposal_or_404(request, proposal_id)).data)
 
 
 class ApproveInput(serializers.Serializer):
@@ -283,9 +282,16 @@ def _valid(serializer: serializers.Serializer) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-def _proposal_reply(proposal_id: int) -> Response:
-    proposal = line_proposal_get(proposal_id=proposal_id)
-    return Response(ProposalOutput(proposal).data)
+def _proposal_or_404(request: Request, proposal_id: int) -> LineProposal:
+    """A proposal of the caller's bank; another bank's is missing, as a missing one."""
+    proposal = line_proposal_get(user=_user(request), proposal_id=proposal_id)
+    if proposal is None:
+        raise NotFound("No such line proposal.")
+    return proposal
+
+
+def _proposal_reply(request: Request, proposal_id: int) -> Response:
+    return Response(ProposalOutput(_proposal_or_404(request, proposal_id)).data)
 
 
 class ProposalApproveApi(APIView):
@@ -298,8 +304,9 @@ class ProposalApproveApi(APIView):
     )
     def post(self, request: Request, proposal_id: int) -> Response:
         data = _valid(ApproveInput(data=request.data))
+        _proposal_or_404(request, proposal_id)
         line_proposal_approve(user=_user(request), proposal_id=proposal_id, note=data["note"])
-        return _proposal_reply(proposal_id)
+        return _proposal_reply(request, proposal_id)
 
 
 class ProposalRejectApi(APIView):
@@ -312,8 +319,9 @@ class ProposalRejectApi(APIView):
     )
     def post(self, request: Request, proposal_id: int) -> Response:
         data = _valid(RejectInput(data=request.data))
+        _proposal_or_404(request, proposal_id)
         line_proposal_reject(user=_user(request), proposal_id=proposal_id, reason=data["reason"])
-        return _proposal_reply(proposal_id)
+        return _proposal_reply(request, proposal_id)
 
 
 class ModelOutput(serializers.Serializer):

@@ -7,6 +7,7 @@ portal shares them; over a limit, ``scf.api`` answers 429 with ``Retry-After``.
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,12 +36,19 @@ class OrderQuoteApi(APIView):
         return Response(QuoteOutput(quote).data)
 
 
+class FinanceInput(serializers.Serializer):
+    """Optional: the program whose offer the agent takes (the quote's ``offers``); without it,
+    the first offer's. Read by the service (``program_choice.program_param``)."""
+
+    program = serializers.IntegerField(required=False, min_value=1)
+
+
 class OrderFinanceApi(APIView):
     permission_classes = [AgentOnly]
 
     @extend_schema(
         operation_id="orders_finance",
-        request=None,
+        request=FinanceInput,
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)
         ],

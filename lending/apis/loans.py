@@ -1,4 +1,6 @@
-"""Loans for the people who may see them; orders with a financeable filter."""
+"""Loans for the people who may see them; orders with a financeable filter, and an order's
+detail (here, not in ``orders``: bank staff see the orders of their bank's enterprises, and banks
+are lending's)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,14 @@ from rest_framework.views import APIView
 
 from orders.models import OrderStatus
 from orders.permissions import api_user
-from orders.serializers import OrderOutput
+from orders.serializers import OrderDetailOutput, OrderOutput
 from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
 from scf.schema import errors, paginated
 
 from ..models import JournalLine, Loan, LoanStatus
 from ..selectors.ledger import loan_journal_lines
-from ..selectors.loans import loan_get, loan_list, order_list_for_lending
+from ..selectors.loans import loan_get, loan_list, order_get_for_lending, order_list_for_lending
 from ..serializers import DecisionOutput, LoanOutput
 
 
@@ -54,6 +56,17 @@ class OrderListApi(APIView):
             user=api_user(request), status=status, financeable=financeable == "true"
         )
         return _page(request, self, orders, OrderOutput)
+
+
+class OrderDetailApi(APIView):
+    @extend_schema(
+        operation_id="orders_retrieve", responses={200: OrderDetailOutput, **errors(401, 404)}
+    )
+    def get(self, request: Request, order_id: int) -> Response:
+        order = order_get_for_lending(user=api_user(request), order_id=order_id)
+        if order is None:
+            raise NotFound("No such order.")
+        return Response(OrderDetailOutput(order).data)
 
 
 class LoanGoodsOutput(LoanOutput):

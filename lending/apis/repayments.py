@@ -27,9 +27,9 @@ from scf.errors import NotFound
 from scf.money import Money, is_iso_currency, parse_amount
 from scf.schema import AMOUNT_SCHEMA, errors, paginated
 
+from ..dpd import loan_dpd_bucket
 from ..models import Loan, Repayment, RepaymentSource
 from ..selectors.loans import loan_as_stored, loan_get, repayment_list
-from ..services.accrual import dpd_bucket
 from ..services.repayments import Allocation, repayment_record_outcome
 
 OpsOnly = role_permission(Role.OPS_ADMIN)
@@ -93,7 +93,7 @@ class RepaymentLoanOutput(serializers.ModelSerializer):
         ]
 
     def get_dpd_bucket(self, loan: Loan) -> str | None:
-        return dpd_bucket(loan.days_past_due)
+        return loan_dpd_bucket(status=loan.status, days_past_due=loan.days_past_due)
 
 
 class RepaymentOutput(serializers.ModelSerializer):

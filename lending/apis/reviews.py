@@ -30,9 +30,9 @@ from scf.errors import NotFound, ValidationFailed
 from ..models import Decision, Review, ReviewKind, ReviewStatus
 from ..selectors.reviews import review_deadline, review_get, review_queue, with_histories
 from ..serializers import LoanOutput
+from ..services.review_case import NOTE_MAX_LENGTH
 from ..services.reviews import (
     DECLINE_REASONS,
-    NOTE_MAX_LENGTH,
     review_approve,
     review_claim,
     review_close,
@@ -193,11 +193,18 @@ def _user(request: Request) -> User:
     return cast(User, request.user)
 
 
-def _case_reply(review_id: int) -> Response:
-    review = review_get(review_id=review_id)
+def _case_or_404(request: Request, review_id: int) -> Review:
+    """A case of the caller's bank; another bank's is missing, as a missing one. Checked before
+    every action too: a case never changes bank, so the check holds for the action's lock."""
+    review = review_get(user=_user(request), review_id=review_id)
     if review is None:
         raise NotFound("No such review.")
-    return Response(ReviewOutput(with_histories([review])[0]).data)
+    return review
+
+
+def _case_reply(request: Request, review_id: int) -> Response:
+    review = _case_or_404(request, review_id)
+    return Response(ReviewOutput(with_histories([review], user=_user(request))[0]).data)
 
 
 class ReviewListApi(APIView):
@@ -220,6 +227,7 @@ class ReviewListApi(APIView):
     def get(self, request: Request) -> Response:
         mine = request.query_params.get("mine", "").lower() in ("1", "true")
         reviews = review_queue(
+            user=_user(request),
             kind=_choice(request, "kind", ReviewKind.values),
             status=_choice(request, "status", ReviewStatus.values),
             search=request.query_params.get("q", ""),
@@ -227,7 +235,7 @@ class ReviewListApi(APIView):
         )
         paginator = Pagination()
         page = paginator.paginate_queryset(reviews, request, view=self) or []
-        data = ReviewOutput(with_histories(list(page)), many=True).data
+        data = ReviewOutput(with_histories(list(page), user=_user(request)), many=True).data
         return paginator.get_paginated_response(data)
 
 
@@ -236,7 +244,7 @@ class ReviewDetailApi(APIView):
 
     @extend_schema(operation_id="reviews_retrieve", responses={200: ReviewOutput, **ERRORS})
     def get(self, request: Request, review_id: int) -> Response:
-        return _case_reply(review_id)
+        return _case_reply(request, review_id)
 
 
 class ReviewClaimApi(APIView):
@@ -249,8 +257,9 @@ class ReviewClaimApi(APIView):
     )
     def post(self, request: Request, review_id: int) -> Response:
         data = _valid(ReviewNoteInput, request)
+        _case_or_404(request, review_id)
         review_claim(user=_user(request), review_id=review_id, note=data["note"])
-        return _case_reply(review_id)
+        return _case_reply(request, review_id)
 
 
 class ReviewApproveApi(APIView):
@@ -263,8 +272,9 @@ class ReviewApproveApi(APIView):
     )
     def post(self, request: Request, review_id: int) -> Response:
         data = _valid(ReviewNoteInput, request)
+        _case_or_404(request, review_id)
         review_approve(user=_user(request), review_id=review_id, note=data["note"])
-        return _case_reply(review_id)
+        return _case_reply(request, review_id)
 
 
 class ReviewDeclineApi(APIView):
@@ -277,10 +287,11 @@ class ReviewDeclineApi(APIView):
     )
     def post(self, request: Request, review_id: int) -> Response:
         data = _valid(ReviewDeclineInput, request)
+        _case_or_404(request, review_id)
         review_decline(
             user=_user(request), review_id=review_id, reason=data["reason"], note=data["note"]
         )
-        return _case_reply(review_id)
+        return _case_reply(request, review_id)
 
 
 class ReviewCloseApi(APIView):
@@ -295,8 +306,9 @@ class ReviewCloseApi(APIView):
     )
     def post(self, request: Request, review_id: int) -> Response:
         data = _valid(ReviewCloseInput, request)
+        _case_or_404(request, review_id)
         review_close(user=_user(request), review_id=review_id, note=data["note"])
-        return _case_reply(review_id)
+        return _case_reply(request, review_id)
 
 
 urlpatterns = [

@@ -262,7 +262,7 @@ class TermsChangesApi(WritesNeed):
     @extend_schema(
         operation_id="terms_changes_list",
         parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
-        responses={200: paginated(TermsChangeOutput), **errors(401)},
+        responses={200: paginated(TermsChangeOutput), **errors(401, 404)},
     )
     def get(self, request: Request) -> Response:
         paginator = Pagination()

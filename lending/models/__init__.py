@@ -1,25 +1,5 @@
-from .credit import (
-    HOLDS_ORDER,
-    OPEN,
-    RESERVES_CREDIT,
-    REVIEW_OPEN,
-    AuditLog,
-    Bank,
-    CreditLine,
-    DayCount,
-    Decision,
-    DecisionOutcome,
-    Grade,
-    IdempotencyRecord,
-    Loan,
-    LoanStatus,
-    Program,
-    ProgramStatus,
-    Review,
-    ReviewKind,
-    ReviewStatus,
-    money,
-)
+from .columns import money
+from .credit import Bank, CreditLine, DayCount, Grade, Program, ProgramStatus
 from .goods import (
     BreachStatus,
     GoodsHold,
@@ -36,6 +16,16 @@ from .ledger import (
     EntryKind,
     JournalEntry,
     JournalLine,
+)
+from .loans import (
+    HOLDS_ORDER,
+    OPEN,
+    RESERVES_CREDIT,
+    Decision,
+    DecisionOutcome,
+    IdempotencyRecord,
+    Loan,
+    LoanStatus,
 )
 from .margin import (
     MarginAccount,
@@ -54,6 +44,7 @@ from .movement import (
     Repayment,
     RepaymentSource,
 )
+from .reviews import REVIEW_OPEN, AuditLog, Review, ReviewKind, ReviewStatus
 from .scoring import (
     PROPOSAL_OPEN,
     AgentScore,
@@ -62,6 +53,7 @@ from .scoring import (
     LineProposal,
     ProposalStatus,
 )
+from .staff import BankMembership
 from .tripartite import (
     Agreement,
     AgreementStatus,
@@ -89,6 +81,7 @@ __all__ = [
     "AgreementStatus",
     "AuditLog",
     "Bank",
+    "BankMembership",
     "BreachStatus",
     "ClaimStatus",
     "CobRun",

@@ -15,7 +15,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from .credit import Loan, Program, money
+from .columns import money
+from .credit import Program
+from .loans import Loan
 
 
 class AccountKind(models.TextChoices):

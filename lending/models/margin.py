@@ -15,8 +15,10 @@ from django.utils.translation import gettext_lazy as _
 
 from orders.models import Agent
 
-from .credit import Loan, Program, money
+from .columns import money
+from .credit import Program
 from .ledger import JournalEntry
+from .loans import Loan
 
 ZERO = Decimal("0.00")
 

@@ -18,8 +18,10 @@ from django.db.models import Q
 from django.db.models.lookups import Exact
 from django.utils.translation import gettext_lazy as _
 
-from .credit import Loan, Program, in_cents, money, numerator_column
+from .columns import in_cents, money, numerator_column
+from .credit import Program
 from .ledger import JournalEntry
+from .loans import Loan
 
 
 class DisbursementStatus(models.TextChoices):

@@ -28,7 +28,8 @@ from django.utils.translation import gettext_lazy as _
 
 from orders.models import Agent
 
-from .credit import CreditLine, Grade, Program, money
+from .columns import money
+from .credit import CreditLine, Grade, Program
 
 
 class CreditModel(models.Model):

@@ -31,7 +31,9 @@ from django.utils.translation import gettext_lazy as _
 
 from orders.models import Agent, CoreEnterprise
 
-from .credit import Loan, Program, in_cents, money
+from .columns import in_cents, money
+from .credit import Program
+from .loans import Loan
 
 ZERO = Decimal("0.00")
 

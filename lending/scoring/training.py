@@ -41,7 +41,8 @@ from scf.errors import ValidationFailed
 
 from ..models import CreditModel
 from . import scorecard as sc
-from .features import DISBURSED, FEATURE_NAMES, as_date, date_add, features_as_of, sql_date
+from .feature_sql import DISBURSED, as_date, date_add, sql_date
+from .features import FEATURE_NAMES, features_as_of
 
 BAD_DPD = 30
 HOLDOUT_SHARE = 0.3

@@ -41,6 +41,7 @@ from ..services.line_formula import Policy, line_per_monthly_volume, volume_line
 from .audit import object_audit
 from .ledger import MONEY, ZERO
 from .programs import dashboard_programs
+from .scope import scope_for
 
 EXTRA_MONTHLY_VOLUME = Decimal("10000.00")
 HISTORY_LENGTH = 90
@@ -80,9 +81,10 @@ class AgentCredit:
 
 
 def credit_lines_visible_to(user: User) -> QuerySet[CreditLine]:
-    """Lines a user may see: an agent its own, an enterprise admin those in its programs."""
+    """Lines a user may see: an agent its own, an enterprise admin those in its programs, bank
+    staff their bank's."""
     if getattr(user, "is_bank_staff", False):
-        return CreditLine.objects.all()
+        return scope_for(user, CreditLine.objects.all(), "program__bank")
     role = getattr(user, "role", None)
     if role == Role.ENTERPRISE_ADMIN:
         return CreditLine.objects.filter(program__enterprise_id=user.enterprise_id)
@@ -277,18 +279,20 @@ PROPOSAL_RELATED = (
 )
 
 
-def line_proposal_queue(*, status: str | None = None) -> QuerySet[LineProposal]:
-    """Proposals oldest first: those awaiting approval by default, or those in ``status``."""
+def _proposals(user: User) -> QuerySet[LineProposal]:
+    return scope_for(user, LineProposal.objects.select_related(*PROPOSAL_RELATED), "program__bank")
+
+
+def line_proposal_queue(*, user: User, status: str | None = None) -> QuerySet[LineProposal]:
+    """The user's bank's proposals oldest first: those awaiting approval by default, or those
+    in ``status``."""
     status = status or ProposalStatus.AWAITING_APPROVAL
-    return (
-        LineProposal.objects.select_related(*PROPOSAL_RELATED)
-        .filter(status=status)
-        .order_by("created_at", "id")
-    )
+    return _proposals(user).filter(status=status).order_by("created_at", "id")
 
 
-def line_proposal_get(*, proposal_id: int) -> LineProposal | None:
-    return LineProposal.objects.select_related(*PROPOSAL_RELATED).filter(pk=proposal_id).first()
+def line_proposal_get(*, user: User, proposal_id: int) -> LineProposal | None:
+    """One of the user's bank's proposals, or ``None``."""
+    return _proposals(user).filter(pk=proposal_id).first()
 
 
 def credit_model_list() -> QuerySet[CreditModel]:

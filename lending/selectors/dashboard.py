@@ -38,19 +38,13 @@ from orders.models import SalesOrder, User
 from orders.selectors import order_list
 from scf import clock
 
+from ..dpd import DPD_LABELS, past_due_in_bucket
 from ..models import OPEN, AccountCode, CreditLine, JournalLine, Loan, Program
 from .ledger import ZERO
 from .loans import loan_list
-from .programs import FINANCED, LIVE, OVERDUE, dashboard_programs
+from .programs import FINANCED, LIVE, dashboard_programs
 
 SERIES_DAYS = 90
-# (label, lowest DPD, highest DPD); an overdue loan still at 0 DPD counts in the first bucket.
-DPD_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
-    ("1-30", 0, 30),
-    ("31-60", 31, 60),
-    ("61-90", 61, 90),
-    ("90+", 91, None),
-)
 
 
 @dataclass(frozen=True)
@@ -111,10 +105,8 @@ def _loan_figures(program: Program, bounds: dict[str, tuple[dt.datetime, dt.date
         aggregates[f"{name}_count"] = Count("pk", filter=condition)
         aggregates[f"{name}_order_amount"] = Sum("order_amount", filter=condition)
         aggregates[f"{name}_principal"] = Sum("principal", filter=condition)
-    for label, low, high in DPD_BUCKETS:
-        condition = OVERDUE & Q(days_past_due__gte=low)
-        if high is not None:
-            condition &= Q(days_past_due__lte=high)
+    for label in DPD_LABELS:
+        condition = past_due_in_bucket(label)
         aggregates[f"{label}_count"] = Count("pk", filter=condition)
         aggregates[f"{label}_outstanding"] = Sum("outstanding_principal", filter=condition)
     loans = Loan.objects.filter(program_id=program.pk).annotate(
@@ -134,7 +126,7 @@ def _financed(figures: dict, name: str) -> Financed:
 def _buckets(figures: dict) -> tuple[list[DpdBucket], DpdBucket]:
     buckets = [
         DpdBucket(label, figures[f"{label}_count"], figures[f"{label}_outstanding"] or ZERO)
-        for label, _, _ in DPD_BUCKETS
+        for label in DPD_LABELS
     ]
     total = DpdBucket(
         "total", sum(b.count for b in buckets), sum((b.outstanding for b in buckets), ZERO)

@@ -25,6 +25,7 @@ from ..models import (
     TripartiteTerms,
 )
 from .programs import programs_visible_to
+from .scope import scope_for
 
 INTEGRATION = "integration"
 T = TypeVar("T", ReleaseBreach, GuaranteeClaim)
@@ -34,7 +35,7 @@ def loans_visible_to(principal: Any) -> QuerySet[Loan]:
     """Loans a person or an enterprise's system may see."""
     if getattr(principal, "role", None) == INTEGRATION:
         return Loan.objects.filter(program__enterprise_id=principal.enterprise.pk)
-    return Loan.objects.visible_to(principal)
+    return scope_for(principal, Loan.objects.visible_to(principal), "program__bank")
 
 
 def loan_for_goods(*, principal: Any, loan_id: int) -> Loan | None:
@@ -60,11 +61,11 @@ def open_breach_exists(*, agent_id: int) -> bool:
     return ReleaseBreach.objects.filter(agent_id=agent_id, status=BreachStatus.OPEN).exists()
 
 
-def _for_party(rows: QuerySet[T], principal: Any) -> QuerySet[T]:
-    """Rows carrying ``enterprise_id`` and ``agent_id``: bank staff all, an enterprise admin its
-    enterprise's, an agent its own."""
+def _for_party(rows: QuerySet[T], principal: Any, bank_path: str) -> QuerySet[T]:
+    """Rows carrying ``enterprise_id`` and ``agent_id``: bank staff their bank's (``bank_path``
+    leads to it), an enterprise admin its enterprise's, an agent its own."""
     if getattr(principal, "is_bank_staff", False):
-        return rows
+        return scope_for(principal, rows, bank_path)
     role = getattr(principal, "role", None)
     if role == "enterprise_admin":
         return rows.filter(enterprise_id=principal.enterprise_id)
@@ -74,14 +75,15 @@ def _for_party(rows: QuerySet[T], principal: Any) -> QuerySet[T]:
 
 
 def breaches_visible_to(principal: Any) -> QuerySet[ReleaseBreach]:
-    return _for_party(ReleaseBreach.objects.select_related("order", "agent", "loan"), principal)
+    breaches = ReleaseBreach.objects.select_related("order", "agent", "loan")
+    return _for_party(breaches, principal, "loan__program__bank")
 
 
 def claims_visible_to(principal: Any) -> QuerySet[GuaranteeClaim]:
     """Claims: bank staff all, an enterprise admin those on its enterprise, an agent those on
     its loans."""
     claims = GuaranteeClaim.objects.select_related("loan", "agent", "enterprise", "program")
-    return _for_party(claims, principal)
+    return _for_party(claims, principal, "program__bank")
 
 
 def claim_get(*, principal: Any, claim_id: int) -> GuaranteeClaim | None:

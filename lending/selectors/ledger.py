@@ -1,4 +1,4 @@
-"""Reading the double-entry ledger: account and loan balances, the trial balance, a loan's lines.
+"""Reading the double-entry ledger: loan balances, a loan's lines, and money aggregates.
 
 A loan's balances are the sums of its receivable lines; ``loan_ledger_balances`` reads them for
 any number of loans in one grouped query. Aggregates come back as Decimal cents on PostgreSQL and
@@ -17,10 +17,9 @@ from django.db.models.functions import Coalesce
 
 from scf.money import CENT, MONEY_DIGITS, MONEY_PLACES
 
-from ..models import ACCOUNT_KINDS, AccountCode, AccountKind, JournalLine, Loan
-from ..services.ledger import LOAN_ACCOUNTS, ZERO, LedgerCurrencyMismatch
+from ..models import AccountCode, JournalLine, Loan
+from ..services.ledger import LOAN_ACCOUNTS, ZERO
 
-DEBIT_NORMAL = frozenset({AccountKind.ASSET, AccountKind.EXPENSE})
 MONEY: DecimalField[Decimal, Decimal] = DecimalField(
     max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES
 )
@@ -45,39 +44,6 @@ def money_sum(expression: str | F, *, filter: Q | None = None) -> Coalesce:
     """
     total = Sum(expression, filter=filter, output_field=MONEY)
     return Coalesce(total, Value(ZERO, output_field=MONEY), output_field=MONEY)
-
-
-def normal_balance(account: str, debit: Decimal, credit: Decimal) -> Decimal:
-    """The balance on the account's normal side: Dr - Cr for assets and expenses, else Cr - Dr."""
-    if ACCOUNT_KINDS[AccountCode(account)] in DEBIT_NORMAL:
-        return debit - credit
-    return credit - debit
-
-
-def account_balance(
-    account: AccountCode | str, loan: Loan | int | None = None, currency: str | None = None
-) -> Decimal:
-    """An account's normal-side balance, optionally for one loan and/or one currency.
-
-    Without ``currency`` the lines must all be in one currency (``LedgerCurrencyMismatch``).
-    """
-    lines = JournalLine.objects.filter(account=AccountCode(account))
-    if loan is not None:
-        lines = lines.filter(loan_id=loan.pk if isinstance(loan, Loan) else loan)
-    if currency is not None:
-        lines = lines.filter(currency=currency)
-    totals = list(
-        lines.order_by()
-        .values("currency")
-        .annotate(debit=money_sum("debit"), credit=money_sum("credit"))
-        .values_list("currency", "debit", "credit")
-    )
-    if len(totals) > 1:
-        raise LedgerCurrencyMismatch(f"{account} holds several currencies; name one.")
-    if not totals:
-        return ZERO
-    _, debit, credit = totals[0]
-    return normal_balance(str(account), cents(debit), cents(credit))
 
 
 def net_of(account: AccountCode, prefix: str = "") -> Sum:
@@ -124,30 +90,6 @@ def loan_ledger_balances(loan_ids: Iterable[int] | None = None) -> dict[int, Loa
     for loan_id, principal, interest, penalty in rows:
         balances[loan_id] = LoanBalances(cents(principal), cents(interest), cents(penalty))
     return balances
-
-
-@dataclass(frozen=True, slots=True)
-class TrialBalanceRow:
-    currency: str
-    account: str
-    debit: Decimal
-    credit: Decimal
-
-    @property
-    def balance(self) -> Decimal:
-        return normal_balance(self.account, self.debit, self.credit)
-
-
-def trial_balance() -> list[TrialBalanceRow]:
-    """Total debits and credits per currency per account, in one grouped query."""
-    rows = (
-        JournalLine.objects.order_by()
-        .values("currency", "account")
-        .annotate(debit=money_sum("debit"), credit=money_sum("credit"))
-        .order_by("currency", "account")
-        .values_list("currency", "account", "debit", "credit")
-    )
-    return [TrialBalanceRow(cur, account, cents(dr), cents(cr)) for cur, account, dr, cr in rows]
 
 
 def loan_journal_lines(*, loan: Loan) -> QuerySet[JournalLine]:

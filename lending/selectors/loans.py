@@ -1,7 +1,8 @@
 """Reads of loans, their repayments and payment, and of the orders they finance.
 
 A user sees the loans ``Loan.objects.visible_to`` gives (an agent its own, an enterprise admin its
-programs', bank staff all); a loan it may not see is ``None`` (a 404). Aggregates in the database;
+programs'), bank staff their bank's (``scope.scope_for``); a loan it may not see is ``None`` (a
+404). Bank staff see the orders of the enterprises their bank has a program with. Aggregates in the database;
 no query per row.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from django.db.models import Exists, OuterRef, QuerySet
 
 from orders.models import SalesOrder, User
-from orders.selectors import order_list
+from orders.selectors import order_get, order_list
 
 from ..engine import FINANCEABLE_STATUSES
 from ..models import (
@@ -25,10 +26,18 @@ from ..models import (
     ProgramStatus,
     Repayment,
 )
+from .scope import is_bank_staff, scope_for
+
+# From an order to the banks it can be financed by: those of its enterprise's programs.
+ORDER_BANKS = "enterprise__programs__bank"
+
+
+def _loans(user: User) -> QuerySet[Loan]:
+    return scope_for(user, Loan.objects.visible_to(user), "program__bank")
 
 
 def loan_list(*, user: User, status: str | None = None) -> QuerySet[Loan]:
-    loans = Loan.objects.visible_to(user).select_related("program", "agent", "order", "goods_hold")
+    loans = _loans(user).select_related("program", "agent", "order", "goods_hold")
     if status:
         loans = loans.filter(status=status)
     return loans
@@ -36,7 +45,7 @@ def loan_list(*, user: User, status: str | None = None) -> QuerySet[Loan]:
 
 def loan_get(*, user: User, loan_id: int) -> Loan | None:
     return (
-        Loan.objects.visible_to(user)
+        _loans(user)
         .select_related("program", "agent", "order", "decision", "goods_hold")
         .filter(pk=loan_id)
         .first()
@@ -95,6 +104,19 @@ def order_list_for_lending(
     orders = order_list(
         user=user, status=status, search=search, date_from=date_from, date_to=date_to, sort=sort
     )
+    orders = scope_for(user, orders, ORDER_BANKS)
     if financeable is True:
         orders = financeable_orders(orders)
     return orders
+
+
+def order_get_for_lending(*, user: User, order_id: int) -> SalesOrder | None:
+    """``order_get``, for bank staff only an order of an enterprise their bank works with."""
+    order = order_get(user=user, order_id=order_id)
+    if order is None or not is_bank_staff(user):
+        return order
+    return (
+        order
+        if scope_for(user, SalesOrder.objects.filter(pk=order.pk), ORDER_BANKS).exists()
+        else None
+    )

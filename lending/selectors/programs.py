@@ -3,14 +3,14 @@
 Every figure is aggregated in the database: the program list is one query whatever the number of
 programs, loans or agents (per-program totals are correlated subqueries).
 
-Who sees what: bank staff everything; an enterprise admin its enterprise's programs; an agent the
+Who sees what: bank staff their bank's programs (``scope.scope_for``); an enterprise admin its enterprise's programs; an agent the
 programs it has a line in. Dashboards and grade mixes are for bank staff and the program's own
 enterprise admin (``dashboard_programs``). A row the user may not see is reported as missing
 (``None``), so the API answers 404, not 403.
 
 Headroom figures (limit, outstanding, reserved) come from the program and line rows, which the
 credit services keep exact; "financed" means a loan that reached approved or beyond; "overdue"
-means an open loan (active or overdue) whose status is overdue or whose DPD is above zero.
+means past due as ``lending.dpd`` defines it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -30,22 +29,33 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from orders.models import Role, User
+from orders.models import Role, SalesOrder, User
 
-from ..models import HOLDS_ORDER, OPEN, RESERVES_CREDIT, CreditLine, Loan, LoanStatus, Program
+from ..dpd import PAST_DUE
+from ..models import (
+    HOLDS_ORDER,
+    OPEN,
+    RESERVES_CREDIT,
+    CreditLine,
+    Loan,
+    LoanStatus,
+    Program,
+    ProgramStatus,
+)
 from .ledger import MONEY, ZERO
+from .scope import scope_for
 
 # Financed: a loan that reached approved or beyond (it holds its order, and is past review).
 FINANCED = [status for status in HOLDS_ORDER if status != LoanStatus.IN_REVIEW]
 # Loans that currently use credit on a line: reserved or outstanding.
 LIVE = [*RESERVES_CREDIT, *OPEN]
-OVERDUE = Q(status__in=OPEN) & (Q(status=LoanStatus.OVERDUE) | Q(days_past_due__gt=0))
 
 
 def programs_visible_to(user: User) -> QuerySet[Program]:
-    """Programs a user may see: bank staff all, an enterprise admin its own, an agent its lines'."""
+    """Programs a user may see: bank staff their bank's, an enterprise admin its own, an agent
+    its lines'."""
     if getattr(user, "is_bank_staff", False):
-        return Program.objects.all()
+        return scope_for(user, Program.objects.all(), "bank")
     role = getattr(user, "role", None)
     if role == Role.ENTERPRISE_ADMIN:
         return Program.objects.filter(enterprise_id=user.enterprise_id)
@@ -64,7 +74,7 @@ def dashboard_programs(user: User) -> QuerySet[Program]:
     """Dashboards and grade mixes are for bank staff and the program's own enterprise admin,
     not for agents."""
     if getattr(user, "is_bank_staff", False):
-        return Program.objects.all()
+        return scope_for(user, Program.objects.all(), "bank")
     if getattr(user, "role", None) == Role.ENTERPRISE_ADMIN:
         return Program.objects.filter(enterprise_id=user.enterprise_id)
     return Program.objects.none()
@@ -84,7 +94,7 @@ def _per_program(loans: QuerySet[Loan], aggregate: Sum | Count, default: Value) 
 
 def _with_figures(programs: QuerySet[Program]) -> QuerySet[Program]:
     financed = Loan.objects.filter(status__in=FINANCED)
-    overdue = Loan.objects.filter(OVERDUE)
+    overdue = Loan.objects.filter(PAST_DUE)
     zero_money, zero = Value(ZERO, output_field=MONEY), Value(0, output_field=IntegerField())
     lines = (
         CreditLine.objects.filter(program_id=OuterRef("pk"))
@@ -112,6 +122,22 @@ def program_list(*, user: User) -> QuerySet[Program]:
 def program_get(*, user: User, program_id: int) -> Program | None:
     """One of the user's programs with its terms and headline figures."""
     return _with_figures(programs_visible_to(user)).filter(pk=program_id).first()
+
+
+def offer_lines(order: SalesOrder) -> list[CreditLine]:
+    """The order's agent's lines in the programs that could finance it (its enterprise's active
+    programs in its currency, one per bank or several), with their programs, banks and
+    enterprises, by program id: one offer each in the quote, the first the default choice."""
+    return list(
+        CreditLine.objects.filter(
+            agent_id=order.agent_id,
+            program__enterprise_id=order.enterprise_id,
+            program__currency=order.currency,
+            program__status=ProgramStatus.ACTIVE,
+        )
+        .select_related("program__bank", "program__enterprise")
+        .order_by("program_id")
+    )
 
 
 def repayment_account(program: Program) -> str:

@@ -22,6 +22,10 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from orders.models import SalesOrder, User
 
 from ..models import OPEN, REVIEW_OPEN, Loan, Repayment, Review, ReviewKind, ReviewStatus
+from .loans import ORDER_BANKS
+from .scope import scope_for
+
+REPAYMENT_BANK = "loan__program__bank"
 
 ZERO = Decimal("0.00")
 WARN_AT = 0.75  # share of the time to deadline after which a case shows amber
@@ -61,19 +65,25 @@ def review_sla(review: Review, now: dt.datetime) -> str:
     return "ok"
 
 
+def _reviews(user: User) -> QuerySet[Review]:
+    """The cases of the user's bank (``scope.scope_for``)."""
+    return scope_for(user, Review.objects.select_related(*REVIEW_RELATED), "loan__program__bank")
+
+
 def review_queue(
     *,
+    user: User,
     kind: str | None = None,
     status: str | None = None,
     search: str = "",
     claimed_by: User | None = None,
 ) -> QuerySet[Review]:
-    """Cases oldest first: the open ones by default, or those in ``status``.
+    """The user's bank's cases oldest first: the open ones by default, or those in ``status``.
 
     ``search`` matches the agent (code or name), the order number or the loan reference;
     ``claimed_by`` keeps the cases that person has claimed ("my cases").
     """
-    reviews = Review.objects.select_related(*REVIEW_RELATED)
+    reviews = _reviews(user)
     reviews = reviews.filter(status=status) if status else reviews.filter(status__in=REVIEW_OPEN)
     if kind:
         reviews = reviews.filter(kind=kind)
@@ -90,8 +100,9 @@ def review_queue(
     return reviews.order_by("created_at", "id")
 
 
-def review_get(*, review_id: int) -> Review | None:
-    return Review.objects.select_related(*REVIEW_RELATED).filter(pk=review_id).first()
+def review_get(*, user: User, review_id: int) -> Review | None:
+    """One of the user's bank's cases, or ``None`` (another bank's case is missing)."""
+    return _reviews(user).filter(pk=review_id).first()
 
 
 def referral_decline_get(*, loan: Loan) -> Review | None:
@@ -119,17 +130,21 @@ def _empty_history(currency: str) -> dict[str, Any]:
     }
 
 
-def agent_histories(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dict[str, Any]]:
+def agent_histories(
+    keys: set[tuple[int, str]], *, user: User
+) -> dict[tuple[int, str], dict[str, Any]]:
     """Per (agent, currency): orders, loans by status, repayments, DPD. Three grouped queries.
 
-    Amounts and counts are in that currency; days past due span all the agent's loans.
+    Amounts and counts are in that currency; days past due span the agent's loans. For bank
+    staff all of it is their bank's: its loans and repayments, the orders of the enterprises it
+    works with (``scope.scope_for``); another bank's business with the agent is not theirs.
     """
     histories = {key: _empty_history(key[1]) for key in keys}
     agent_ids = {agent_id for agent_id, _ in keys}
     if not agent_ids:
         return histories
     orders = (
-        SalesOrder.objects.filter(agent_id__in=agent_ids)
+        scope_for(user, SalesOrder.objects.filter(agent_id__in=agent_ids), ORDER_BANKS)
         .values("agent_id", "currency")
         .annotate(n=Count("id"), amount=Sum("amount"))
         .order_by()
@@ -137,14 +152,16 @@ def agent_histories(keys: set[tuple[int, str]]) -> dict[tuple[int, str], dict[st
     for row in orders:
         if (history := histories.get((row["agent_id"], row["currency"]))) is not None:
             history["orders_count"], history["orders_amount"] = row["n"], row["amount"] or ZERO
-    _add_loans(histories, agent_ids)
-    _add_repayments(histories, agent_ids)
+    _add_loans(histories, agent_ids, user)
+    _add_repayments(histories, agent_ids, user)
     return histories
 
 
-def _add_loans(histories: dict[tuple[int, str], dict[str, Any]], agent_ids: set[int]) -> None:
+def _add_loans(
+    histories: dict[tuple[int, str], dict[str, Any]], agent_ids: set[int], user: User
+) -> None:
     loans = (
-        Loan.objects.filter(agent_id__in=agent_ids)
+        scope_for(user, Loan.objects.filter(agent_id__in=agent_ids), "program__bank")
         .values("agent_id", "currency", "status")
         .annotate(
             n=Count("id"),
@@ -171,9 +188,11 @@ def _add_loans(histories: dict[tuple[int, str], dict[str, Any]], agent_ids: set[
         history["current_days_past_due"] = current_dpd[agent_id]
 
 
-def _add_repayments(histories: dict[tuple[int, str], dict[str, Any]], agent_ids: set[int]) -> None:
+def _add_repayments(
+    histories: dict[tuple[int, str], dict[str, Any]], agent_ids: set[int], user: User
+) -> None:
     repayments = (
-        Repayment.objects.filter(loan__agent_id__in=agent_ids)
+        scope_for(user, Repayment.objects.filter(loan__agent_id__in=agent_ids), REPAYMENT_BANK)
         .values("loan__agent_id", "currency")
         .annotate(n=Count("id"), amount=Sum("amount"))
         .order_by()
@@ -184,23 +203,25 @@ def _add_repayments(histories: dict[tuple[int, str], dict[str, Any]], agent_ids:
             history["repayments_amount"] = row["amount"] or ZERO
 
 
-def with_histories(reviews: list[Review]) -> list[Review]:
-    """Attach ``agent_history`` to each review of a page (no query per row)."""
-    histories = agent_histories({(r.loan.agent_id, r.loan.currency) for r in reviews})
+def with_histories(reviews: list[Review], *, user: User) -> list[Review]:
+    """Attach ``agent_history`` (as ``user`` may see it) to each review of a page (no query per
+    row)."""
+    histories = agent_histories({(r.loan.agent_id, r.loan.currency) for r in reviews}, user=user)
     for review in reviews:
         review.agent_history = histories[(review.loan.agent_id, review.loan.currency)]  # type: ignore[attr-defined]
     return reviews
 
 
-def agent_recent(*, agent_id: int) -> dict[str, Any]:
-    """The agent's latest loans and repayments (two queries) for the case page."""
+def agent_recent(*, user: User, agent_id: int) -> dict[str, Any]:
+    """The agent's latest loans and repayments that ``user`` may see (two queries) for the case
+    page."""
     loans = (
-        Loan.objects.filter(agent_id=agent_id)
+        scope_for(user, Loan.objects.filter(agent_id=agent_id), "program__bank")
         .select_related("order")
         .order_by("-requested_at", "-id")[:HISTORY_ROWS]
     )
     repayments = (
-        Repayment.objects.filter(loan__agent_id=agent_id)
+        scope_for(user, Repayment.objects.filter(loan__agent_id=agent_id), REPAYMENT_BANK)
         .select_related("loan")
         .order_by("-value_date", "-id")[:HISTORY_ROWS]
     )

@@ -38,8 +38,7 @@ Design
   it leaves posts the cent with its next night.
 * **Days past due and status.** After D's accrual, ``days_past_due = D - due_date`` while
   anything is owed and D > due_date, else 0; an open loan becomes ``overdue`` then and stays
-  overdue until it is repaid. DPD buckets ``1-30``, ``31-60``, ``61-90``, ``90+`` are computed
-  (``dpd_bucket``), not stored.
+  overdue until it is repaid. The DPD buckets are ``lending.dpd``'s, computed, not stored.
 * **Sub-ledger and general ledger.** Each loan-day-kind is one ``Accrual`` row (one *active* row
   per loan, date and kind, enforced by a partial unique index). The general ledger carries only
   totals: one entry per (program, date, kind) from COB, Dr interest_receivable / Cr
@@ -48,10 +47,8 @@ Design
   per loan ``accrued_interest = active accruals - interest repaid`` and in total that the
   accrual entries add up to the active accrual rows. Because ``ledger_post`` insists that receivable lines name a
   loan, accrual entries are written here (``accrual_entry_post``), balanced and keyed the same way.
-* ``loan_accrue_through`` accrues one loan day by day in Python (with its own entries): for a
-  loan that fell behind the COB (disbursed with a past value date) and for a repayment whose
-  value date is ahead of the loan's last accrual. ``accrue_day`` is also the SQLite (demo) COB
-  path and the reference the PostgreSQL statement is tested against.
+* ``accrue_day`` is the SQLite (demo) COB path and the reference the PostgreSQL statement is
+  tested against; ``lending.services.accrual_loan`` accrues one loan day by day with it.
 """
 
 from __future__ import annotations
@@ -78,7 +75,6 @@ from ..models import (
 from .interest import basis_for, interest_rounded, numerator_add
 
 ZERO = Decimal("0.00")
-DPD_BUCKETS = (("1-30", 1, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
 ACCOUNTS = {
     AccrualKind.INTEREST: (AccountCode.INTEREST_RECEIVABLE, AccountCode.INTEREST_INCOME),
     AccrualKind.PENALTY: (AccountCode.PENALTY_RECEIVABLE, AccountCode.PENALTY_INCOME),
@@ -103,14 +99,6 @@ ACCRUAL_FIELDS = [
 
 
 # --- arithmetic ---------------------------------------------------------------------------------
-
-
-def dpd_bucket(days_past_due: int) -> str | None:
-    """``1-30``, ``31-60``, ``61-90`` or ``90+``; None when not past due."""
-    for label, low, high in DPD_BUCKETS:
-        if days_past_due >= low and (high is None or days_past_due <= high):
-            return label
-    return None
 
 
 def days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
@@ -267,16 +255,6 @@ def accrue_day(
     )
 
 
-def accrue_days(
-    state: LoanState, terms: AccrualTerms, start: dt.date, end: dt.date
-) -> tuple[LoanState, list[DayAccrual]]:
-    rows: list[DayAccrual] = []
-    for day in days(start, end):
-        state, day_rows = accrue_day(state, terms, day)
-        rows.extend(day_rows)
-    return state, rows
-
-
 # --- the general ledger side --------------------------------------------------------------------
 
 
@@ -349,56 +327,3 @@ def accrual_rows_save(
         ),
         batch_size=1000,
     )
-
-
-def loan_accrual_post(
-    *,
-    loan: Loan,
-    rows: list[DayAccrual],
-    key: str,
-    business_date: dt.date,
-    description: str,
-) -> dict[AccrualKind, JournalEntry]:
-    """Post one entry per kind for a loan's accrual rows, and save the rows linked to them."""
-    entries = {
-        kind: accrual_entry_post(
-            program=loan.program,
-            kind=kind,
-            idempotency_key=f"{key}:{kind}",
-            business_date=business_date,
-            amount=total,
-            loan=loan,
-            description=description,
-        )
-        for kind, total in totals_by_kind(rows).items()
-        if total > 0
-    }
-    accrual_rows_save(rows=[(loan.pk, row) for row in rows], entries=entries)
-    return entries
-
-
-def loan_accrue_through(*, loan: Loan, through: dt.date, key: str) -> list[DayAccrual]:
-    """Accrue one locked, open loan day by day up to and including ``through``.
-
-    Starts the day after ``accrued_through`` (or on the value date); does nothing when the loan
-    is already there. Posts one entry per kind keyed ``<key>:<kind>`` and saves the loan's
-    accrual columns. The caller holds the loan's row lock.
-    """
-    terms = AccrualTerms.of(loan)
-    state = LoanState.of(loan)
-    start = terms.value_date if state.accrued_through is None else state.accrued_through
-    if state.accrued_through is not None:
-        start += dt.timedelta(days=1)
-    if start > through:
-        return []
-    state, rows = accrue_days(state, terms, start, through)
-    loan_accrual_post(
-        loan=loan,
-        rows=rows,
-        key=key,
-        business_date=through,
-        description=f"accrual {start} to {through}, loan {loan.reference}",
-    )
-    state.apply_to(loan)
-    loan.save(update_fields=ACCRUAL_FIELDS)
-    return rows

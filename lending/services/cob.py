@@ -50,11 +50,8 @@ from ..models import (
     Loan,
     Program,
 )
-from .accrual import (
-    ZERO,
-    days,
-    loan_accrue_through,
-)
+from .accrual import ZERO, days
+from .accrual_loan import loan_accrue_through
 from .audit import audit_record
 from .claims import ClaimsResult, cob_claims
 from .cob_day import cob_day_accrue

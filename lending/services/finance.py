@@ -17,6 +17,11 @@ free margin and its agreement, the engine runs the tripartite rules, and the wri
 commits the margin first, conditionally (``lending.services.margin_finance``): no more round
 trips than any other click.
 
+Several banks may run programs with one enterprise, and an agent may hold lines in more than one:
+the quote then carries one offer per program (``Quote.offers``) and the click may name its
+program (``{"program": id}``, read on the business path, ``program_choice.chosen_line``); without
+one, the first offer's program (the lowest id) decides, as with a single program.
+
 ``loan_finance_once`` is the click with an ``Idempotency-Key`` (the API and the portal): after
 the user's rate limit (``scf.throttling``, one count for every door), the key's claim comes first
 in the same transaction, and the reply is written by the same statement as the rows.
@@ -41,6 +46,7 @@ from .. import engine
 from ..locks import lines_locked
 from ..models import CreditLine, Loan, Program, ProgramStatus
 from ..replies import finance_reply_body
+from ..selectors.programs import offer_lines
 from . import finance_hotpath as hotpath
 from .credit import ProgramExhausted
 from .finance_hotpath import Facts
@@ -54,6 +60,7 @@ from .idempotency import (
 )
 from .margin_finance import TripartiteFacts, margin_commit, tripartite_facts
 from .margin_hotpath import margin_members
+from .program_choice import chosen_line, program_param
 from .terms import Terms, terms_for
 
 BIGINT_MAX = 2**63 - 1
@@ -78,6 +85,10 @@ class Quote:
     @property
     def margin_free(self) -> Decimal | None:
         return self.tripartite.free if self.tripartite is not None else None
+
+    # With several programs able to finance the order: one quote per program, the first being
+    # this one (the default choice); empty with one.
+    offers: tuple[Quote, ...] = ()
 
     @property
     def agent_reasons(self) -> list[dict[str, str]]:
@@ -107,7 +118,11 @@ def pick_program(programs: Sequence[Program], order: SalesOrder) -> Program:
 
 
 def program_for_order(order: SalesOrder) -> Program:
-    """The enterprise's program in the order's currency (or, failing that, any of its programs)."""
+    """The first program the agent has a line in among the enterprise's active programs in the
+    order's currency (the first offer); failing that, ``pick_program``'s choice."""
+    lines = offer_lines(order)
+    if lines:
+        return lines[0].program
     return pick_program(
         list(Program.objects.filter(enterprise_id=order.enterprise_id).order_by("id")), order
     )
@@ -122,6 +137,18 @@ def _line_for(order: SalesOrder, program: Program, *, lock: bool) -> CreditLine:
     if line is None:
         raise NotConfigured(NO_CREDIT_LINE, code="no_credit_line")
     return line
+
+
+def _chosen_program_and_line(
+    order: SalesOrder, program_id: int, *, lock: bool
+) -> tuple[Program, CreditLine, Facts]:
+    """``_program_and_line`` for a request that names its program: the agent's line in it
+    (``program_choice.chosen_line``: 404 for a program not offered) and the ``Facts``."""
+    facts = hotpath.facts_read(order, reserve_loan_id=lock)
+    if facts.already_financed and lock:
+        raise OrderAlreadyFinanced("This order has already been financed.")
+    line = chosen_line(order, program_id, lock=lock)
+    return line.program, line, facts
 
 
 def _program_and_line(order: SalesOrder, *, lock: bool) -> tuple[Program, CreditLine, Facts]:
@@ -205,6 +232,21 @@ def loan_quote(*, user: User, order_id: int) -> Quote:
     rate_limit(user_id=user.pk, scope="quote")
     order = _order_for_agent(user, order_id, lock=False)
     program, line, facts = _program_and_line(order, lock=False)
+    quote = _quote_in(order, program, line, facts)
+    lines = offer_lines(order)
+    if len(lines) < 2:
+        return quote
+    # The tripartite read that came with the line is that program's: others read their own.
+    unread = replace(facts, tripartite=None)
+    offers = [
+        _quote_in(order, other.program, other, facts if other.program_id == program.pk else unread)
+        for other in lines
+    ]
+    return replace(quote, offers=tuple(offers))
+
+
+def _quote_in(order: SalesOrder, program: Program, line: CreditLine, facts: Facts) -> Quote:
+    """What the program would lend on the order and what the engine would decide now."""
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
     tri = _tripartite(order, program, terms, facts, lock=False)
     inputs = decision_inputs(order, program, line, terms.principal, facts, tripartite=tri)
@@ -216,14 +258,15 @@ class OrderAlreadyFinanced(Conflict):
 
 
 @transaction.atomic
-def loan_finance(*, user: User, order_id: int) -> Loan:
-    """Decide a finance request and, when approved or referred, reserve its credit.
+def loan_finance(*, user: User, order_id: int, program_id: int | None = None) -> Loan:
+    """Decide a finance request and, when approved or referred, reserve its credit; in
+    ``program_id`` when named (``program_choice.chosen_line``).
 
-    Raises ``NotFound`` (not the caller's order), ``Conflict`` ``order_already_financed``, or
-    ``NotConfigured`` (no program or line). A declined request is a loan with status
-    ``declined`` and its reasons, not an error.
+    Raises ``NotFound`` (not the caller's order, or a program it is not offered), ``Conflict``
+    ``order_already_financed``, or ``NotConfigured`` (no program or line). A declined request is
+    a loan with status ``declined`` and its reasons, not an error.
     """
-    return _decide_and_write(user, order_id, reply_to=None).loan
+    return _decide_and_write(user, order_id, reply_to=None, program_id=program_id).loan
 
 
 def loan_finance_once(
@@ -250,7 +293,8 @@ def loan_finance_once(
             return replay
         assert record_id is not None
         try:
-            rows = _decide_and_write(user, order_id, reply_to=record_id)
+            program_id = program_param(body)
+            rows = _decide_and_write(user, order_id, reply_to=record_id, program_id=program_id)
         except ApplicationError as exc:
             reply = StoredReply(
                 exc.status_code,
@@ -267,11 +311,16 @@ def finance_reply(loan: Loan) -> StoredReply:
     return StoredReply(201, canonical(finance_reply_body(loan)))
 
 
-def _decide_and_write(user: User, order_id: int, *, reply_to: int | None) -> FinanceRows:
+def _decide_and_write(
+    user: User, order_id: int, *, reply_to: int | None, program_id: int | None = None
+) -> FinanceRows:
     """The decision and its rows, written; inside the caller's transaction. ``reply_to``: the
     claimed idempotency record to store the reply on, in the same write."""
     order = _order_for_agent(user, order_id, lock=True)
-    program, line, facts = _program_and_line(order, lock=True)
+    if program_id is None:
+        program, line, facts = _program_and_line(order, lock=True)
+    else:
+        program, line, facts = _chosen_program_and_line(order, program_id, lock=True)
     if facts.already_financed:
         raise OrderAlreadyFinanced("This order has already been financed.")
     terms = terms_for(program, order.amount, clock.business_date(program.time_zone))

@@ -16,9 +16,10 @@ business flow (quote -> decide -> write -> reply) and calls the three functions 
 * ``rows_write``: every row of the decision (``lending.services.finance_record``) in one ``WITH``
   statement:
 
-  - under a program with tripartite terms, ``marg`` first: the margin's conditional commit
-    (``margin_hotpath``), which ``prog`` waits on; the line read brings the terms, the agent's
-    free margin and agreement with the line (left joins), so the click has no more round trips;
+  - under a program with tripartite terms, ``marg`` behind ``prog``: the margin's conditional
+    commit (``margin_hotpath``), which the line's reservation and every insert wait on; when it
+    did not apply, the program's reservation alone was written and is given back. The line read
+    brings the terms, the agent's free margin and agreement (left joins): no more round trips;
 
   - ``prog``: the program's conditional reservation (the rule is ``lending.services.credit``'s
     ``reservation_sql``, the one the ORM path uses), ``RETURNING id``. It is the only place the
@@ -214,27 +215,41 @@ def reserve_members(
 ) -> list[Member]:
     """The program's conditional reservation (``prog``), then the (locked) line's (``line``),
     behind it: members of a ``WITH`` statement. With a ``gate`` (the tripartite margin's
-    conditional commit, ``marg``) first, the program's waits on it."""
+    conditional commit, ``marg``, itself behind ``prog``) between them, the line's waits on it
+    too, and so does everything written after (``rows_write`` reads the loan ``FROM`` it)."""
     qn = connection.ops.quote_name
     fits, reserved = reservation_sql()
     add = f"{qn('reserved')} = {reserved}"
-    gated = f" AND EXISTS (SELECT 1 FROM {gate.name})" if gate is not None else ""  # noqa: S608
+    behind = gate.name if gate is not None else "prog"
     return [
-        *([gate] if gate is not None else []),
         Member(
             "prog",
             f"UPDATE {qn(Program._meta.db_table)} SET {add} "  # noqa: S608 - names from code
-            f"WHERE {qn('id')} = %s AND {fits}{gated} RETURNING {qn('id')}",
+            f"WHERE {qn('id')} = %s AND {fits} RETURNING {qn('id')}",
             (amount, program_id, amount),
         ),
+        *([gate] if gate is not None else []),
         Member(
             "line",
             f"UPDATE {qn(CreditLine._meta.db_table)} SET {add} "  # noqa: S608
-            f"WHERE {qn('id')} = %s AND {fits} AND EXISTS (SELECT 1 FROM prog) "
+            f"WHERE {qn('id')} = %s AND {fits} AND EXISTS (SELECT 1 FROM {behind}) "
             f"RETURNING {qn('id')}",
             (amount, line_id, amount),
         ),
     ]
+
+
+def _release_program(program_id: int, amount: Decimal) -> None:
+    """Give back a reservation the statement made on the program (locked by it) when the
+    margin's commit behind it did not apply (a withdrawal took the free margin meanwhile)."""
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        execute_prepared(
+            cursor,
+            f"UPDATE {qn(Program._meta.db_table)} SET {qn('reserved')} = "  # noqa: S608
+            f"ROUND({qn('reserved')} - %s, 2) WHERE {qn('id')} = %s",
+            [amount, program_id],
+        )
 
 
 def _saved_objects(rows: FinanceRows) -> list[tuple[str, Model]]:
@@ -259,7 +274,8 @@ def rows_write(rows: FinanceRows) -> bool:
             amount=rows.reserved,
             gate=rows.margin.gate if rows.margin is not None else None,
         )
-    sql, params = insert_select(rows.loan, source="prog" if rows.reserved else None)
+    gate = "marg" if rows.margin is not None else "prog"
+    sql, params = insert_select(rows.loan, source=gate if rows.reserved else None)
     members.append(Member("loan", sql, params))
     named = _saved_objects(rows)
     previous = "loan"
@@ -282,12 +298,15 @@ def rows_write(rows: FinanceRows) -> bool:
     # Member names come from this module, never from input.
     ids = ", ".join(f"(SELECT id FROM {name})" for name, _ in named)  # noqa: S608
     reply = "(SELECT count(*) FROM reply)" if rows.reply_record is not None else "1"
-    final = f"SELECT (SELECT count(*) FROM loan), {line}, {reply}, {ids}"  # noqa: S608
+    prog = "(SELECT count(*) FROM prog)" if rows.margin is not None else "0"
+    final = f"SELECT (SELECT count(*) FROM loan), {line}, {reply}, {prog}, {ids}"  # noqa: S608
     sql, params = with_statement(members, final)
     with connection.cursor() as cursor:
         execute_prepared(cursor, sql, params)
-        written, line_moved, replied, *pks = cursor.fetchone()
+        written, line_moved, replied, reserved, *pks = cursor.fetchone()
     if not written:
+        if reserved:  # the program's reservation applied, the margin's behind it did not
+            _release_program(rows.loan.program_id, rows.reserved)
         return False
     if line_moved != 1:  # the caller decided on the locked line's figures: cannot happen
         raise RuntimeError(f"loan {rows.loan.pk}: the line's reservation did not apply")

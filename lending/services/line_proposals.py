@@ -32,7 +32,7 @@ from ..locks import line_lock, line_proposal_lock
 from ..models import CreditLine, LineProposal, ProposalStatus
 from .audit import audit_record
 from .lines import credit_line_update
-from .reviews import NOTE_MAX_LENGTH, ApproverRoleRequired, LineFrozen, MakerCheckerSameUser
+from .review_case import NOTE_MAX_LENGTH, ApproverRoleRequired, LineFrozen, MakerCheckerSameUser
 
 ACTING_ROLES = (Role.RISK_REVIEWER, Role.RISK_APPROVER)
 

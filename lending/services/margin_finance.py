@@ -4,7 +4,7 @@
   read against the agent's free margin with its credit line (``lending.services.finance``) and
   decided by the engine (``agreement_missing``, ``insufficient_margin``). When the decision
   reserves credit, they move free -> committed in the decision's own statement, conditional on
-  the free margin it saw and before the program's reservation (``margin_hotpath``), and the
+  the free margin it saw, behind the program's reservation (``margin_hotpath``), and the
   order's ``GoodsHold`` is written; Dr margin_free / Cr margin_committed. If a withdrawal took
   the margin meanwhile, nothing is written and the request is decided again on the account read
   under its row lock (``tripartite_facts``). ``margin_commit`` writes the same rows through the
@@ -16,8 +16,8 @@
   repaid in full (``security_release``: security -> free).
 
 Locking. Every path that changes a margin account while it holds other locks holds the agent's
-credit line in that program first (the finance click: order -> line -> margin account ->
-program; settlement, failure, review decline and expiry, repayment: ... -> line -> margin account
+credit line in that program first (the finance click: order -> line, then the program and the
+margin account in its statement; settlement, failure, review decline and expiry, repayment: ... -> line -> margin account
 and the program in either order). Deposits and withdrawals lock the account alone. So two paths
 can never wait on each other's margin account and line.
 """

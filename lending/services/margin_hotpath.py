@@ -98,9 +98,10 @@ def _fixed_sql(vendor: str) -> tuple[str, str]:
 @dataclass(frozen=True)
 class MarginMembers:
     """The margin's commit as members of the finance click's own ``WITH`` statement: ``marg``
-    (the account's conditional free -> committed, which the program's reservation waits on, so
-    nothing at all is written when the free margin no longer suffices) and the rows written
-    after the loan (``FROM loan``)."""
+    (the account's conditional free -> committed, behind the program's reservation; the line's
+    reservation and the loan wait on it, so when the free margin no longer suffices nothing but
+    the program's reservation is written, and ``rows_write`` gives that back) and the rows
+    written after the loan (``FROM loan``)."""
 
     gate: Member
     after: list[Member]
@@ -111,7 +112,8 @@ def _gate_sql(vendor: str) -> str:
     qn = connection.ops.quote_name
     return (
         f"UPDATE {qn(MarginAccount._meta.db_table)} SET free = free - %s, "  # noqa: S608
-        f"committed = committed + %s, updated_at = %s WHERE id = %s AND free >= %s RETURNING id"
+        f"committed = committed + %s, updated_at = %s WHERE id = %s AND free >= %s "
+        f"AND EXISTS (SELECT 1 FROM prog) RETURNING id"
     )
 
 

@@ -9,7 +9,8 @@ asks the same question of each row, so that "Finance this order" is offered only
 would not be refused, and a refusal says why. ``loan_quotes`` builds the same ``DecisionInputs``
 for a whole page and runs the same ``engine.decide``; only the reads differ, batched:
 
-1. the programs of the orders' enterprises (``pick_program`` chooses, as for one order);
+1. the programs of the orders' enterprises (the first active one in the order's currency the
+   agent has a line in, else ``pick_program``'s: as ``program_for_order`` for one order);
 2. the agents' credit lines in them, each with "is the agent's relationship with the enterprise
    active";
 3. the loans that hold one of the orders, together with the agents' loans past due (the worst
@@ -43,6 +44,7 @@ from ..models import (
     Loan,
     MarginAccount,
     Program,
+    ProgramStatus,
     ReleaseBreach,
     TripartiteTerms,
 )
@@ -114,7 +116,7 @@ def loan_quotes(*, orders: Sequence[SalesOrder]) -> dict[int, OrderQuote]:
     for order in orders:
         found = financed_by.get(order.pk)
         try:
-            program = pick_program(programs.get(order.enterprise_id, []), order)
+            program = _first_offer(programs.get(order.enterprise_id, []), order, lines)
         except ApplicationError as exc:
             quotes[order.pk] = OrderQuote(
                 order, error_code=exc.code, error=exc.detail, financed_by=found
@@ -189,6 +191,18 @@ def _margins(agent_ids: set[int], programs: list[Program]) -> dict[tuple[int, in
         for agent in agent_ids
         for program, terms in enabled.items()
     }
+
+
+def _first_offer(
+    programs: list[Program], order: SalesOrder, lines: dict[tuple[int, int], CreditLine]
+) -> Program:
+    """The program of the order's first offer (``program_for_order``'s choice, from the page's
+    rows): the first active one in its currency the agent has a line in."""
+    for program in programs:
+        offered = program.currency == order.currency and program.status == ProgramStatus.ACTIVE
+        if offered and (order.agent_id, program.pk) in lines:
+            return program
+    return pick_program(programs, order)
 
 
 def _lines(agent_ids: set[int], program_ids: list[int]) -> dict[tuple[int, int], CreditLine]:

@@ -61,8 +61,8 @@ from .accrual import (
     AccrualTerms,
     LoanState,
     accrual_entry_post,
-    loan_accrual_post,
 )
+from .accrual_loan import loan_accrual_post
 from .audit import actor_label
 from .credit import credit_repaid
 from .interest import basis_for, interest_rounded

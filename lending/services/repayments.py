@@ -34,7 +34,7 @@ from scf.money import MONEY_PLACES, Money
 
 from ..locks import loan_lock
 from ..models import OPEN, GuaranteeClaim, Loan, LoanStatus, Repayment
-from .accrual import loan_accrue_through
+from .accrual_loan import loan_accrue_through
 from .audit import audit_record
 from .ledger import LedgerKeyReused
 from .repayment_apply import (

@@ -43,7 +43,8 @@ from ..models import (
     TripartiteTerms,
 )
 from .audit import audit_record
-from .lines import Checker, _choice, _clean, _decimal, _money, _text, _whole
+from .program_checks import Checker, _choice, _decimal, _money, _text, _whole
+from .program_checks import changes_clean as _clean
 
 ACTING_ROLES = (Role.OPS_ADMIN,)
 CHECKER_ROLES = (Role.OPS_ADMIN, Role.RISK_APPROVER)

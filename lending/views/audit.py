@@ -84,7 +84,7 @@ def _change_text(entry: AuditEntry) -> str:
 def audit_trail_page(request: HttpRequest) -> HttpResponse:
     """Who changed what, newest first, 50 to a page, with names and links."""
     form, filters = _filters(request)
-    page = page_of(request, audit_trail(filters=filters), AUDIT_PAGE)
+    page = page_of(request, audit_trail(user=web_user(request), filters=filters), AUDIT_PAGE)
     user = web_user(request)
     rows: list[dict[str, Any]] = [
         {
@@ -145,5 +145,5 @@ def audit_trail_csv(request: HttpRequest) -> StreamingHttpResponse:
         _("Note"),
     ]
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    rows = _csv_rows(audit_entries_all(audit_trail(filters=filters)))
+    rows = _csv_rows(audit_entries_all(audit_trail(user=web_user(request), filters=filters)))
     return _csv(f"audit-{stamp}.csv", header, rows)

@@ -6,7 +6,8 @@ Thin pages over the same reads and writes as the API:
   row offers is the engine run in quote mode on the whole page (``loan_quotes``, three queries):
   "Finance this order" only where the click would not be refused, otherwise why, with the
   figures, and a financed order links to its loan;
-- the quote is ``loan_quote``; **Finance this order** is ``loan_finance_once``, the same call
+- the quote is ``loan_quote``; with programs of several banks it lists each bank's offer, and the
+  agent finances with the one it chooses (the form sends its ``program``); **Finance this order** is ``loan_finance_once``, the same call
   with the same scope and fingerprint as ``POST /api/v1/orders/{id}/finance/``. The
   quote carries a fresh Idempotency-Key, sent as a header by htmx (and as a form field without
   JavaScript), so a double click, a retry or a second tab replays the first reply and never
@@ -51,7 +52,7 @@ from ..selectors.loans import (
 )
 from ..selectors.programs import repayment_account
 from ..selectors.reviews import referral_decline_get
-from ..services.finance import loan_finance_once, loan_quote
+from ..services.finance import Quote, loan_finance_once, loan_quote
 from ..services.idempotency import MAX_KEY_LENGTH, StoredReply
 from .advice import Advice, advise
 from .common import choice, day_param, page_of, query_without_page, rate_limited, web_user
@@ -134,6 +135,23 @@ def _partial_or_page(request: HttpRequest, partial: str, context: dict[str, Any]
     return render(request, "lending/finance_page.html", {**context, "partial": partial})
 
 
+@dataclass(frozen=True)
+class QuoteOffer:
+    """One program's offer in the quote dialog, with its own Idempotency-Key: choosing another
+    bank's offer is another request, not a replay of this one."""
+
+    quote: Quote
+    idempotency_key: str
+
+
+OUTCOME_RANK = {"approved": 0, "in_review": 1, "declined": 2}
+
+
+def _best_outcome(offers: list[QuoteOffer]) -> str:
+    """What the dialog leads with when banks disagree: the best decision on offer."""
+    return min((o.quote.decision.outcome for o in offers), key=OUTCOME_RANK.__getitem__)
+
+
 @require_GET
 @role_required(Role.AGENT)
 def order_quote(request: HttpRequest, order_id: int) -> HttpResponse:
@@ -152,11 +170,13 @@ def order_quote(request: HttpRequest, order_id: int) -> HttpResponse:
             request, "lending/_finance_error.html", {"order_id": order_id, "error": error}
         )
     decision = quote.decision
+    offers = [QuoteOffer(offer, uuid.uuid4().hex) for offer in quote.offers]
     context = {
         "quote": quote,
         "order": quote.order,
         "terms": quote.terms,
-        "expected": decision.outcome,
+        "offers": offers,
+        "expected": _best_outcome(offers) if offers else decision.outcome,
         "advice": advice_for(
             user,
             decision.reasons,
@@ -220,7 +240,9 @@ def order_finance(request: HttpRequest, order_id: int) -> HttpResponse:
         )
     else:
         try:
-            reply = loan_finance_once(user=user, order_id=order_id, key=key, body={})
+            program = request.POST.get("program", "")
+            body = {"program": program} if program else {}
+            reply = loan_finance_once(user=user, order_id=order_id, key=key, body=body)
             result = FinanceOutcome.of(reply)
         except RateLimited as exc:
             return rate_limited(request, exc)

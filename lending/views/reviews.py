@@ -85,8 +85,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     status = choice(request, "status", ReviewStatus.values)
     search = request.GET.get("q", "").strip()[:SEARCH_MAX]
     mine = request.GET.get("mine") == "1"
+    user = web_user(request)
     reviews = review_queue(
-        kind=kind, status=status, search=search, claimed_by=web_user(request) if mine else None
+        user=user, kind=kind, status=status, search=search, claimed_by=user if mine else None
     )
     page = page_of(request, reviews)
     now = clock.now()
@@ -135,10 +136,7 @@ def _line_figures(
 @role_required(*BANK_STAFF)
 def case(request: HttpRequest, review_id: int) -> HttpResponse:
     """Everything a reviewer needs to decide: inputs, rules, the agent's history and line."""
-    review = review_get(review_id=review_id)
-    if review is None:
-        raise Http404
-    review = with_histories([review])[0]
+    review = with_histories([_case_or_404(request, review_id)], user=web_user(request))[0]
     loan = review.loan
     decision = getattr(loan, "decision", None)
     user = web_user(request)
@@ -160,10 +158,19 @@ def case(request: HttpRequest, review_id: int) -> HttpResponse:
         "can_act": user.role in RISK_STAFF and review.status in REVIEW_OPEN,
         "is_referral": review.kind == ReviewKind.REFERRAL,
         "awaiting_second": review.status == ReviewStatus.AWAITING_SECOND_APPROVAL,
-        **agent_recent(agent_id=loan.agent_id),
+        **agent_recent(user=user, agent_id=loan.agent_id),
         "goods": loan_goods(loan=loan),
     }
     return render(request, "lending/review_case.html", context)
+
+
+def _case_or_404(request: HttpRequest, review_id: int) -> Review:
+    """A case of the caller's bank (another bank's is a 404, as a missing one); checked before
+    every action too: a case never changes bank."""
+    review = review_get(user=web_user(request), review_id=review_id)
+    if review is None:
+        raise Http404
+    return review
 
 
 def _refusal(request: HttpRequest, exc: ApplicationError) -> None:
@@ -175,6 +182,7 @@ def _refusal(request: HttpRequest, exc: ApplicationError) -> None:
 def _act(request: HttpRequest, review_id: int, action: str) -> HttpResponse:
     """Run one review action and go back to the case with its outcome as a message."""
     user, note = web_user(request), request.POST.get("note", "")
+    _case_or_404(request, review_id)
     try:
         if action == "claim":
             review = review_claim(user=user, review_id=review_id, note=note)
@@ -284,9 +292,7 @@ def line_unfreeze(request: HttpRequest, agent_id: int, program_id: int) -> HttpR
 
 def _case_line_action(request: HttpRequest, review_id: int, freeze: bool) -> HttpResponse:
     """Freeze or unfreeze the case's line from the case page (recorded in the case's notes)."""
-    review = review_get(review_id=review_id)
-    if review is None:
-        raise Http404
+    review = _case_or_404(request, review_id)
     back = reverse("web:review-case", args=[review_id])
     if freeze and request.POST.get("confirmed") != CONFIRMED:
         return _freeze_confirmation(request, line=review.loan.credit_line, back=back, review=review)

@@ -24,8 +24,7 @@ SECRET_KEY = env.str(
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
-# Key for secrets we must be able to read back (webhook secrets): Fernet, urlsafe base64, 32 bytes.
-# Derived from SECRET_KEY when unset, so the demo runs with no configuration.
+# Fernet key for secrets read back (webhook secrets); derived from SECRET_KEY when unset.
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 
 INSTALLED_APPS = [
@@ -103,14 +102,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite: wait for a writer instead of failing at once, and take the write lock up front.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# The hot path's machinery (docs/performance.md): statements prepared per session (off behind
+# PgBouncer's transaction mode) and planned once (the scf.postgresql backend below); instances
+# built without Model.__init__ (scf.hotpath.build, model_from_row; off: through it, from_db).
+SCF_PREPARED_STATEMENTS = env.bool("SCF_PREPARED_STATEMENTS", default=True)
+SCF_GENERIC_PLANS = env.bool("SCF_GENERIC_PLANS", default=True)
+SCF_FAST_INSTANCES = env.bool("SCF_FAST_INSTANCES", default=True)
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 if IS_POSTGRES:
-    # Django's backend, its sessions started with generic plans for prepared statements.
     DATABASES["default"]["ENGINE"] = "scf.postgresql"
-    # A database that is down or restarting must fail a request in seconds (a clean 503 from
-    # scf.api), not hang a web worker: bounded connect, and TCP keepalives so a dead peer on a
-    # half-open connection is noticed. CONN_HEALTH_CHECKS (above) drops a broken persistent
-    # connection at the start of the next request instead of failing it.
+    # Down or restarting, the database fails a request in seconds: bounded connect, keepalives.
     _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     _db_options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
     _db_options.setdefault("keepalives", 1)
@@ -150,9 +151,7 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 CSRF_FAILURE_VIEW = "orders.views.csrf_failure"
 
 # --- Hardening ------------------------------------------------------------------------------
-# Sign-in throttling (django-axes): AXES_FAILURE_LIMIT failures for one username from one address
-# lock that pair out for AXES_COOLOFF_MINUTES (429 and the lockout page); a successful sign-in
-# before the limit starts the count again.
+# django-axes: AXES_FAILURE_LIMIT failures of a username from an address lock the pair out (429).
 AUTHENTICATION_BACKENDS = [
     "scf.auth.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -164,34 +163,21 @@ AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "scf.auth.lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["password", "old_password", "new_password1", "new_password2"]
-# The address counted is REMOTE_ADDR (django-ipware is not installed): gunicorn behind a proxy
-# must be given the client's address (e.g. --forwarded-allow-ips with a proxy that sets it).
+# Counted per REMOTE_ADDR: behind a proxy, give gunicorn the client's (--forwarded-allow-ips).
 
 # Security headers on every response (SecurityMiddleware, XFrameOptionsMiddleware, and our CSP).
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-# Scripts only from our own static files: no inline handlers (``static/web/app.js`` does what
-# ``onchange=`` and ``hx-on`` did), no eval (htmx runs with ``allowEval: false``). Styles allow
-# inline ``style=`` (gauges) and htmx's indicator style. The API docs (/api/docs/) run under it
-# too: Swagger UI is our static files and its start-up script a file of its own.
+# Scripts only from our static files (no inline handlers, no eval); inline styles for gauges.
 CSP_POLICY = env.str(
     "CSP_POLICY",
-    default="; ".join(
-        [
-            "default-src 'self'",
-            "script-src 'self'",
-            "script-src-attr 'none'",
-            "style-src 'self' 'unsafe-inline'",
-            "img-src 'self' data:",
-            "font-src 'self'",
-            "connect-src 'self'",
-            "object-src 'none'",
-            "base-uri 'self'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        ]
+    default=(
+        "default-src 'self'; script-src 'self'; script-src-attr 'none'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'"
     ),
 )
 
@@ -221,8 +207,7 @@ API_RATE_LIMITS = {
     "finance": env.str("API_RATE_FINANCE", default="120/min"),
     "quote": env.str("API_RATE_QUOTE", default="600/min"),
 }
-# After the cache fails to answer, a process lets requests through without asking it for this
-# long: during a Redis outage one request a second per process pays the cache's timeout, not all.
+# After the cache fails to answer, a process lets requests through unasked for this long.
 RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", default=1.0)
 
 SPECTACULAR_SETTINGS = {
@@ -243,23 +228,15 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GradeEnum": "lending.models.credit.Grade",
         "ProgramStatusEnum": "lending.models.credit.ProgramStatus",
-        "DecisionOutcomeEnum": "lending.models.credit.DecisionOutcome",
-        "LoanStatusEnum": "lending.models.credit.LoanStatus",
+        "DecisionOutcomeEnum": "lending.models.loans.DecisionOutcome",
+        "LoanStatusEnum": "lending.models.loans.LoanStatus",
         "OrderStatusEnum": "orders.models.OrderStatus",
+        "RepaymentSourceEnum": "lending.models.movement.RepaymentSource",
+        "MarginSourceEnum": "lending.models.margin.MarginSource",
     },
 }
 
 # --- Celery -----------------------------------------------------------------------------------
-# Hot statements (authentication, the finance decision) are prepared once per database session;
-# turn off behind a connection pooler that does not keep sessions (PgBouncer transaction mode).
-SCF_PREPARED_STATEMENTS = env.bool("SCF_PREPARED_STATEMENTS", default=True)
-# The session plans a prepared statement once (plan_cache_mode = force_generic_plan, sent as a
-# startup option; scf.postgresql).
-SCF_GENERIC_PLANS = env.bool("SCF_GENERIC_PLANS", default=True)
-# The finance click's model instances are made without Model.__init__ (scf.hotpath.build and
-# model_from_row); off: through Model.__init__ / Model.from_db.
-SCF_FAST_INSTANCES = env.bool("SCF_FAST_INSTANCES", default=True)
-
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -277,80 +254,68 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
 }
-# A broker that hangs (frozen, a half-open connection, a failover) costs a publish at most these
-# (per attempt; Celery tries 4 times), never a web process: kombu's Redis transport waits forever
-# without them. Publishing connections only (scf.celery.App); the queue-depth metric uses them too.
+# A hung broker costs a publish at most these per attempt (kombu's Redis transport would wait
+# forever); publishing connections (scf.celery.App) and the queue-depth metric.
 BROKER_CONNECT_TIMEOUT = env.float("BROKER_CONNECT_TIMEOUT", default=0.5)
 BROKER_READ_TIMEOUT = env.float("BROKER_READ_TIMEOUT", default=0.5)
-# GET /healthz waits at most this long for the broker's answer (scf.health), then reports the
-# broker as not answering ("degraded"): a health check must never wait on Redis.
+# GET /healthz waits this long for the broker (scf.health), then reports it "degraded".
 HEALTH_CHECK_BROKER_TIMEOUT = env.float("HEALTH_CHECK_BROKER_TIMEOUT", default=0.5)
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    "orders-pull-feeds": {
-        "task": "integrations.pull_order_feeds",
-        "schedule": env.float("ORDER_PULL_INTERVAL_SECONDS", default=60.0),
-    },
-    "lending-expire-reviews": {
-        "task": "lending.expire_reviews",
-        "schedule": env.float("REVIEW_EXPIRY_INTERVAL_SECONDS", default=300.0),
-    },
-}
-
-# A worker keeps its database connection across tasks (Celery closes it after every task
-# otherwise: a new PostgreSQL connection per task halves disbursement throughput).
+# A worker keeps its database connection across tasks, not a new one per task (Celery's default).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
-CELERY_BEAT_SCHEDULE["margin-withdrawal-sweeper"] = {
-    "task": "integrations.margin_withdrawal_sweeper",
-    "schedule": env.float("MARGIN_WITHDRAWAL_SWEEP_INTERVAL_SECONDS", default=60.0),
-}
-CELERY_BEAT_SCHEDULE["disbursement-sweeper"] = {
-    "task": "integrations.disbursement_sweeper",
-    "schedule": env.float("DISBURSEMENT_SWEEP_INTERVAL_SECONDS", default=30.0),
-}
 
-CELERY_BEAT_SCHEDULE.update(
-    {
-        # Hourly: each program is closed once a day, after its own local midnight.
-        "lending-cob-run-due": {"task": "lending.cob_run_due", "schedule": 3600.0},
-        "integrations-sweep-loan-events": {
-            "task": "integrations.sweep_loan_events",
-            "schedule": env.float("LOAN_EVENT_SWEEP_INTERVAL_SECONDS", default=60.0),
-        },
-        "integrations-dispatch-due-events": {
-            "task": "integrations.dispatch_due_events",
-            "schedule": env.float("OUTBOUND_EVENT_DISPATCH_INTERVAL_SECONDS", default=30.0),
-        },
-        "integrations-sweep-cancelled-orders": {
-            "task": "integrations.sweep_cancelled_orders",
-            "schedule": env.float("CANCELLED_ORDER_SWEEP_INTERVAL_SECONDS", default=300.0),
-        },
-        "lending-nightly-credit": {
-            "task": "lending.nightly_credit",
-            "schedule": crontab(hour=3, minute=30),
-        },
-        "integrations-import-bank-statement": {
-            "task": "integrations.import_bank_statement",
-            "schedule": env.float("BANK_STATEMENT_IMPORT_INTERVAL_SECONDS", default=300.0),
-        },
-        "integrations-send-reminders": {
-            "task": "integrations.send_reminders",
-            "schedule": crontab(hour=9, minute=0),
-        },
-        "lending-purge-idempotency-records": {
-            "task": "lending.purge_idempotency_records",
-            "schedule": crontab(hour=4, minute=15),
-        },
-    }
-)
+
+def _every(task: str, interval_env: str, seconds: float) -> dict[str, object]:
+    return {"task": task, "schedule": env.float(interval_env, default=seconds)}
+
+
+def _daily(task: str, hour: int, minute: int) -> dict[str, object]:
+    return {"task": task, "schedule": crontab(hour=hour, minute=minute)}
+
+
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "orders-pull-feeds": _every(
+        "integrations.pull_order_feeds", "ORDER_PULL_INTERVAL_SECONDS", 60.0
+    ),
+    "lending-expire-reviews": _every(
+        "lending.expire_reviews", "REVIEW_EXPIRY_INTERVAL_SECONDS", 300.0
+    ),
+    "disbursement-sweeper": _every(
+        "integrations.disbursement_sweeper", "DISBURSEMENT_SWEEP_INTERVAL_SECONDS", 30.0
+    ),
+    "margin-withdrawal-sweeper": _every(
+        "integrations.margin_withdrawal_sweeper", "MARGIN_WITHDRAWAL_SWEEP_INTERVAL_SECONDS", 60.0
+    ),
+    # Hourly: each program is closed once a day, after its own local midnight.
+    "lending-cob-run-due": {"task": "lending.cob_run_due", "schedule": 3600.0},
+    "integrations-sweep-loan-events": _every(
+        "integrations.sweep_loan_events", "LOAN_EVENT_SWEEP_INTERVAL_SECONDS", 60.0
+    ),
+    "integrations-dispatch-due-events": _every(
+        "integrations.dispatch_due_events", "OUTBOUND_EVENT_DISPATCH_INTERVAL_SECONDS", 30.0
+    ),
+    "integrations-sweep-cancelled-orders": _every(
+        "integrations.sweep_cancelled_orders", "CANCELLED_ORDER_SWEEP_INTERVAL_SECONDS", 300.0
+    ),
+    "lending-nightly-credit": _daily("lending.nightly_credit", 3, 30),
+    "integrations-import-bank-statement": _every(
+        "integrations.import_bank_statement", "BANK_STATEMENT_IMPORT_INTERVAL_SECONDS", 300.0
+    ),
+    "integrations-send-reminders": _daily("integrations.send_reminders", 9, 0),
+    "lending-purge-idempotency-records": _daily("lending.purge_idempotency_records", 4, 15),
+}
 # Idempotency-Key replies are replayed for this many days, then purged (the beat task above).
 IDEMPOTENCY_RETENTION_DAYS = env.int("IDEMPOTENCY_RETENTION_DAYS", default=7)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scf-no-reply@localhost")
 REMINDER_DAYS_BEFORE_DUE = env.int("REMINDER_DAYS_BEFORE_DUE", default=3)
-
-# --- Review queue -----------------------------------------------------------------------------
-# A referral is due when its hold expires (the program's review_hold_hours); a follow-up case
-# (failed payment, accelerated loan) does not expire and is due this many hours after it opened.
+# Outbound webhooks (integrations.events): per delivery timeout, attempts, backoff between them.
+OUTBOUND_EVENT_TIMEOUT_SECONDS = env.float("OUTBOUND_EVENT_TIMEOUT_SECONDS", default=5.0)
+OUTBOUND_EVENT_MAX_ATTEMPTS = env.int("OUTBOUND_EVENT_MAX_ATTEMPTS", default=10)
+OUTBOUND_EVENT_BACKOFF_SECONDS = env.float("OUTBOUND_EVENT_BACKOFF_SECONDS", default=30.0)
+OUTBOUND_EVENT_BACKOFF_MAX_SECONDS = env.float(
+    "OUTBOUND_EVENT_BACKOFF_MAX_SECONDS", default=6 * 3600.0
+)
+# A follow-up case (failed payment, accelerated loan) is due this many hours after it opened.
 REVIEW_FOLLOW_UP_SLA_HOURS = env.int("REVIEW_FOLLOW_UP_SLA_HOURS", default=24)
 
 # --- Bank and disbursement --------------------------------------------------------------------
@@ -383,21 +348,18 @@ DISBURSEMENT_SWEEP_HOLD_SECONDS = env.float(
     "DISBURSEMENT_SWEEP_HOLD_SECONDS", default=DISBURSEMENT_SWEEP_MIN_AGE_SECONDS
 )
 DISBURSEMENT_SWEEP_BATCH = env.int("DISBURSEMENT_SWEEP_BATCH", default=500)
-# The tasks that pay a disbursement out: queued by lending (by name, after commit), defined by the
-# edge that talks to the bank (integrations/tasks.py); named here, where the project is wired.
+# The payment tasks lending queues by name and integrations/tasks.py defines: wired here.
 DISBURSEMENT_TASK = "integrations.disburse_loan"
 DISBURSEMENT_BATCH_TASK = "integrations.disburse_loans"
 # Pays an approved margin withdrawal out (queued by lending.services.margin after commit).
 MARGIN_WITHDRAWAL_TASK = "integrations.margin_withdrawal_send"
-# Web processes send new payments in batches (lending.services.disbursement.payout_relay): one
-# message per batch gathered within the linger time, paid one after another by one worker.
+# Web processes send new payments in batches gathered within the linger time (scf.task_relay).
 DISBURSEMENT_RELAY_LINGER_SECONDS = env.float("DISBURSEMENT_RELAY_LINGER_SECONDS", default=0.1)
 DISBURSEMENT_RELAY_MAX_BATCH = env.int("DISBURSEMENT_RELAY_MAX_BATCH", default=20)
 
 # --- Cache ----------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-# The cache (and the rate limits on it) gives up on a Redis that does not answer within these
-# (redis-py would wait 5 s): every quote and finance click asks it once.
+# The cache and its rate limits give up on a Redis silent this long (redis-py would wait 5 s).
 CACHE_CONNECT_TIMEOUT = env.float("CACHE_CONNECT_TIMEOUT", default=0.25)
 CACHE_READ_TIMEOUT = env.float("CACHE_READ_TIMEOUT", default=0.25)
 if REDIS_URL:
@@ -414,36 +376,26 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- Request limits ---------------------------------------------------------------------------
-# Bytes per request: a body above its endpoint's cap is refused with 413 before it is read
-# (scf.middleware.RequestBodyLimitMiddleware); a view names its own cap in
-# ``max_body_bytes_setting``, every other one has API_MAX_BODY_BYTES. Nesting: JSON deeper than
-# API_JSON_MAX_DEPTH is refused with 400 before the parser recurses (scf.parsers).
+# --- Request limits and the order feed --------------------------------------------------------
+# A body above its endpoint's cap (a view's ``max_body_bytes_setting``, else API_MAX_BODY_BYTES) is
+# refused with 413 before it is read; JSON deeper than API_JSON_MAX_DEPTH with 400 (scf.parsers).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
-
-# --- Order feed -----------------------------------------------------------------------------
 ORDER_WEBHOOK_TOLERANCE_SECONDS = 300
-# Work per request on every batch channel (bulk, CSV, each page of a pull feed): orders and
-# order lines (CSV rows), sized so that the largest batch they allow is ingested well inside
-# gunicorn's 30 s timeout and a worker's memory stays bounded (docs/reliability.md has figures).
+# Caps per batch on every channel (bulk, CSV, a pull page): the largest is ingested well inside
+# gunicorn's 30 s timeout, in bounded memory (docs/reliability.md).
 ORDER_BULK_MAX_ROWS = env.int("ORDER_BULK_MAX_ROWS", default=10_000)
 ORDER_BULK_MAX_LINES = env.int("ORDER_BULK_MAX_LINES", default=100_000)
 ORDER_BULK_MAX_BYTES = env.int("ORDER_BULK_MAX_BYTES", default=16 * 1024 * 1024)
 ORDER_CSV_MAX_BYTES = env.int("ORDER_CSV_MAX_BYTES", default=20 * 1024 * 1024)
-# An order dated more than this many days after today (in TIME_ZONE) is refused by the feed
-# and declined by the engine (``order_date_in_future``); one day covers every time zone.
+# Orders dated further ahead of today (TIME_ZONE) are refused by the feed, declined by the engine.
 ORDER_DATE_MAX_FUTURE_DAYS = env.int("ORDER_DATE_MAX_FUTURE_DAYS", default=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=50 * 1024 * 1024)
 
-# --- Web processes ---------------------------------------------------------------------------
-# scf.wsgi imports every view at start and freezes the heap for the garbage collector
-# (scf.warmup): no slow first requests, no full collections over the startup heap under load.
+# --- Web processes, logging and metrics -------------------------------------------------------
+# scf.wsgi imports every view at start and freezes the startup heap for the GC (scf.warmup).
 GC_FREEZE_AT_START = env.bool("GC_FREEZE_AT_START", default=True)
-
-# --- Logging and metrics ----------------------------------------------------------------------
-# LOG_FORMAT=json: one JSON object per line (production default); request and task ids on every
-# record, credentials redacted (scf.logging).
+# LOG_FORMAT=json: one JSON object per line (production); ids and redaction in scf.logging.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"), fmt=LOG_FORMAT)
 

@@ -99,7 +99,7 @@ def row_counts() -> dict[str, int]:
 
 def test_seed_creates_bank_enterprises_agents_orders_and_users(demo, demo_file):
     assert row_counts() == {
-        "Bank": 1,
+        "Bank": 2,
         "CoreEnterprise": 2,
         "Agent": AGENTS,
         "AgentRelationship": AGENTS + sum(len(a["enterprise_codes"]) - 1 for a in demo["agents"]),
@@ -109,7 +109,7 @@ def test_seed_creates_bank_enterprises_agents_orders_and_users(demo, demo_file):
         "Token": 11,
     }
     assert set(demo) >= {"base_url", "bank", "enterprises", "agents", "users"}
-    assert demo["bank"]["code"] == Bank.objects.get().code
+    assert demo["bank"]["code"] == Bank.objects.order_by("pk").first().code
     assert stat.S_IMODE(demo_file.stat().st_mode) == 0o600
     for entry in demo["enterprises"]:
         enterprise = CoreEnterprise.objects.get(pk=entry["id"], code=entry["code"])
@@ -117,7 +117,10 @@ def test_seed_creates_bank_enterprises_agents_orders_and_users(demo, demo_file):
         assert entry["program_ids"] == list(
             Program.objects.filter(enterprise=enterprise).values_list("pk", flat=True)
         )
-        assert len(entry["program_ids"]) == 1
+        # The first enterprise has a program with each of the two banks.
+        banks = Program.objects.filter(pk__in=entry["program_ids"]).values_list("bank__code")
+        first = entry["code"] == demo["enterprises"][0]["code"]
+        assert sorted(code for (code,) in banks) == (["HCB", "JNCB"] if first else ["JNCB"])
         assert uscc.is_valid(enterprise.uscc)
         assert enterprise.settlement_account_no and enterprise.settlement_bank
     enterprise_codes = [e["code"] for e in demo["enterprises"]]
@@ -153,6 +156,33 @@ def test_every_role_has_a_valid_demo_login(demo):
         assert (user.agent.code if user.agent else None) == entry["agent_code"]
         assert (user.enterprise.code if user.enterprise else None) == entry["enterprise_code"]
         assert user.is_superuser == user.is_staff == (user.role == Role.OPS_ADMIN)
+
+
+def test_the_demos_staff_work_for_the_demo_bank_and_an_agent_sees_two_banks_offers(demo):
+    staff = [u for u in demo["users"] if u["role"] not in (Role.AGENT, Role.ENTERPRISE_ADMIN)]
+    assert {User.objects.get(username=u["username"]).bank_membership.bank.code for u in staff} == {
+        "JNCB"
+    }
+    reviewer = next(u for u in staff if u["role"] == Role.RISK_REVIEWER)
+    programs = token_client(reviewer["token"]).get("/api/v1/programs/").json()["results"]
+    assert {p["code"] for p in programs} == set(
+        Program.objects.filter(bank__code="JNCB").values_list("code", flat=True)
+    )
+    # An agent with a login and lines at both banks: two offers in the quote.
+    both = (
+        CreditLine.objects.filter(agent__users__isnull=False)
+        .values("agent_id")
+        .annotate(n=Count("program__bank", distinct=True))
+        .filter(n=2)
+    )
+    assert both.exists()
+    agent_id = both[0]["agent_id"]
+    login = next(u for u in demo["users"] if u["agent_code"] == Agent.objects.get(pk=agent_id).code)
+    order = SalesOrder.objects.filter(
+        agent_id=agent_id, enterprise__code=demo["enterprises"][0]["code"]
+    ).first()
+    quote = token_client(login["token"]).post(f"/api/v1/orders/{order.pk}/quote/").json()
+    assert [o["bank"]["code"] for o in quote["offers"]] == ["JNCB", "HCB"]
 
 
 def test_every_token_in_the_file_sees_exactly_its_orders(demo):
@@ -375,8 +405,8 @@ def test_demo_with_credit_history_trains_and_grades_outside_the_demo_programs(de
         assert set(lines.values_list("agent__code", flat=True)) <= demo_agents
     admin = next(u for u in demo["users"] if u["role"] == Role.ENTERPRISE_ADMIN)
     client = token_client(admin["token"])
-    (program,) = client.get("/api/v1/programs/").json()["results"]
-    assert program["code"] != history.code
+    programs = client.get("/api/v1/programs/").json()["results"]
+    assert programs and history.code not in {p["code"] for p in programs}
     orders = client.get("/api/v1/orders/", {"page_size": 1}).json()["count"]
     assert orders == SalesOrder.objects.filter(enterprise__code=admin["enterprise_code"]).count()
     assert demo_contents()["orders"] == ORDERS

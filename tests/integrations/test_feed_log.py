@@ -1,7 +1,7 @@
 """The order feed's log over the API: the events, newest first, and the feed's health.
 
-Enterprise admins read their own enterprise's events; ops admins any enterprise's (all of them in
-the list, one named by code for the health).
+Enterprise admins read their own enterprise's events; ops admins those of the enterprises their
+bank has a program with (all of them in the list, one named by code for the health).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from orders.models import FeedChannel, FeedEvent, FeedOutcome
 from tests.conftest import client_for
+from tests.lending.factories import BankFactory, ProgramFactory
 from tests.orders.factories import EnterpriseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +40,12 @@ def event(enterprise: Any, outcome: str, hours_ago: float, **kw: Any) -> FeedEve
 @pytest.fixture
 def log(enterprise: Any) -> dict[str, Any]:
     other = EnterpriseFactory()
+    # Both work with the ops admins' bank; a third only with another bank.
+    ProgramFactory(enterprise=enterprise)
+    ProgramFactory(enterprise=other)
+    foreign = EnterpriseFactory()
+    ProgramFactory(enterprise=foreign, bank=BankFactory(code="BANK-2", name="Other Bank"))
+    event(foreign, FeedOutcome.APPLIED, 0.05, event_id="f1")
     rows = {
         "applied_old": event(enterprise, FeedOutcome.APPLIED, 30, event_id="e1"),
         "applied": event(enterprise, FeedOutcome.APPLIED, 2, event_id="e2"),
@@ -49,7 +56,7 @@ def log(enterprise: Any) -> dict[str, Any]:
         ),
         "elsewhere": event(other, FeedOutcome.APPLIED, 0.1, event_id="o1"),
     }
-    return {"enterprise": enterprise, "other": other, **rows}
+    return {"enterprise": enterprise, "other": other, "foreign": foreign, **rows}
 
 
 def test_an_enterprise_admin_reads_its_own_events_newest_first(
@@ -85,6 +92,8 @@ def test_an_ops_admin_reads_every_enterprise_or_one_by_code(
     assert everyone["results"][0]["id"] == log["elsewhere"].pk
     one = client.get(EVENTS_URL, {"enterprise": log["other"].code}).json()["results"]
     assert [row["id"] for row in one] == [log["elsewhere"].pk]
+    # An enterprise that works only with another bank is not this bank's to read.
+    assert client.get(EVENTS_URL, {"enterprise": log["foreign"].code}).json()["count"] == 0
 
 
 def test_the_health_gives_the_last_events_the_day_by_outcome_and_the_latest_rejections(
@@ -126,6 +135,8 @@ def test_an_ops_admin_names_the_enterprise_for_its_health(
     health = client.get(HEALTH_URL, {"enterprise": log["other"].code}).json()
     assert health["last_24h_applied"] == 1
     assert health["recent_rejections"] == []
+    foreign = client.get(HEALTH_URL, {"enterprise": log["foreign"].code}).json()
+    assert foreign["last_24h_applied"] == 0
     refused = client.get(HEALTH_URL, {"enterprise": "a\x00"})
     assert refused.status_code == 422
 

@@ -17,13 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lending.dpd import dpd_bucket
 from lending.models import Accrual, AccrualKind, Loan, LoanStatus
-from lending.services.accrual import (
-    AccrualTerms,
-    LoanState,
-    accrue_days,
-    dpd_bucket,
-)
+from lending.services.accrual import AccrualTerms, LoanState
+from lending.services.accrual_loan import accrue_days
 from lending.services.cob import cob_run
 from lending.services.interest import interest_rounded, night_numerator
 from lending.services.terms import due_date_for

@@ -33,19 +33,19 @@ from lending.models import (
     LoanStatus,
     Repayment,
 )
-from lending.selectors.ledger import account_balance
 from lending.services import accrual
-from lending.services.accrual import loan_accrue_through
 from lending.services.accrual_correct import (
     Discrepancy,
     Outcome,
     accrual_discrepancies,
     loan_accrual_correct,
 )
+from lending.services.accrual_loan import loan_accrue_through
 from lending.services.cob import cob_run
 from lending.services.interest import EXACT
 from lending.services.repayments import repayment_record
 from tests.lending.active_loans import active_loan, books_balance, money_line
+from tests.lending.ledger_reads import account_balance
 
 pytestmark = pytest.mark.django_db
 

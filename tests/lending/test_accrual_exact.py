@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from lending.models import Loan, LoanStatus
 from lending.replies import loan_schedule
-from lending.services.accrual import AccrualTerms, LoanState, accrue_days
+from lending.services.accrual import AccrualTerms, LoanState
+from lending.services.accrual_loan import accrue_days
 from lending.services.cob import cob_run
 from lending.services.repayments import repayment_record
 from lending.services.terms import interest_for

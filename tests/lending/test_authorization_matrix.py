@@ -1,7 +1,10 @@
 """Authorization matrix: every lending endpoint x every role x own / other party's object.
 
 Another party's object is always a 404 (never a 403 that would confirm it exists); a role that
-may not use an endpoint at all gets 403; anonymous callers get 401. Recording a repayment is for
+may not use an endpoint at all gets 403; anonymous callers get 401. The bank dimension: side A's
+program is with bank A and side B's with bank B; the risk reviewer, risk approver and operations
+admin of bank A see side A's objects, those of bank B get a 404 on every one of them (403 where
+their role may not use the endpoint at all, as for bank A's). Recording a repayment is for
 operations admins only (201 on side A's active loan); listing a loan's repayments is for anyone
 who may see the loan.
 """
@@ -16,7 +19,7 @@ from rest_framework.test import APIClient
 
 from lending.services.finance import loan_finance
 from tests.conftest import client_for
-from tests.lending.factories import CreditLineFactory, ProgramFactory
+from tests.lending.factories import BankFactory, CreditLineFactory, ProgramFactory
 from tests.lending.loan_makers import disbursed_loan
 from tests.orders.factories import AgentFactory, EnterpriseFactory, OrderFactory, UserFactory
 
@@ -27,9 +30,12 @@ pytestmark = pytest.mark.django_db
 def world(db: Any) -> dict[str, Any]:
     """Two enterprises, each with a program, an agent with a line, orders and a referred loan."""
     data: dict[str, Any] = {}
+    banks = {"a": BankFactory(), "b": BankFactory(code="BANK-B", name="Second Bank")}
     for side in ("a", "b"):
         enterprise = EnterpriseFactory()
-        program = ProgramFactory(enterprise=enterprise, auto_approve_limit="1000.00")
+        program = ProgramFactory(
+            enterprise=enterprise, bank=banks[side], auto_approve_limit="1000.00"
+        )
         agent = AgentFactory(enterprises=[enterprise])
         line = CreditLineFactory(agent=agent, program=program)
         user = UserFactory(role="agent", agent=agent)
@@ -52,9 +58,10 @@ def world(db: Any) -> dict[str, Any]:
             "review": loan.reviews.get(),
             "admin": UserFactory(role="enterprise_admin", enterprise=enterprise),
         }
-    data["reviewer"] = UserFactory(role="risk_reviewer")
-    data["approver"] = UserFactory(role="risk_approver")
-    data["ops"] = UserFactory(role="ops_admin")
+    for suffix, bank in (("", banks["a"]), ("_b", banks["b"])):
+        data[f"reviewer{suffix}"] = UserFactory(role="risk_reviewer", bank=bank)
+        data[f"approver{suffix}"] = UserFactory(role="risk_approver", bank=bank)
+        data[f"ops{suffix}"] = UserFactory(role="ops_admin", bank=bank)
     return data
 
 
@@ -125,6 +132,15 @@ EXPECTED = {
 }
 
 
+# Bank B's staff on bank A's objects: 404 wherever bank A's staff may act, 403 where the role
+# may not use the endpoint at all.
+for _expected in EXPECTED.values():
+    for _staff in ("reviewer", "approver", "ops"):
+        _expected[f"{_staff}_b"] = 403 if _expected[_staff] == 403 else 404
+
+STAFF_B = ["reviewer_b", "approver_b", "ops_b"]
+
+
 def _caller(world: dict[str, Any], name: str) -> Any:
     if name.startswith(("agent_", "admin_")):
         kind, side = name.split("_")
@@ -148,7 +164,8 @@ def _call(client: APIClient, world: dict[str, Any], endpoint: str) -> Any:
 
 @pytest.mark.parametrize("endpoint", list(ENDPOINTS))
 @pytest.mark.parametrize(
-    "caller", ["agent_a", "agent_b", "admin_a", "admin_b", "reviewer", "approver", "ops"]
+    "caller",
+    ["agent_a", "agent_b", "admin_a", "admin_b", "reviewer", "approver", "ops", *STAFF_B],
 )
 def test_matrix(world, endpoint, caller):
     response = _call(client_for(_caller(world, caller)), world, endpoint)
@@ -169,6 +186,16 @@ def test_anonymous_is_401(world, endpoint):
         ("admin_b", "/api/v1/loans/", "loan"),
         ("admin_b", "/api/v1/programs/", "program"),
         ("agent_b", "/api/v1/programs/", "program"),
+        *(
+            (staff, path, key)
+            for staff in STAFF_B
+            for path, key in (
+                ("/api/v1/orders/", "order"),
+                ("/api/v1/loans/", "loan"),
+                ("/api/v1/programs/", "program"),
+                ("/api/v1/reviews/", "review"),
+            )
+        ),
     ],
 )
 def test_lists_never_include_the_other_sides_rows(world, caller, path, own_key):

@@ -40,12 +40,12 @@ from lending.models import (
     Review,
 )
 from lending.services.finance import loan_finance
+from lending.services.review_expiry import reviews_expire
 from lending.services.reviews import (
     DECLINE_REASONS,
     review_approve,
     review_claim,
     review_decline,
-    reviews_expire,
 )
 from scf import clock
 from scf.errors import ApplicationError

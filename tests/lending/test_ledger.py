@@ -27,7 +27,7 @@ from lending.models import (
     LoanStatus,
     Program,
 )
-from lending.selectors.ledger import account_balance, loan_ledger_balances, trial_balance
+from lending.selectors.ledger import loan_ledger_balances
 from lending.services.book_check import book_check
 from lending.services.ledger import (
     LedgerAlreadyReversed,
@@ -39,6 +39,7 @@ from lending.services.ledger import (
     ledger_post,
     ledger_reverse,
 )
+from tests.lending.ledger_reads import account_balance
 from tests.orders.factories import OrderFactory
 
 DAY = dt.date(2025, 1, 6)
@@ -292,27 +293,6 @@ def test_reversal_is_idempotent_and_an_entry_is_reversed_only_once(loan: Loan) -
 
 
 @pytest.mark.django_db
-def test_account_balances_are_on_the_normal_side(loan: Loan) -> None:
-    disburse(loan)
-    transfer("overpaid", amount="50.00")
-
-    assert account_balance(PRINCIPAL, loan=loan) == d("8000.00")
-    assert account_balance(SETTLEMENT) == d("-7950.00")  # asset: Dr - Cr
-    assert account_balance(OVERPAY) == d("50.00")  # liability: Cr - Dr
-    assert account_balance(A.INTEREST_INCOME) == d("0.00")
-
-
-@pytest.mark.django_db
-def test_account_balance_across_currencies_needs_a_currency() -> None:
-    transfer("cny", amount="10.00", currency="CNY")
-    transfer("usd", amount="3.00", currency="USD")
-
-    with pytest.raises(LedgerCurrencyMismatch):
-        account_balance(SETTLEMENT)
-    assert account_balance(SETTLEMENT, currency="USD") == d("3.00")
-
-
-@pytest.mark.django_db
 def test_loan_ledger_balances_come_from_one_grouped_query(
     line: CreditLine, django_assert_num_queries: Any
 ) -> None:
@@ -342,20 +322,6 @@ def test_loan_ledger_balances_come_from_one_grouped_query(
         assert set(loan_ledger_balances()) == {loan.pk for loan in loans}
 
 
-@pytest.mark.django_db
-def test_trial_balance_totals_each_account_per_currency(loan: Loan) -> None:
-    disburse(loan)
-    transfer("usd", amount="3.00", currency="USD")
-
-    rows = {(r.currency, r.account): (r.debit, r.credit, r.balance) for r in trial_balance()}
-    assert rows == {
-        ("CNY", "principal_receivable"): (d("8000.00"), d("0.00"), d("8000.00")),
-        ("CNY", "settlement"): (d("0.00"), d("8000.00"), d("-8000.00")),
-        ("USD", "agent_overpayments"): (d("0.00"), d("3.00"), d("3.00")),
-        ("USD", "settlement"): (d("3.00"), d("0.00"), d("3.00")),
-    }
-
-
 amounts = st.decimals(min_value=d("0.01"), max_value=d("99999.99"), places=2)
 
 
@@ -381,8 +347,6 @@ def test_any_balanced_split_posts_and_keeps_the_book_balanced(
             *(Posting.cr(OVERPAY, x) for x in credits),
         ],
     )
-    rows = trial_balance()
-    assert sum(r.debit for r in rows) == sum(r.credit for r in rows)
     assert book_check() == []
 
 

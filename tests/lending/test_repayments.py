@@ -31,7 +31,7 @@ from lending.models import (
     Program,
     Repayment,
 )
-from lending.selectors.ledger import account_balance, loan_ledger_balances
+from lending.selectors.ledger import loan_ledger_balances
 from lending.services.accrual import LoanState
 from lending.services.cob import cob_run
 from lending.services.repayments import (
@@ -46,6 +46,7 @@ from lending.services.repayments import (
 from scf.money import Money
 from tests.conftest import client_for
 from tests.lending.active_loans import active_loan, books_balance, money_line
+from tests.lending.ledger_reads import account_balance
 from tests.orders.factories import AgentFactory, UserFactory
 
 D = Decimal

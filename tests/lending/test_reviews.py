@@ -14,7 +14,8 @@ from django.db import connection
 from lending.models import AuditLog, CreditLine, Loan, Program, Review
 from lending.services.finance import loan_finance
 from lending.services.repayments import repayment_record
-from lending.services.reviews import review_claim, review_decline, reviews_expire
+from lending.services.review_expiry import reviews_expire
+from lending.services.reviews import review_claim, review_decline
 from lending.tasks import expire_reviews
 from scf import clock
 from scf.errors import ApplicationError

@@ -203,26 +203,28 @@ def test_the_security_deposit_is_held_until_the_loan_is_repaid(enterprise: Any) 
     books_balance()
 
 
-def test_a_statement_that_finds_no_room_takes_the_margin_commit_back(w: World) -> None:
-    """The margin is committed before the decision's statement; when that statement writes
-    nothing (the program ran out meanwhile), the savepoint takes the commit back and the
-    request is decided again: one commit in the end, the books balanced."""
-    from lending.services import finance as finance_service
+def test_a_program_out_of_room_at_the_write_moves_no_margin(w: World) -> None:
+    """The program runs out between the click's read and its statement: the statement writes
+    nothing (the margin's commit waits on the program's reservation), and the request is
+    decided again: declined ``insufficient_program_limit``, the margin free, the books balanced."""
+    from lending.models import Program
+    from lending.services import finance_hotpath
 
-    real = finance_service.finance_rows_write
-    calls: list[int] = []
+    real = finance_hotpath.rows_write
 
-    def first_finds_no_room(rows: Any) -> bool:
-        calls.append(rows.loan.pk)
-        return False if len(calls) == 1 else real(rows)
+    def room_gone_meanwhile(rows: Any) -> bool:
+        Program.objects.filter(pk=w.program.pk).update(limit=D("0.00"))
+        return real(rows)
 
     lodge(w.account, "30000.00", "DEP-1")
-    with mock.patch.object(finance_service, "finance_rows_write", first_finds_no_room):
+    with mock.patch.object(finance_hotpath, "rows_write", room_gone_meanwhile):
         body = click(w, order_of(w, "100000.00"))
-    assert len(calls) == 2 and body["decision"]["outcome"] == "approved"
-    assert margin(w) == (D("0.00"), D("30000.00"), D("0.00"))
-    assert MarginMovement.objects.filter(kind="commit").count() == 1
-    assert GoodsHold.objects.count() == 1
+    assert body["decision"]["outcome"] == "declined"
+    assert [r["code"] for r in body["decision"]["reasons"]] == ["insufficient_program_limit"]
+    assert margin(w) == (D("30000.00"), D("0.00"), D("0.00"))
+    assert not MarginMovement.objects.filter(kind="commit").exists()
+    assert not GoodsHold.objects.exists()
+    assert Program.objects.get(pk=w.program.pk).reserved == D("0.00")
     books_balance()
 
 
@@ -259,8 +261,9 @@ def test_margin_taken_between_the_read_and_the_write_is_a_decline_not_an_overdra
     w: World,
 ) -> None:
     """The click reads the free margin without a lock; a withdrawal that takes it before the
-    decision's statement makes that statement write nothing, and the request is decided again
-    on the account read under its lock: declined ``insufficient_margin``, nothing committed."""
+    decision's statement makes that statement write nothing but the program's reservation, which
+    is given back, and the request is decided again on the account read under its lock:
+    declined ``insufficient_margin``, nothing committed."""
     from lending.services import finance as finance_service
     from lending.services.margin import margin_withdraw_request
 
@@ -281,6 +284,8 @@ def test_margin_taken_between_the_read_and_the_write_is_a_decline_not_an_overdra
     assert margin(w) == (D("20000.00"), D("0.00"), D("0.00"))
     assert not MarginMovement.objects.filter(kind="commit").exists()
     assert not GoodsHold.objects.exists()
+    # The program's reservation, made before the margin's was refused, was given back.
+    assert type(w.program).objects.get(pk=w.program.pk).reserved == D("0.00")
     books_balance()
 
 

@@ -70,6 +70,17 @@ class UserFactory(factory.django.DjangoModelFactory):
         if create:
             obj.save()
 
+    @factory.post_generation
+    def bank(obj: User, create: bool, extracted: Any, **kwargs: Any) -> None:
+        """Bank staff work for a bank: ``bank=`` names it, else the factories' default bank
+        (every ``ProgramFactory`` program's); ``bank=False`` leaves them without one."""
+        if not create or not obj.is_bank_staff or extracted is False:
+            return
+        from lending.models import BankMembership
+        from tests.lending.factories import BankFactory
+
+        BankMembership.objects.create(user=obj, bank=extracted or BankFactory())
+
 
 class OrderFactory(factory.django.DjangoModelFactory):
     class Meta:

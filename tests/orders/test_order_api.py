@@ -3,6 +3,7 @@
 import pytest
 
 from tests.conftest import client_for
+from tests.lending.factories import BankFactory, ProgramFactory
 from tests.orders.factories import AgentFactory, EnterpriseFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,11 +30,18 @@ def test_enterprise_admin_sees_own_enterprise_only(enterprise_admin, enterprise,
     assert client.get(f"/api/v1/orders/{theirs.id}/").status_code == 404
 
 
-def test_bank_staff_see_all_and_filter_by_status(ops_user, agent, enterprise):
+def test_bank_staff_see_their_banks_enterprises_orders_and_filter_by_status(
+    ops_user, agent, enterprise
+):
+    ProgramFactory(enterprise=enterprise)  # with the ops admin's bank
     OrderFactory(agent=agent, enterprise=enterprise, status="shipped")
     OrderFactory(agent=agent, enterprise=enterprise, status="cancelled")
+    elsewhere = EnterpriseFactory()  # works only with another bank
+    ProgramFactory(enterprise=elsewhere, bank=BankFactory(code="BANK-B", name="Other"))
+    theirs = OrderFactory(agent=agent, enterprise=elsewhere, status="shipped")
     client = client_for(ops_user)
     assert client.get("/api/v1/orders/").json()["count"] == 2
+    assert client.get(f"/api/v1/orders/{theirs.id}/").status_code == 404
     shipped = client.get("/api/v1/orders/?status=shipped").json()
     assert [o["status"] for o in shipped["results"]] == ["shipped"]
     assert client.get("/api/v1/orders/?status=bogus").status_code == 422

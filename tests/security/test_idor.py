@@ -6,7 +6,10 @@ endpoint is swept as soon as it is routed (and a new kind of id fails the sweep 
 taught here which objects are whose).
 
 Callers: agent A (enterprise X) against agent B's objects (enterprise Y) and against the other
-agent of its own enterprise; enterprise X's admin against enterprise Y's objects. Each also
+agent of its own enterprise; enterprise X's admin against enterprise Y's objects; and the bank
+dimension: a risk reviewer, a risk approver and an operations admin of bank A (side A's program)
+against every object of bank B (side B's program, enterprise, agents, orders, loans, cases,
+proposals). Each also
 sends 1,000 random ids (small, huge, past 64 bits, zero-padded, negative-looking, uuid-like).
 Every answer is 404 with the API's error shape: never 2xx, never 5xx, and never a 403 that
 would tell a foreign id from a missing one. The one exception is an operation the caller's
@@ -33,7 +36,21 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from lending.models import IdempotencyRecord, LineProposal, Loan, Program, ProposalStatus, Review
+from lending.models import (
+    Agreement,
+    GuaranteeClaim,
+    IdempotencyRecord,
+    LineProposal,
+    Loan,
+    MarginAccount,
+    MarginWithdrawal,
+    Program,
+    ProposalStatus,
+    ReleaseBreach,
+    Review,
+    TermsChange,
+    TripartiteTerms,
+)
 from orders.models import AgentRelationship, SalesOrder
 from orders.permissions import HasRole
 from tests.conftest import client_for
@@ -42,7 +59,19 @@ from tests.security.world import Side, World, seed_world, snapshot_diff, table_s
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
 RANDOM_IDS = 1000
-ID_KINDS = ("order_id", "loan_id", "review_id", "program_id", "agent_id", "proposal_id")
+ID_KINDS = (
+    "order_id",
+    "loan_id",
+    "review_id",
+    "program_id",
+    "agent_id",
+    "proposal_id",
+    "agreement_id",
+    "change_id",
+    "withdrawal_id",
+    "claim_id",
+    "breach_id",
+)
 # A body that passes each operation's validation, so the request reaches the object lookup.
 BODIES: dict[str, dict[str, Any]] = {
     "freeze": {"reason": "idor sweep"},
@@ -126,6 +155,38 @@ def _proposal(side: Side) -> LineProposal:
     )
 
 
+def _tripartite(side: Side, ops: Any) -> None:
+    """Side's program under tripartite terms: an agreement, a change proposed to its cap, a
+    margin account with a withdrawal waiting for approval."""
+    program, agent = side.program, side.agent
+    TripartiteTerms.objects.create(program=program, enabled=True, margin_ratio=Decimal("0.3"))
+    agreement = Agreement.objects.create(
+        program=program, agent=agent, signed_on=dt.date.today(), agent_cap=Decimal("1000.00")
+    )
+    TermsChange.objects.create(
+        program=program,
+        agreement=agreement,
+        changes={"agent_cap": "2000.00"},
+        before={"agent_cap": "1000.00"},
+        proposed_by=ops,
+        proposed_at=timezone.now(),
+    )
+    account = MarginAccount.objects.create(
+        program=program, agent=agent, currency="CNY", reference=f"MG-{program.pk}-{agent.pk}"
+    )
+    MarginWithdrawal.objects.create(
+        account=account,
+        amount=Decimal("1.00"),
+        currency="CNY",
+        end_to_end_id=f"MWIDOR{account.pk}",
+        creditor_name="x",
+        creditor_account="1",
+        status="awaiting_approval",
+        requested_by=ops,
+        requested_at=timezone.now(),
+    )
+
+
 def side_ids(side: Side) -> dict[str, set[int]]:
     """Every id of one side's objects, by path parameter (the loans' own orders included)."""
     enterprise = side.enterprise
@@ -149,6 +210,23 @@ def side_ids(side: Side) -> dict[str, set[int]]:
         ),
         "proposal_id": set(
             LineProposal.objects.filter(program__enterprise=enterprise).values_list("pk", flat=True)
+        ),
+        "agreement_id": set(
+            Agreement.objects.filter(program__enterprise=enterprise).values_list("pk", flat=True)
+        ),
+        "change_id": set(
+            TermsChange.objects.filter(program__enterprise=enterprise).values_list("pk", flat=True)
+        ),
+        "withdrawal_id": set(
+            MarginWithdrawal.objects.filter(account__program__enterprise=enterprise).values_list(
+                "pk", flat=True
+            )
+        ),
+        "claim_id": set(
+            GuaranteeClaim.objects.filter(enterprise=enterprise).values_list("pk", flat=True)
+        ),
+        "breach_id": set(
+            ReleaseBreach.objects.filter(enterprise=enterprise).values_list("pk", flat=True)
         ),
     }
 
@@ -270,11 +348,15 @@ def test_every_object_id_endpoint_is_swept():
     assert {("loans-repayments", "get"), ("loans-repayments", "post")} <= methods
 
 
-@pytest.mark.parametrize("caller", ["agent", "enterprise_admin"])
+CALLERS = ["agent", "enterprise_admin", "risk_reviewer", "risk_approver", "ops_admin"]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
 def test_foreign_and_random_ids_are_404_and_write_nothing(caller):
     world = seed_world()
-    user = world.a.user if caller == "agent" else world.a.admin
+    user = world.user_for(caller)
     _proposal(world.b)
+    _tripartite(world.b, world.ops)
     records_before = set(IdempotencyRecord.objects.values_list("pk", flat=True))
     before = table_snapshot()
     sent, faults = _sweep(world, caller, user)
@@ -312,6 +394,9 @@ def _mentions(rows: list[dict[str, Any]], side: Side, own_kind: str | None) -> l
         "loans-list": {loan.pk for loan in side.loans.values()},
         "programs-list": {side.program.pk},
         "reviews-list": {side.review.pk},
+        "line-proposals-list": set(
+            LineProposal.objects.filter(program=side.program).values_list("pk", flat=True)
+        ),
     }
     found = []
     for row in rows:
@@ -319,6 +404,14 @@ def _mentions(rows: list[dict[str, Any]], side: Side, own_kind: str | None) -> l
             found.append(f"id {row['id']}")
         if row.get("agent") in agents or row.get("agent_id") in agents:
             found.append(f"agent of row {row.get('id')}")
+        for key in ("program", "program_id"):
+            if row.get(key) == side.program.pk or (
+                isinstance(row.get(key), dict) and row[key].get("id") == side.program.pk
+            ):
+                found.append(f"program of row {row.get('id')}")
+        loan = row.get("loan")
+        if isinstance(loan, dict) and loan.get("id") in {x.pk for x in side.loans.values()}:
+            found.append(f"loan of row {row.get('id')}")
         enterprise = row.get("enterprise")
         if enterprise in (side.enterprise.code, side.enterprise.pk) or (
             isinstance(enterprise, dict) and enterprise.get("id") == side.enterprise.pk
@@ -327,10 +420,12 @@ def _mentions(rows: list[dict[str, Any]], side: Side, own_kind: str | None) -> l
     return found
 
 
-@pytest.mark.parametrize("caller", ["agent", "enterprise_admin"])
+@pytest.mark.parametrize("caller", CALLERS)
 def test_lists_never_include_the_other_sides_rows(caller):
     world = seed_world()
-    user = world.a.user if caller == "agent" else world.a.admin
+    _proposal(world.a)
+    _proposal(world.b)
+    user = world.user_for(caller)
     client = client_for(user)
     lists = list_endpoints()
     assert {"orders-list", "loans-list", "programs-list"} <= {e.name for e in lists}
@@ -342,5 +437,9 @@ def test_lists_never_include_the_other_sides_rows(caller):
             assert world.a.other_order.pk not in ids
             assert not {row.get("agent") for row in rows} & {world.a.other_agent.pk}
     # The lists are not empty for want of rows: the caller's own side is in them.
-    for name in ("orders-list", "loans-list", "programs-list"):
-        assert _mentions(_rows(client, f"/api/v1/{name.split('-')[0]}/"), world.a, name)
+    own = ["orders-list", "loans-list", "programs-list"]
+    if user.is_bank_staff:
+        own += ["reviews-list", "line-proposals-list"]
+    paths = {e.name: "/" + e.route for e in lists}
+    for name in own:
+        assert _mentions(_rows(client, paths[name]), world.a, name), name

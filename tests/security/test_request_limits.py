@@ -166,6 +166,11 @@ def test_no_endpoint_answers_a_deeply_nested_body_with_a_500(
         "program_id": world.a.program.pk,
         "agent_id": world.a.agent.pk,
         "proposal_id": 1,
+        "agreement_id": 1,
+        "change_id": 1,
+        "withdrawal_id": 1,
+        "claim_id": 1,
+        "breach_id": 1,
     }
     sent = refused = 0
     faults: list[str] = []

@@ -3,7 +3,9 @@
 Two sides, ``a`` (enterprise X) and ``b`` (enterprise Y), each with a program, two agents with
 credit lines, orders in several states and loans in several states (in review with its open
 case, approved and not paid out, active with a repayment, overdue), an enterprise admin and an
-agent user. Bank staff (risk reviewer, risk approver, operations admin) see both sides.
+agent user. Each side's program is with its own bank (``a`` with the factories' default bank,
+``b`` with a second one); the bank staff (risk reviewer, risk approver, operations admin) work
+for side ``a``'s bank and see only that side.
 
 Every object is made by the same services or test makers the rest of the suite uses, so the
 credit lines, programs and ledger agree (``ledger_check`` is green on the seeded world).
@@ -34,7 +36,7 @@ from lending.models import (
 )
 from lending.services.repayments import repayment_record
 from orders.models import SalesOrder, SalesOrderLine, User
-from tests.lending.factories import CreditLineFactory, ProgramFactory
+from tests.lending.factories import BankFactory, CreditLineFactory, ProgramFactory
 from tests.lending.loan_makers import disbursed_loan, pending_loan
 from tests.orders.factories import AgentFactory, EnterpriseFactory, OrderFactory, UserFactory
 
@@ -99,10 +101,12 @@ def token_key(user: User) -> str:
     return token.key
 
 
-def _side(today: dt.date) -> Side:
+def _side(today: dt.date, bank: Any) -> Side:
     enterprise = EnterpriseFactory()
     # Loans above 1,000.00 are referred, so finance requests of the fuzzer land in review.
-    program = ProgramFactory(enterprise=enterprise, auto_approve_limit=Decimal("1000.00"))
+    program = ProgramFactory(
+        enterprise=enterprise, bank=bank, auto_approve_limit=Decimal("1000.00")
+    )
     agent = AgentFactory(enterprises=[enterprise])
     other_agent = AgentFactory(enterprises=[enterprise])
     line = CreditLineFactory(agent=agent, program=program)
@@ -148,11 +152,12 @@ def _side(today: dt.date) -> Side:
 
 
 def seed_world() -> World:
-    """Both sides and the bank staff; call inside a test with database access."""
+    """Both sides and the bank staff (of side ``a``'s bank); call inside a test with database
+    access."""
     today = dt.date.today()
     return World(
-        a=_side(today),
-        b=_side(today),
+        a=_side(today, BankFactory()),
+        b=_side(today, BankFactory(code="BANK-B", name="Second Commercial Bank")),
         reviewer=UserFactory(role="risk_reviewer"),
         approver=UserFactory(role="risk_approver"),
         ops=UserFactory(role="ops_admin"),

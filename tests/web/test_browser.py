@@ -30,7 +30,7 @@ from lending.views.words import word
 from lending.views.words.statuses import LOAN_STATUS
 from orders.models import FeedEvent, User
 from scf import clock, throttling
-from tests.lending.factories import CreditLineFactory
+from tests.lending.factories import BankFactory, CreditLineFactory, ProgramFactory
 from tests.orders.factories import AgentFactory
 from tests.web.conftest import (
     APPROVED_OR_LATER,
@@ -622,3 +622,69 @@ def test_the_api_docs_render_swagger_ui_from_our_own_files(
     finance = page.locator(".opblock-summary-path[data-path='/api/v1/orders/{order_id}/finance/']")
     expect(finance).to_have_count(1)
     assert fetched and all(url.startswith(live_server.url) for url in fetched), fetched
+
+
+# --- many banks per enterprise: the quote dialog lists each bank's offer (issue 21, item 5) ----
+
+SECOND_BANK = "Second Commercial Bank"
+
+
+def _second_bank(world: World) -> Any:
+    program = ProgramFactory(
+        enterprise=world.enterprise,
+        bank=BankFactory(code="BANK-B", name=SECOND_BANK),
+        annual_rate=Decimal("0.048000"),
+        tenor_days=120,
+        advance_rate=Decimal("0.7000"),
+        auto_approve_limit=Decimal("1000.00"),
+    )
+    CreditLineFactory(agent=world.agent, program=program)
+    return program
+
+
+@pytest.mark.parametrize(
+    ("language", "intro", "second_button"),
+    [
+        ("en", "2 banks offer to finance this order", f"Finance with {SECOND_BANK}"),
+        ("zh-hans", "2 家银行可为此订单融资", f"选择{SECOND_BANK}融资"),
+    ],
+)
+def test_the_agent_sees_both_banks_offers_and_finances_with_the_chosen_one(
+    world: World, open_page: Any, language: str, intro: str, second_button: str
+) -> None:
+    second = _second_bank(world)
+    order = world.order("5000.00")
+    page = open_page(world.agent_user)
+    if language != "en":
+        page.select_option("select[name=language]", language)
+        page.click("#set-language")
+        expect(page.locator("html")).to_have_attribute("lang", language)
+    page.click("a[data-nav=orders]")
+    page.locator(f'tr[data-order="{order.external_id}"] .finance-button').click()
+    dialog = page.locator("#quote-dialog")
+    expect(dialog.locator("#offers-intro")).to_contain_text(intro)
+    rows = dialog.locator("#quote-offers tbody tr")
+    expect(rows).to_have_count(2)
+    first, chosen = rows.nth(0), rows.nth(1)
+    expect(first).to_have_attribute("data-program", str(world.program.pk))
+    expect(first).to_have_attribute("data-outcome", "approved")
+    expect(first.locator("[data-figure=principal]")).to_contain_text("4,000.00")
+    expect(chosen).to_contain_text(SECOND_BANK)
+    expect(chosen).to_have_attribute("data-outcome", "in_review")
+    expect(chosen.locator("[data-figure=principal]")).to_contain_text("3,500.00")
+    expect(chosen.locator("button.choose-offer")).to_have_text(second_button)
+    chosen.locator("button.choose-offer").click()
+    expect(page.locator("#finance-body[data-outcome]")).to_have_attribute(
+        "data-outcome", "in_review"
+    )
+    loan = Loan.objects.get(order=order)
+    assert loan.program_id == second.pk and loan.principal == Decimal("3500.00")
+
+
+def test_a_single_program_keeps_the_one_offer_dialog(world: World, open_page: Any) -> None:
+    order = world.order("5000.00")
+    page = open_page(world.agent_user)
+    page.goto(f"/orders/{order.pk}/quote/")
+    expect(page.locator("#quote-figures [data-figure=principal]")).to_contain_text("4,000.00")
+    expect(page.locator("#quote-offers")).to_have_count(0)
+    expect(page.locator("#confirm-finance")).to_be_visible()

@@ -69,7 +69,9 @@ class Command(BaseCommand):
         for line in table([COLUMNS, *rows]):
             self.stdout.write("  " + line)
         self.stdout.write("")
-        self.stdout.write("Where to sign in (bank staff also see every dashboard and the queue):")
+        self.stdout.write(
+            "Where to sign in (bank staff also see their bank's dashboards and the queue):"
+        )
         for line in table(front_end_rows(credentials, base)):
             self.stdout.write("  " + line)
         self.stdout.write("")

@@ -20,7 +20,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from lending.scoring.training import promoted_model
-from lending.services.line_management import RunResult, credit_nightly
+from lending.services.line_changes import RunResult
+from lending.services.line_management import credit_nightly
 
 
 class Command(BaseCommand):

@@ -1,0 +1,190 @@
+"""The bank dimension on the web pages and on the rules of ``lending.selectors.scope``.
+
+The API's side is swept in ``test_idor.py`` (every API route with an id, every list) and in the
+authorisation matrix. Here: every page route of the URL conf that takes an id (found by walking
+the resolver, so a new page is swept as soon as it is routed), sent by a risk reviewer, a risk
+approver and an operations admin of bank A with bank B's ids, by GET and by POST. A foreign id
+must get exactly what an id that does not exist gets, never a page, a redirect or a file, and
+no row may be written. The lists, the audit trail and the exports show none of bank B's rows.
+
+And the two rules of the scope: a staff user without a bank sees nothing; a platform superuser
+sees every bank.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, get_resolver
+
+from lending.models import AuditLog, Loan
+from lending.services.audit import audit_record
+from tests.conftest import client_for
+from tests.lending.factories import CreditLineFactory
+from tests.lending.loan_makers import disbursed_loan
+from tests.orders.factories import UserFactory
+from tests.security.test_idor import _routes, side_ids
+from tests.security.world import Side, World, seed_world, snapshot_diff, table_snapshot
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+
+STAFF = ("risk_reviewer", "risk_approver", "ops_admin")
+MISSING = 987654321
+# Pages not of our apps (the Django admin has its own permission model: superusers only).
+SKIP_PREFIXES = ("admin/", "api/")
+BODY = {"reason": "bank sweep", "note": "bank sweep", "confirmed": "yes"}
+
+
+def page_routes() -> list[str]:
+    """Every page route (not the API, not the admin) with an ``<int:...>`` in its path."""
+    found = []
+    for route, pattern in _routes(get_resolver().url_patterns):
+        assert isinstance(pattern, URLPattern)
+        if route.startswith(SKIP_PREFIXES) or "<int:" not in route:
+            continue
+        found.append(route)
+    return found
+
+
+def _path(route: str, ids: dict[str, int]) -> str:
+    return "/" + re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), route)
+
+
+def _b_ids(world: World) -> list[dict[str, int]]:
+    """Sets of path values naming side B's objects (each kind, every object)."""
+    ids = side_ids(world.b)
+    combos = []
+    for n in range(max(len(v) for v in ids.values())):
+        combo = {}
+        for name, values in ids.items():
+            ordered = sorted(values)
+            combo[name] = ordered[n % len(ordered)] if ordered else MISSING
+        combo["program_id"] = world.b.program.pk
+        combos.append(combo)
+    return combos
+
+
+def _send(client: Client, method: str, path: str) -> Any:
+    return client.get(path) if method == "get" else client.post(path, BODY)
+
+
+@pytest.mark.parametrize("role", STAFF)
+def test_every_page_with_an_id_treats_another_banks_object_as_missing(role):
+    world = seed_world()
+    routes = page_routes()
+    names = {r.split("<")[0] for r in routes}
+    assert {"loans/", "reviews/", "dashboard/", "orders/"} <= names, names
+    client = client_for_web(world.user_for(role))
+    before = table_snapshot()
+    faults = []
+    sent = 0
+    for route in routes:
+        missing = _path(route, dict.fromkeys(re.findall(r"<int:(\w+)>", route), MISSING))
+        for method in ("get", "post"):
+            expected = _send(client, method, missing).status_code
+            for ids in _b_ids(world):
+                path = _path(route, ids)
+                status = _send(client, method, path).status_code
+                sent += 1
+                if status != expected or 200 <= status < 400:
+                    faults.append(f"{role} {method.upper()} {path}: {status}, missing: {expected}")
+    assert sent > len(routes) * 2
+    assert not faults, "\n".join(faults[:40])
+    assert snapshot_diff(before, table_snapshot()) == []
+
+
+def client_for_web(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _names(side: Side) -> list[str]:
+    """Texts that identify one side's rows on a page or in a CSV."""
+    return [
+        *(loan.reference for loan in side.loans.values()),
+        side.program.code,
+        side.agent.code,
+    ]
+
+
+def test_pages_lists_audit_and_exports_show_none_of_another_banks_rows():
+    world = seed_world()
+    for side in (world.a, world.b):  # an audited change on each side's line and program
+        audit_record(actor=None, action="credit_line.update", obj=side.line)
+        audit_record(actor=None, action="program.update", obj=side.program)
+    pid = world.a.program.pk
+    pages = [
+        "/reviews/",
+        "/reviews/?status=",
+        "/loans/",
+        "/orders/",
+        "/dashboard/",  # one program of the bank's: straight to its dashboard
+        "/reviews/audit/",
+        "/reviews/audit.csv",
+        f"/dashboard/{pid}/",
+        f"/dashboard/{pid}/loans.csv",
+        f"/dashboard/{pid}/orders.csv",
+    ]
+    for role in STAFF:
+        client = client_for_web(world.user_for(role))
+        seen_own = set()
+        for page in pages:
+            response = client.get(page, follow=True)
+            assert response.status_code == 200, (role, page)
+            text = b"".join(response.streaming_content) if response.streaming else response.content
+            body = text.decode()
+            leaked = [name for name in _names(world.b) if name in body]
+            assert leaked == [], (role, page, leaked)
+            seen_own |= {name for name in _names(world.a) if name in body}
+        # The pages are not empty for want of rows: side A's loans, program and agent show.
+        assert set(_names(world.a)) <= seen_own, set(_names(world.a)) - seen_own
+
+
+def test_a_staff_member_without_a_bank_sees_nothing():
+    world = seed_world()
+    lost = UserFactory(role="risk_reviewer", bank=False)
+    api = client_for(lost)
+    for path in ("/api/v1/loans/", "/api/v1/programs/", "/api/v1/reviews/", "/api/v1/orders/"):
+        assert api.get(path).json()["count"] == 0, path
+    assert api.get(f"/api/v1/loans/{world.a.loans['active'].pk}/").status_code == 404
+    assert api.get(f"/api/v1/reviews/{world.a.review.pk}/").status_code == 404
+    web = client_for_web(lost)
+    assert web.get(f"/reviews/{world.a.review.pk}/").status_code == 404
+    assert AuditLog.objects.exists()
+    assert world.a.loans["active"].reference not in web.get("/reviews/audit/").content.decode()
+
+
+def test_a_platform_superuser_sees_every_bank():
+    world = seed_world()
+    root = UserFactory(role="ops_admin", bank=False, is_superuser=True, is_staff=True)
+    loans = client_for(root).get("/api/v1/loans/", {"page_size": 100}).json()
+    assert loans["count"] == Loan.objects.count()
+    for side in (world.a, world.b):
+        assert client_for(root).get(f"/api/v1/reviews/{side.review.pk}/").status_code == 200
+
+
+def test_a_cases_agent_history_holds_only_the_reviewers_banks_business():
+    world = seed_world()
+    # Side A's agent also borrows from bank B (a line in side B's program).
+    line_b = CreditLineFactory(agent=world.a.agent, program=world.b.program)
+    elsewhere = disbursed_loan(
+        line_b,
+        value_date=dt.date.today() - dt.timedelta(days=5),
+        due_date=dt.date.today() + dt.timedelta(days=85),
+    )
+    own = Loan.objects.filter(agent=world.a.agent, program=world.a.program).count()
+    for role in STAFF:
+        user = world.user_for(role)
+        body = client_for(user).get(f"/api/v1/reviews/{world.a.review.pk}/").json()
+        assert body["agent_history"]["loans_count"] == own, role
+        page = client_for_web(user).get(f"/reviews/{world.a.review.pk}/").content.decode()
+        assert world.a.loans["active"].reference in page
+        assert elsewhere.reference not in page, role
+    root = UserFactory(role="risk_reviewer", bank=False, is_superuser=True)
+    body = client_for(root).get(f"/api/v1/reviews/{world.a.review.pk}/").json()
+    assert body["agent_history"]["loans_count"] == own + 1
