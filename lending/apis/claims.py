@@ -175,7 +175,7 @@ class BreachListApi(APIView):
             OpenApiParameter("status", str, enum=BreachStatus.values),
             OpenApiParameter("page", int),
         ],
-        responses={200: paginated(BreachOutput), **errors(401, 422)},
+        responses={200: paginated(BreachOutput), **errors(401, 404, 422)},
     )
     def get(self, request: Request) -> Response:
         status = _status(request, BreachStatus.values)
