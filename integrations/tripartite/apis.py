@@ -97,7 +97,7 @@ class LoanReleasesApi(APIView):
 
     @extend_schema(
         operation_id="loans_releases_create",
-        request=ReleaseInput,
+        request={"application/json": ReleaseInput},
         responses={201: ReleaseCreated, **errors(400, 401, 403, 404, 409, 422)},
         description=(
             'Send {"value": "1000.00"} or {"lines": [{"sku", "quantity"}]}. 201: authorised. '

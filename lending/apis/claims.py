@@ -157,7 +157,11 @@ class ClaimDisputeApi(APIView):
 
     @extend_schema(
         operation_id="claims_dispute",
-        request=inline_serializer("ClaimDisputeInput", {"reason": serializers.CharField()}),
+        request={
+            "application/json": inline_serializer(
+                "ClaimDisputeInput", {"reason": serializers.CharField()}
+            )
+        },
         responses={200: ClaimOutput, **errors(401, 403, 404, 409, 422)},
     )
     def post(self, request: Request, claim_id: int) -> Response:
@@ -188,7 +192,11 @@ class BreachResolveApi(APIView):
 
     @extend_schema(
         operation_id="breaches_resolve",
-        request=inline_serializer("BreachResolveInput", {"note": serializers.CharField()}),
+        request={
+            "application/json": inline_serializer(
+                "BreachResolveInput", {"note": serializers.CharField()}
+            )
+        },
         responses={200: BreachOutput, **errors(401, 403, 404, 409, 422)},
     )
     def post(self, request: Request, breach_id: int) -> Response:
