@@ -37,7 +37,7 @@ from typing import Any
 from bench.lib.books import accrual_books
 from bench.lib.cpu import backend_cpu_seconds
 from bench.lib.db import analyze, django_setup, ensure_database, scratch_name
-from bench.lib.seeding import agents_seed, program_seed
+from bench.lib.seeding import ROOMY_TERMS, agents_seed, program_seed
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_cob"
 TARGET_SECONDS = 60.0
@@ -80,13 +80,7 @@ def seed_parties(tag: str) -> tuple[int, int]:
         enterprise=enterprise,
         code=f"BENCH-{tag}",
         name=f"Bench {tag}",
-        advance_rate=Decimal("1"),
-        limit=Decimal("9000000000000000.00"),
-        max_principal=Decimal("10000000.00"),
-        annual_rate=Decimal("0.054"),
-        penalty_rate=Decimal("0.081"),
-        auto_approve_limit=Decimal("10000000.00"),
-        maker_checker_threshold=Decimal("10000000.00"),
+        **ROOMY_TERMS,
     )
     agents_seed(
         enterprise=enterprise,

@@ -112,9 +112,9 @@ def install(**_: Any) -> None:
     from integrations.bank import disbursement
     from integrations.bank.disbursement import Outcome
 
-    lease, adapter, execute = (
+    lease, adapter_for, execute = (
         disbursement.disbursement_lease,
-        disbursement.bank_adapter,
+        disbursement.bank_adapter_for,
         tasks.disbursement_execute,
     )
 
@@ -131,7 +131,7 @@ def install(**_: Any) -> None:
         return execution
 
     disbursement.disbursement_lease = leasing
-    disbursement.bank_adapter = lambda: _KillingBank(adapter())
+    disbursement.bank_adapter_for = lambda bank_code: _KillingBank(adapter_for(bank_code))
     tasks.disbursement_execute = executing
 
 

@@ -6,3 +6,11 @@ class IntegrationsConfig(AppConfig):
     name = "integrations"
     verbose_name = _("Integrations")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # scf.metrics knows no app's models: the file rail reports its own figures.
+        from scf.metrics import business_collector_register
+
+        from .metrics import BankFilesCollector
+
+        business_collector_register("integrations-bank-files", BankFilesCollector())

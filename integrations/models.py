@@ -155,3 +155,16 @@ class OutboundEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id} ({self.status})"
+
+
+# Bank files, statement entries, unapplied credits and reconciliation (issue 21) live in their own
+# module; importing them here registers them with the app.
+from .bank_models import (  # noqa: E402, F401
+    BankFile,
+    BankStatement,
+    OutboundPayment,
+    ReconciliationBreak,
+    ReconciliationRun,
+    StatementEntry,
+    UnappliedCredit,
+)

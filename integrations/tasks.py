@@ -126,7 +126,10 @@ def bank_status_report(report: dict[str, Any]) -> str:
         return "conflict"
 
 
-from . import tasks_events  # noqa: E402, F401 - registers event, reminder and cancellation tasks
+from . import (  # noqa: E402
+    tasks_bankfiles,  # noqa: F401 - registers the bank-file tasks
+    tasks_events,  # noqa: F401 - registers event, reminder and cancellation tasks
+)
 
 # --- Margin withdrawals: free margin paid back to agents ----------------------------------------
 

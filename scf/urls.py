@@ -24,8 +24,10 @@ urlpatterns = [
     # Goods releases: the enterprise's system asks with its integration key too.
     path("api/v1/", include("integrations.tripartite.urls")),
     path("api/v1/integrations/", include("integrations.urls")),
+    path("api/v1/", include("integrations.bank.files.apis")),
     # The web front ends: accounts, then the portal (/), dashboard (/dashboard/), reviews.
     path("accounts/", include("orders.web_urls")),
+    path("", include("integrations.bank.files.web_urls")),
     path("", include("lending.web_urls")),
 ]
 

@@ -13,6 +13,16 @@ from decimal import Decimal
 from typing import Any
 
 BANK_CODE = "BENCH-BANK"
+# A program that lends the whole order, with room for any number of loans and no referrals.
+ROOMY_TERMS: dict[str, Any] = {
+    "advance_rate": Decimal("1"),
+    "limit": Decimal("9000000000000000.00"),
+    "max_principal": Decimal("10000000.00"),
+    "annual_rate": Decimal("0.054"),
+    "penalty_rate": Decimal("0.081"),
+    "auto_approve_limit": Decimal("10000000.00"),
+    "maker_checker_threshold": Decimal("10000000.00"),
+}
 
 
 def program_seed(*, enterprise: Any, code: str, name: str, **terms: Any) -> Any:

@@ -30,3 +30,14 @@ def bank_adapter() -> BankAdapter:
             adapter = import_string(path)()
             _adapters[key] = adapter
     return adapter
+
+
+def bank_adapter_for(bank_code: str) -> BankAdapter:
+    """The adapter of one bank: its file rail when ``settings.BANK_RAILS`` says ``"files"``,
+    else the configured adapter (``bank_adapter()``)."""
+    from .files import FILES_RAIL, rail_of
+    from .files.adapter import FileBank
+
+    if rail_of(bank_code) == FILES_RAIL:
+        return FileBank(bank_code)
+    return bank_adapter()

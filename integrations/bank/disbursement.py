@@ -39,7 +39,7 @@ from lending.services.disbursement import (
 )
 from scf import clock
 
-from . import bank_adapter
+from . import bank_adapter_for
 from .interface import (
     BankAdapter,
     BankRejected,
@@ -191,7 +191,7 @@ def disbursement_execute(disbursement_id: int, *, bank: BankAdapter | None = Non
     if disbursement is None:
         return Execution(Outcome.BUSY)
     try:
-        return _work(bank or bank_adapter(), disbursement)
+        return _work(bank or bank_adapter_for(disbursement.loan.program.bank.code), disbursement)
     except BankRejected as exc:
         disbursement_fail(
             disbursement_id=disbursement_id, reason_code=exc.reason_code, detail=exc.detail
@@ -218,7 +218,8 @@ def disbursement_give_up(
     if disbursement is None:
         return Outcome.BUSY
     try:
-        status = (bank or bank_adapter()).transfer_status(disbursement.end_to_end_id)
+        adapter = bank or bank_adapter_for(disbursement.loan.program.bank.code)
+        status = adapter.transfer_status(disbursement.end_to_end_id)
     except BankTransientError as exc:
         _release_after_error(disbursement, exc, float(settings.DISBURSEMENT_POLL_MAX_SECONDS))
         return Outcome.UNRESOLVED

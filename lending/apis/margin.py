@@ -34,6 +34,7 @@ from ..selectors.tripartite import (
     margin_account_by_id,
     margin_account_get,
     margin_movements,
+    margin_withdrawal_get,
     program_for_staff,
 )
 from ..services.margin import (
@@ -49,6 +50,7 @@ from .tripartite import ReasonInput, _valid
 
 OpsOnly = role_permission(Role.OPS_ADMIN)
 ZERO = Decimal("0.00")
+BIGINT_MAX = 2**63 - 1
 
 
 class MovementOutput(serializers.ModelSerializer):
@@ -107,9 +109,13 @@ class MarginApi(APIView):
     def get(self, request: Request, agent_id: int) -> Response:
         user = api_user(request)
         program_id = _program_param(request.query_params.get("program"))
-        account = margin_account_get(user=user, agent_id=agent_id, program_id=program_id)
-        if account is None and not (user.is_bank_staff or user.agent_id == agent_id):
+        if not 0 < agent_id <= BIGINT_MAX:
             raise NotFound("No such agent.")
+        account = margin_account_get(user=user, agent_id=agent_id, program_id=program_id)
+        if account is None:  # an agent without margin yet: zeros, for itself and bank staff
+            own = user.agent_id == agent_id
+            if not own and agent_for_staff(user=user, agent_id=agent_id) is None:
+                raise NotFound("No such agent.")
         return Response(_margin_reply(account))
 
 
@@ -212,6 +218,8 @@ class WithdrawalApproveApi(APIView):
         responses={200: WithdrawalOutput, **errors(401, 403, 404, 409)},
     )
     def post(self, request: Request, withdrawal_id: int) -> Response:
+        if margin_withdrawal_get(user=api_user(request), withdrawal_id=withdrawal_id) is None:
+            raise NotFound("No such withdrawal.")
         withdrawal = margin_withdraw_approve(actor=api_user(request), withdrawal_id=withdrawal_id)
         return Response(WithdrawalOutput(withdrawal).data)
 
@@ -226,6 +234,8 @@ class WithdrawalRejectApi(APIView):
     )
     def post(self, request: Request, withdrawal_id: int) -> Response:
         data = _valid(ReasonInput(data=request.data))
+        if margin_withdrawal_get(user=api_user(request), withdrawal_id=withdrawal_id) is None:
+            raise NotFound("No such withdrawal.")
         withdrawal = margin_withdraw_reject(
             actor=api_user(request), withdrawal_id=withdrawal_id, reason=data["reason"]
         )

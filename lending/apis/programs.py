@@ -26,6 +26,7 @@ from ..models import CreditLine, Program
 from ..selectors.credit import credit_line_for_agent
 from ..selectors.dashboard import program_dashboard
 from ..selectors.programs import program_get, program_list
+from ..selectors.repayment_refs import repayment_reference_for
 from ..services.lines import credit_line_freeze, credit_line_unfreeze
 
 BankStaff = role_permission(Role.RISK_REVIEWER, Role.RISK_APPROVER, Role.OPS_ADMIN)
@@ -238,6 +239,9 @@ class CreditLineOutput(InternalFieldsMixin, serializers.ModelSerializer):
     outstanding = _amount(source="outstanding_principal")
     available = _amount()
     frozen_reason = serializers.CharField(allow_null=True)
+    repayment_reference = serializers.SerializerMethodField(
+        help_text="What the agent quotes on a repayment to this line (ISO 11649 RF reference)."
+    )
 
     class Meta:
         model = CreditLine
@@ -255,8 +259,12 @@ class CreditLineOutput(InternalFieldsMixin, serializers.ModelSerializer):
             "risk_grade",
             "frozen",
             "frozen_reason",
+            "repayment_reference",
             "updated_at",
         ]
+
+    def get_repayment_reference(self, line: CreditLine) -> str:
+        return repayment_reference_for(line.pk)
 
 
 PROGRAM_PARAM = OpenApiParameter(

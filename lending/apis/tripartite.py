@@ -223,6 +223,8 @@ class AgreementTerminateApi(APIView):
     )
     def post(self, request: Request, agreement_id: int) -> Response:
         data = _valid(ReasonInput(data=request.data))
+        if agreement_get(user=api_user(request), agreement_id=agreement_id) is None:
+            raise NotFound("No such agreement.")
         agreement = agreement_terminate(
             actor=api_user(request), agreement_id=agreement_id, reason=data["reason"]
         )
@@ -311,6 +313,8 @@ class TermsChangeApproveApi(APIView):
     def post(self, request: Request, change_id: int) -> Response:
         data = _valid(NoteInput(data=request.data))
         user = api_user(request)
+        if terms_change_get(user=user, change_id=change_id) is None:
+            raise NotFound("No such terms change.")
         terms_change_approve(actor=user, change_id=change_id, note=data.get("note", ""))
         return Response(TermsChangeOutput(terms_change_get(user=user, change_id=change_id)).data)
 
@@ -326,6 +330,8 @@ class TermsChangeRejectApi(APIView):
     def post(self, request: Request, change_id: int) -> Response:
         data = _valid(ReasonInput(data=request.data))
         user = api_user(request)
+        if terms_change_get(user=user, change_id=change_id) is None:
+            raise NotFound("No such terms change.")
         terms_change_reject(actor=user, change_id=change_id, reason=data["reason"])
         return Response(TermsChangeOutput(terms_change_get(user=user, change_id=change_id)).data)
 

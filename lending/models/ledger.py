@@ -37,6 +37,8 @@ class AccountCode(models.TextChoices):
     MARGIN_COMMITTED = "margin_committed", "Agent margin (committed to financings)"
     SECURITY_DEPOSITS = "security_deposits", "Security deposits"
     GUARANTEE_RECEIVABLE = "guarantee_receivable", "Guarantee claims receivable"
+    # Money the bank booked to us that no loan claims yet (the unapplied-credit queue).
+    UNAPPLIED_CREDITS = "unapplied_credits", "Unapplied credits"
     INTEREST_INCOME = "interest_income", "Interest income"
     PENALTY_INCOME = "penalty_income", "Penalty income"
     CREDIT_LOSSES = "credit_losses", "Credit losses"
@@ -52,6 +54,7 @@ ACCOUNT_KINDS = {
     AccountCode.MARGIN_COMMITTED: AccountKind.LIABILITY,
     AccountCode.SECURITY_DEPOSITS: AccountKind.LIABILITY,
     AccountCode.GUARANTEE_RECEIVABLE: AccountKind.ASSET,
+    AccountCode.UNAPPLIED_CREDITS: AccountKind.LIABILITY,
     AccountCode.INTEREST_INCOME: AccountKind.INCOME,
     AccountCode.PENALTY_INCOME: AccountKind.INCOME,
     AccountCode.CREDIT_LOSSES: AccountKind.EXPENSE,
@@ -75,6 +78,8 @@ class EntryKind(models.TextChoices):
     SECURITY_APPLIED = "security_applied", "Security deposit applied"
     GUARANTEE_CLAIM = "guarantee_claim", "Guarantee claim raised"
     GUARANTEE_PAYMENT = "guarantee_payment", "Guarantee claim paid"
+    UNAPPLIED_CREDIT = "unapplied_credit", "Credit received, not yet applied"
+    UNAPPLIED_TRANSFER = "unapplied_transfer", "Unapplied credit applied or refunded"
 
 
 _APPEND_ONLY = [

@@ -36,6 +36,7 @@ from ..models import (
     HOLDS_ORDER,
     OPEN,
     RESERVES_CREDIT,
+    Bank,
     CreditLine,
     Loan,
     LoanStatus,
@@ -145,4 +146,11 @@ def repayment_account(program: Program) -> str:
     payouts are sent from: the program's bank's settlement account, else the platform's
     ``LENDER_SETTLEMENT_ACCOUNT``. The bank's payment order, the reminders and the loan page all
     quote this one."""
-    return program.bank.settlement_account_no or settings.LENDER_SETTLEMENT_ACCOUNT
+    return bank_settlement_account(program.bank)
+
+
+def bank_settlement_account(bank: Bank) -> str:
+    """A bank's settlement account as the platform uses it (``repayment_account``'s rule): its
+    own number, else the platform's ``LENDER_SETTLEMENT_ACCOUNT``. Its statements are this
+    account's."""
+    return bank.settlement_account_no or settings.LENDER_SETTLEMENT_ACCOUNT

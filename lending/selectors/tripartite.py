@@ -1,6 +1,6 @@
 """Reads for the tripartite agreement: terms, agreements, changes, margin accounts and movements.
 
-Who sees what: bank staff everything; an enterprise admin the agreements under its enterprise's
+Who sees what: bank staff their bank's (``scope_for``); an enterprise admin the agreements under its enterprise's
 programs; an agent its own agreements and margin. A row the user may not see is ``None`` (the
 API answers 404, never 403).
 """
@@ -21,6 +21,7 @@ from ..models import (
     TripartiteTerms,
 )
 from .programs import program_visible_to
+from .scope import scope_for
 
 MOVEMENTS_SHOWN = 100
 
@@ -35,7 +36,7 @@ def terms_for_program(*, user: User, program_id: int) -> TripartiteTerms | None:
 def agreements_visible_to(user: User) -> QuerySet[Agreement]:
     rows = Agreement.objects.select_related("agent", "program")
     if getattr(user, "is_bank_staff", False):
-        return rows
+        return scope_for(user, rows, "program__bank")
     role = getattr(user, "role", None)
     if role == Role.ENTERPRISE_ADMIN:
         return rows.filter(program__enterprise_id=user.enterprise_id)
@@ -67,28 +68,32 @@ def terms_change_list(*, user: User) -> QuerySet[TermsChange]:
     if not getattr(user, "is_bank_staff", False):
         return TermsChange.objects.none()
     rows = TermsChange.objects.select_related("program", "agreement", "proposed_by", "decided_by")
-    return rows.order_by("-proposed_at", "-id")
+    return scope_for(user, rows, "program__bank").order_by("-proposed_at", "-id")
 
 
 def terms_change_get(*, user: User, change_id: int) -> TermsChange | None:
     return terms_change_list(user=user).filter(pk=change_id).first()
 
 
+BIGINT_MAX = 2**63 - 1
+
+
 def program_for_staff(*, user: User, program_id: int) -> Program | None:
-    if not getattr(user, "is_bank_staff", False):
+    if not getattr(user, "is_bank_staff", False) or not 0 < program_id <= BIGINT_MAX:
         return None
-    return Program.objects.filter(pk=program_id).first()
+    return scope_for(user, Program.objects.filter(pk=program_id), "bank").first()
 
 
 def agent_for_staff(*, user: User, agent_id: int) -> Agent | None:
-    if not getattr(user, "is_bank_staff", False):
+    if not getattr(user, "is_bank_staff", False) or not 0 < agent_id <= BIGINT_MAX:
         return None
-    return Agent.objects.filter(pk=agent_id).first()
+    # An agent of the staff's bank: one with a credit line in one of its programs.
+    return scope_for(user, Agent.objects.filter(pk=agent_id), "credit_lines__program__bank").first()
 
 
 def _may_see_agent(user: User, agent_id: int) -> bool:
     if getattr(user, "is_bank_staff", False):
-        return True
+        return True  # narrowed to the staff's bank's programs below
     return getattr(user, "role", None) == Role.AGENT and user.agent_id == agent_id
 
 
@@ -96,7 +101,8 @@ def margin_accounts_of_agent(*, user: User, agent_id: int) -> QuerySet[MarginAcc
     """The agent's margin accounts (one per program), or ``None`` if the user may not see them."""
     if not _may_see_agent(user, agent_id):
         return None
-    return MarginAccount.objects.filter(agent_id=agent_id).select_related("program")
+    rows = MarginAccount.objects.filter(agent_id=agent_id).select_related("program")
+    return scope_for(user, rows, "program__bank")
 
 
 def margin_account_get(
@@ -130,4 +136,5 @@ def margin_account_for_reference(reference: str) -> MarginAccount | None:
 def margin_withdrawal_get(*, user: User, withdrawal_id: int) -> MarginWithdrawal | None:
     if not getattr(user, "is_bank_staff", False):
         return None
-    return MarginWithdrawal.objects.filter(pk=withdrawal_id).first()
+    rows = MarginWithdrawal.objects.filter(pk=withdrawal_id)
+    return scope_for(user, rows, "account__program__bank").first()

@@ -299,10 +299,12 @@ def terms_change_approve(*, actor: User, change_id: int, note: str = "") -> Term
 
 @transaction.atomic
 def terms_change_reject(*, actor: User, change_id: int, reason: str) -> TermsChange:
-    """Reject a waiting change (the proposer may withdraw their own this way)."""
+    """Reject a waiting change: another person's, as approving it would be."""
     _require(actor, CHECKER_ROLES)
     reason = _clean({"reason": reason}, {"reason": _text(500)})["reason"]
     change, _terms, _agreement = _lock_change(change_id)
+    if change.proposed_by_id == actor.pk:
+        raise MakerCheckerSameUser("The decision must come from another person.")
     _decide(change, actor, TermsChangeStatus.REJECTED, reason)
     audit_record(actor=actor, action="terms_change.reject", obj=change, note=reason)
     return change

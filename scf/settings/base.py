@@ -11,6 +11,7 @@ import environ
 from celery.schedules import crontab
 
 from scf.logging import logging_config
+from scf.settings.bank_files import *  # noqa: F403 - the file rail's (BANK_RAILS, BANK_FILES_*)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -273,6 +274,7 @@ def _daily(task: str, hour: int, minute: int) -> dict[str, object]:
 
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    **BANK_FILES_BEAT,  # noqa: F405
     "orders-pull-feeds": _every(
         "integrations.pull_order_feeds", "ORDER_PULL_INTERVAL_SECONDS", 60.0
     ),

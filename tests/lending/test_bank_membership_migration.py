@@ -21,6 +21,12 @@ def migrate(targets: list[tuple[str, str]]) -> None:
     MigrationExecutor(connection).migrate(targets)
 
 
+def migrate_to_latest() -> None:
+    """Back to every app's latest migration (not just AFTER: other migrations may follow it, and
+    the tests after this one need their tables)."""
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
 def _people() -> dict[str, Any]:
     return {
         role: UserFactory(role=role, bank=False)
@@ -40,7 +46,7 @@ def test_with_one_bank_the_existing_staff_join_it(agent: Any) -> None:
         assert members == {user.pk: bank.pk for user in staff.values()}
         assert dealer.pk not in members
     finally:
-        migrate(AFTER)
+        migrate_to_latest()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -53,4 +59,4 @@ def test_with_several_banks_nobody_is_assigned() -> None:
         migrate(AFTER)
         assert not BankMembership.objects.exists()
     finally:
-        migrate(AFTER)
+        migrate_to_latest()

@@ -40,6 +40,8 @@ SINGLE_SHAPE = {
     "eligible",
     "expected_outcome",
     "reasons",
+    "margin_required",
+    "margin_free",
 }
 
 

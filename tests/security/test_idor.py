@@ -71,6 +71,7 @@ ID_KINDS = (
     "withdrawal_id",
     "claim_id",
     "breach_id",
+    "credit_id",
 )
 # A body that passes each operation's validation, so the request reaches the object lookup.
 BODIES: dict[str, dict[str, Any]] = {
@@ -79,7 +80,12 @@ BODIES: dict[str, dict[str, Any]] = {
     "decline": {"reason": "credit_risk", "note": "idor sweep"},
     "close": {"note": "idor sweep"},
     "reject": {"reason": "idor sweep"},
+    "apply": {"loan": 1},
     "repayments": {"amount": "100.00", "value_date": "", "reference": "IDOR-SWEEP-1"},
+    "agreements": {"agent": 1, "signed_on": "2026-01-05", "agent_cap": "1.00"},
+    "terminate": {"reason": "idor sweep"},
+    "deposits": {"amount": "1.00", "value_date": "", "reference": "IDOR-SWEEP-1", "program": 1},
+    "withdrawals": {"amount": "1.00", "program": 1},
 }
 
 
@@ -228,6 +234,9 @@ def side_ids(side: Side) -> dict[str, set[int]]:
         "breach_id": set(
             ReleaseBreach.objects.filter(enterprise=enterprise).values_list("pk", flat=True)
         ),
+        # Unapplied bank credits belong to the bank, no side: their endpoints are for operations
+        # only, so every id, existing or not, gets the same 403 from agents and enterprise admins.
+        "credit_id": set(),
     }
 
 

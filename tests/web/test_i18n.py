@@ -20,7 +20,11 @@ from orders.templatetags.scf_format import money, percent
 from tests.web.conftest import ROOT, World, login
 
 LOCALE = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES"
-TEMPLATE_DIRS = [ROOT / "orders" / "templates", ROOT / "lending" / "templates"]
+TEMPLATE_DIRS = [
+    ROOT / "orders" / "templates",
+    ROOT / "lending" / "templates",
+    ROOT / "integrations" / "templates",
+]
 PYTHON_SOURCES = [
     ROOT / "orders" / "views.py",
     ROOT / "orders" / "templatetags" / "scf_format.py",
@@ -29,6 +33,8 @@ PYTHON_SOURCES = [
     *sorted((ROOT / "lending" / "models").glob("*.py")),
     ROOT / "orders" / "models.py",
     ROOT / "integrations" / "models.py",
+    ROOT / "integrations" / "bank_models.py",
+    ROOT / "integrations" / "bank" / "files" / "views.py",
     *(ROOT / app / "apps.py" for app in ("lending", "orders", "integrations")),
     ROOT / "lending" / "admin.py",
 ]

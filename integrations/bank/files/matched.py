@@ -1,0 +1,110 @@
+"""Matched credits become repayments, each in a transaction of its own, after the file's import.
+
+The import stores a credit that names a loan as ``matched`` (durably, with the file); this
+records its repayment through the repayment service (value-dated by the entry, reference
+``<bank>:<AcctSvcrRef>``: applied once) and marks it ``applied`` with the ledger entry that
+books it. If the service refuses it (a repaid loan, a future value date, another currency) the
+credit goes to the unapplied queue instead, booked to the suspense account.
+
+Why not inside the file's transaction: every repayment locks its program's row (and its line's).
+Thousands of repayments in one transaction, each in its own savepoint, lock the same program row
+from thousands of subtransactions; PostgreSQL then keeps a multixact of all of them on that row,
+rebuilt at every new lock, and the commit's deferred checks walk it: the cost grows with the
+square of the count (measured in ``bench.bankfiles_import``). Here each repayment commits on its
+own, like one recorded through the API. A worker that dies in between leaves ``matched`` rows,
+which the next import cycle applies (``matched_credits_apply`` runs after every bank's files);
+two workers take different rows (``SKIP LOCKED``) and a row is applied once (its status is
+checked under its lock, and the repayment reference is unique).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from lending.models import Bank, RepaymentSource
+from lending.services.bank_cash import unapplied_credit_post
+from lending.services.repayments import repayment_record_outcome
+from scf import clock
+from scf.errors import ApplicationError
+from scf.money import Money
+
+from ...bank_models import EntryStatus, StatementEntry, UnappliedCredit
+from .entries import repayment_reference
+from .locks import matched_entry_lock
+
+ACTOR = "integration:bank-files"
+
+
+@dataclass
+class MatchedResult:
+    applied: int = 0
+    unapplied: int = 0
+    busy: int = 0
+
+
+def _to_unapplied(row: StatementEntry, reason: str) -> None:
+    day = row.booking_date or clock.business_date(settings.TIME_ZONE)
+    entry = unapplied_credit_post(
+        bank_code=row.bank.code,
+        key=f"unapplied:{row.entry_reference}",
+        amount=row.amount,
+        currency=row.currency,
+        business_date=day,
+    )
+    row.status = EntryStatus.UNAPPLIED
+    row.journal_keys = [entry.idempotency_key]
+    row.save(update_fields=["status", "journal_keys"])
+    UnappliedCredit.objects.create(
+        entry=row,
+        bank=row.bank,
+        amount=row.amount,
+        currency=row.currency,
+        reason=reason[:200],
+        loan=row.loan,
+        created_at=clock.now(),
+    )
+
+
+@transaction.atomic
+def matched_credit_apply(*, entry_id: int) -> str:
+    """Record one matched credit's repayment: ``applied``, ``unapplied``, or ``busy`` (another
+    worker has it, or it is done)."""
+    row = matched_entry_lock(entry_id)
+    if row is None or row.loan is None:
+        return "busy"
+    loan = row.loan
+    try:
+        with transaction.atomic():
+            repayment, _ = repayment_record_outcome(
+                loan=loan,
+                amount=Money(row.amount, row.currency),
+                value_date=row.value_date or clock.business_date(loan.program.time_zone),
+                reference=repayment_reference(row.bank, row.entry_reference),
+                source=RepaymentSource.BANK_STATEMENT,
+                actor=ACTOR,
+            )
+    except ApplicationError as exc:
+        _to_unapplied(row, f"{exc.code}: {exc}")
+        return "unapplied"
+    posted = repayment.journal_entry
+    row.status = EntryStatus.APPLIED
+    row.journal_keys = [posted.idempotency_key] if posted is not None else []
+    row.save(update_fields=["status", "journal_keys"])
+    return "applied"
+
+
+def matched_credits_apply(*, bank: Bank) -> MatchedResult:
+    """Every matched credit of the bank, oldest first."""
+    result = MatchedResult()
+    ids = list(
+        StatementEntry.objects.filter(bank=bank, status=EntryStatus.MATCHED)
+        .order_by("id")
+        .values_list("pk", flat=True)
+    )
+    for entry_id in ids:
+        outcome = matched_credit_apply(entry_id=entry_id)
+        setattr(result, outcome, getattr(result, outcome) + 1)
+    return result
