@@ -13,6 +13,7 @@ and the app's sweeper sends it later.
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 from typing import Any
 
@@ -30,8 +31,15 @@ def enqueue(name: str, args: list[Any]) -> None:
         app.send_task(name, args=args)
         return
     if name not in app.tasks:
-        app.loader.import_default_modules()  # autodiscovery, as a worker does at start
+        # Autodiscovery, as a worker does at start; one thread at a time, or a second thread
+        # finds the task module half imported and its task not yet registered.
+        with _DISCOVERY_LOCK:
+            if name not in app.tasks:
+                app.loader.import_default_modules()
     app.tasks[name].apply_async(args=args)
+
+
+_DISCOVERY_LOCK = threading.Lock()
 
 
 def enqueue_on_commit(name: str, args: list[Any], *, relay: BatchRelay | None = None) -> None:
@@ -40,7 +48,8 @@ def enqueue_on_commit(name: str, args: list[Any], *, relay: BatchRelay | None = 
     With ``relay`` and a real broker, the task's one argument goes to that relay instead, whose
     thread sends it in a batch message (``scf.task_relay``); eager Celery runs ``name`` in place.
     """
-    transaction.on_commit(partial(_after_commit, name, args, relay), robust=True)
+    # A lambda, not a partial: a robust hook that raises is logged by its __qualname__.
+    transaction.on_commit(lambda: _after_commit(name, args, relay), robust=True)
 
 
 def _after_commit(name: str, args: list[Any], batches: BatchRelay | None) -> None:
