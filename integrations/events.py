@@ -119,7 +119,7 @@ def _new_event(loan: Loan, type: str, enterprise_id: int, now: dt.datetime) -> O
     )
 
 
-def _record(events: list[OutboundEvent]) -> list[OutboundEvent]:
+def events_record(events: list[OutboundEvent]) -> list[OutboundEvent]:
     """Save the events and queue their delivery after commit (a failed dispatch is logged; the
     due-events sweeper sends them later)."""
     if not events:
@@ -202,7 +202,7 @@ def loan_events_sweep(*, loan_ids: Iterable[int] | None = None, limit: int = SWE
         _new_event(loan, ACCELERATED, loan.event_enterprise, now)  # type: ignore[attr-defined]
         for loan in _accelerations(loans).order_by("pk")[:limit]
     ]
-    return len(_record(events))
+    return len(events_record(events))
 
 
 # --- delivery -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from lending.services.acceleration import cancelled_orders_sweep
 from .bank.statements import statement_import
 from .events import DELIVER_EVENT, event_deliver, loan_events_sweep, outbound_events_due
 from .notifications import notifications_send_due
+from .tripartite.events import tripartite_events_sweep
 
 
 @shared_task(bind=True, name=DELIVER_EVENT, acks_late=True)
@@ -39,8 +40,9 @@ def dispatch_due_events() -> int:
 
 @shared_task(name="integrations.sweep_loan_events")
 def sweep_loan_events() -> int:
-    """Beat: record (and queue) events for loan status changes not announced yet."""
-    return loan_events_sweep()
+    """Beat: record (and queue) events for loan status changes not announced yet, and the
+    tripartite agreement's (goods releasable, claims raised)."""
+    return loan_events_sweep() + tripartite_events_sweep()
 
 
 @shared_task(name="integrations.send_reminders")
@@ -61,5 +63,9 @@ def sweep_cancelled_orders() -> int:
 
 @shared_task(name="integrations.import_bank_statement")
 def import_bank_statement() -> dict[str, int]:
-    """Beat: turn the bank's incoming credits into repayments (idempotent by bank reference)."""
-    return statement_import().__dict__
+    """Beat: turn the bank's incoming credits into repayments (idempotent by bank reference);
+    the goods they make releasable are announced at once."""
+    result = statement_import()
+    if result.applied:
+        tripartite_events_sweep()
+    return result.__dict__

@@ -22,7 +22,9 @@ Two transactions that follow this order cannot deadlock on these rows.
 
 Outside the chain (no other lock is held with them): a journal entry being reversed, the credit
 models being numbered, and a program's tripartite terms, then an agent's agreement, then a
-change proposed to either.
+change proposed to either; a release breach being resolved; a guarantee claim being accepted or
+disputed (alone) or paid (after its loan's ``loan_lock``: claims are otherwise written only by
+close of business, which holds the program's advisory lock exclusively).
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from .models import (
     CreditLine,
     CreditModel,
     Disbursement,
+    GuaranteeClaim,
     JournalEntry,
     LineProposal,
     Loan,
     MarginAccount,
     MarginWithdrawal,
     Program,
+    ReleaseBreach,
     Repayment,
     Review,
     TermsChange,
@@ -189,3 +193,17 @@ def terms_change_lock(change_id: int) -> TermsChange:
 def credit_models_locked() -> QuerySet[CreditModel]:
     """Outside the chain: the credit models, while a training numbers and promotes one."""
     return CreditModel.objects.select_for_update()
+
+
+def claim_lock(claim_id: int) -> GuaranteeClaim:
+    """Outside the chain: a guarantee claim (with its loan, read), alone or after ``loan_lock``."""
+    return (
+        GuaranteeClaim.objects.select_for_update(of=("self",))
+        .select_related("loan")
+        .get(pk=claim_id)
+    )
+
+
+def breach_lock(breach_id: int) -> ReleaseBreach:
+    """Outside the chain: a release breach being resolved."""
+    return ReleaseBreach.objects.select_for_update().get(pk=breach_id)

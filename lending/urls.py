@@ -1,6 +1,16 @@
 from django.urls import path
 
-from .apis import credit, finance, loans, margin, programs, repayments, reviews, tripartite
+from .apis import (
+    claims,
+    credit,
+    finance,
+    loans,
+    margin,
+    programs,
+    repayments,
+    reviews,
+    tripartite,
+)
 
 urlpatterns = [
     path("orders/", loans.OrderListApi.as_view(), name="orders-list"),
@@ -18,4 +28,5 @@ urlpatterns = [
     *credit.urlpatterns,
     *tripartite.urlpatterns,
     *margin.urlpatterns,
+    *claims.urlpatterns,
 ]

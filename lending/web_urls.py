@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import audit, dashboard, portal, reviews
+from .views import audit, dashboard, goods, portal, reviews
 
 app_name = "web"
 
@@ -13,6 +13,20 @@ urlpatterns = [
     path("orders/<int:order_id>/finance/", portal.order_finance, name="order-finance"),
     path("loans/", portal.loans, name="loans"),
     path("loans/<int:loan_id>/", portal.loan_detail, name="loan"),
+    path("goods/", goods.goods_page, name="goods"),
+    path("goods/<int:loan_id>/release/", goods.goods_release, name="goods-release"),
+    path(
+        "goods/claims/<int:claim_id>/accept/",
+        goods.goods_claim,
+        {"action": "accept"},
+        name="claim-accept",
+    ),
+    path(
+        "goods/claims/<int:claim_id>/dispute/",
+        goods.goods_claim,
+        {"action": "dispute"},
+        name="claim-dispute",
+    ),
     path("dashboard/", dashboard.dashboard_home, name="dashboard"),
     path(
         "dashboard/<int:program_id>/",

@@ -21,6 +21,8 @@ urlpatterns = [
     # The split view serves Swagger UI's start-up script as a file (?script): no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("lending.urls")),
+    # Goods releases: the enterprise's system asks with its integration key too.
+    path("api/v1/", include("integrations.tripartite.urls")),
     path("api/v1/integrations/", include("integrations.urls")),
     path("api/v1/", include("integrations.bank.files.apis")),
     # The web front ends: accounts, then the portal (/), dashboard (/dashboard/), reviews.

@@ -36,8 +36,8 @@ from scf.parsers import MalformedJson, json_parse
 from scf.schema import AMOUNT_SCHEMA, ErrorOutput, paginated
 
 from .auth import ApiKeyAuthentication, IntegrationPrincipal
-from .cancellations import feed_cancellations_apply
 from .csv_upload import csv_orders
+from .follow_up import feed_applied_follow_up
 from .signing import webhook_authenticate
 from .text import json_storable, storable
 
@@ -138,7 +138,7 @@ class OrderWebhookApi(APIView):
             enterprise=enterprise, channel=FeedChannel.WEBHOOK, event=_json(body)
         )
         if result.order_id is not None and result.order_status:
-            feed_cancellations_apply(applied=[(result.order_id, result.order_status)])
+            feed_applied_follow_up(applied=[(result.order_id, result.order_status)])
         return Response({"status": result.status})
 
 
@@ -197,7 +197,7 @@ class OrderBulkApi(APIView):
             channel=FeedChannel.BULK,
             atomic=atomic,
         )
-        feed_cancellations_apply(applied=result.applied)
+        feed_applied_follow_up(applied=result.applied)
         return _batch_response(result)
 
 
@@ -252,7 +252,7 @@ class OrderCsvApi(APIView):
             raise ValidationFailed("Attach a CSV file.", fields={"file": ["A file is required."]})
         payloads = csv_orders(upload)
         result = orders_ingest(enterprise=enterprise, payloads=payloads, channel=FeedChannel.CSV)
-        feed_cancellations_apply(applied=result.applied)
+        feed_applied_follow_up(applied=result.applied)
         return _batch_response(result)
 
 

@@ -27,7 +27,7 @@ from scf.errors import ApplicationError
 from scf.parsers import json_parse
 
 from ..models import OrderFeedSource
-from .cancellations import feed_cancellations_apply
+from .follow_up import feed_applied_follow_up
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def _poll_pages(source_id: int, max_pages: int, totals: dict[str, int]) -> None:
                 )
                 for key, value in result.counts().items():
                     totals[key] += value
-                feed_cancellations_apply(applied=result.applied)
+                feed_applied_follow_up(applied=result.applied)
             done = not page.next_cursor or page.next_cursor == source.cursor
             if page.next_cursor:
                 source.cursor = page.next_cursor

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,7 +19,7 @@ from scf.api import Pagination
 from scf.errors import NotFound, ValidationFailed
 from scf.schema import errors, paginated
 
-from ..models import JournalLine, LoanStatus
+from ..models import JournalLine, Loan, LoanStatus
 from ..selectors.ledger import loan_journal_lines
 from ..selectors.loans import loan_get, loan_list, order_get_for_lending, order_list_for_lending
 from ..serializers import DecisionOutput, LoanOutput
@@ -69,6 +69,27 @@ class OrderDetailApi(APIView):
         return Response(OrderDetailOutput(order).data)
 
 
+class LoanGoodsOutput(LoanOutput):
+    """A loan with its goods under a tripartite agreement (null for other loans): what the
+    enterprise has been authorised to release and what the agent has paid for."""
+
+    released_value = serializers.SerializerMethodField()
+    releasable_value = serializers.SerializerMethodField()
+
+    class Meta(LoanOutput.Meta):
+        fields = [*LoanOutput.Meta.fields, "released_value", "releasable_value"]
+
+    @extend_schema_field(serializers.DecimalField(max_digits=18, decimal_places=2, allow_null=True))
+    def get_released_value(self, loan: Loan) -> str | None:
+        hold = getattr(loan, "goods_hold", None)
+        return None if hold is None else f"{hold.released_value:.2f}"
+
+    @extend_schema_field(serializers.DecimalField(max_digits=18, decimal_places=2, allow_null=True))
+    def get_releasable_value(self, loan: Loan) -> str | None:
+        hold = getattr(loan, "goods_hold", None)
+        return None if hold is None else f"{hold.releasable_value:.2f}"
+
+
 class LoanListApi(APIView):
     @extend_schema(
         operation_id="loans_list",
@@ -77,21 +98,21 @@ class LoanListApi(APIView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses={200: paginated(LoanOutput), **errors(401, 404, 422)},
+        responses={200: paginated(LoanGoodsOutput), **errors(401, 404, 422)},
     )
     def get(self, request: Request) -> Response:
         loans = loan_list(
             user=api_user(request), status=_choice(request, "status", LoanStatus.values)
         )
-        return _page(request, self, loans, LoanOutput)
+        return _page(request, self, loans, LoanGoodsOutput)
 
 
-class LoanDetailOutput(LoanOutput):
+class LoanDetailOutput(LoanGoodsOutput):
     # A loan booked outside the decision engine (imported, or made by an operator) has none.
     decision = DecisionOutput(read_only=True, allow_null=True)
 
-    class Meta(LoanOutput.Meta):
-        fields = [*LoanOutput.Meta.fields, "decision"]
+    class Meta(LoanGoodsOutput.Meta):
+        fields = [*LoanGoodsOutput.Meta.fields, "decision"]
 
 
 class LoanDetailApi(APIView):

@@ -10,7 +10,9 @@ functions, and no query is written in a view or an API module
 - ``loans``: loans and repayments a user may see, financeable orders, what a loan's page shows;
 - ``reviews``: the review queue, a case, its SLA and the agent's history;
 - ``audit``: the audit trail with names for the ids it holds;
-- ``ledger``: loan balances, a loan's journal lines, money aggregates in cents.
+- ``ledger``: loan balances, a loan's journal lines, money aggregates in cents;
+- ``goods``: tripartite goods holds and releases, release breaches and guarantee claims a
+  person (or an enterprise's system) may see.
 
 Each read is a fixed number of queries whatever the number of rows (aggregates and
 ``select_related`` in the database); ``tests/web/test_query_counts.py`` measures the pages.

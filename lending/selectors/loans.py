@@ -37,7 +37,7 @@ def _loans(user: User) -> QuerySet[Loan]:
 
 
 def loan_list(*, user: User, status: str | None = None) -> QuerySet[Loan]:
-    loans = _loans(user).select_related("program", "agent", "order")
+    loans = _loans(user).select_related("program", "agent", "order", "goods_hold")
     if status:
         loans = loans.filter(status=status)
     return loans
@@ -46,7 +46,7 @@ def loan_list(*, user: User, status: str | None = None) -> QuerySet[Loan]:
 def loan_get(*, user: User, loan_id: int) -> Loan | None:
     return (
         _loans(user)
-        .select_related("program", "agent", "order", "decision")
+        .select_related("program", "agent", "order", "decision", "goods_hold")
         .filter(pk=loan_id)
         .first()
     )

@@ -37,6 +37,8 @@ REVIEW_RELATED = (
     "loan__program",
     "loan__credit_line",
     "loan__decision",
+    "loan__goods_hold",
+    "loan__guarantee_claim",
     "claimed_by",
     "first_approver",
     "second_approver",

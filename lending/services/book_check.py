@@ -22,7 +22,9 @@ its memory grows with the number of differences, not with the book:
    sum of its loans' outstanding principal (reservations are not money, so this is not posted);
 5. no journal line points at a missing entry;
 6. margin accounts agree with their movements and, per program, with the ledger
-   (``lending.services.book_check_margin``).
+   (``lending.services.book_check_margin``);
+7.-9. goods holds, releases, guarantee claims and caps against their rows and the ledger
+   (``lending.services.book_check_goods``).
 
 Differences are rounded to the cent before comparing, so SQLite (which sums NUMERIC columns as
 floating point) and PostgreSQL agree. On PostgreSQL all the queries read one snapshot (a
@@ -66,6 +68,7 @@ from ..models import (
     Program,
 )
 from ..selectors.ledger import MONEY, cents, money_sum, net_of
+from .book_check_goods import goods_differences
 from .ledger import LOAN_ACCOUNTS, ZERO
 
 
@@ -357,5 +360,6 @@ def _all_differences() -> list[Difference]:
         *_headroom_differences(CreditLine.objects.all(), "credit_line"),
         *_headroom_differences(Program.objects.all(), "program"),
         *_orphan_differences(),
+        *(Difference(*row) for row in goods_differences()),
         *margin_differences(),
     ]

@@ -18,6 +18,9 @@ Design
   then sees its result (and vice versa).
 * Loans that fell behind (disbursed with a value date the COB had already closed) are first
   brought up to D - 1 one by one (``loan_accrue_through``); this is rare.
+* **Guarantee claims** (``lending.services.claims``): after the accrual, in the same
+  transaction, claims past their window are escalated and loans of a tripartite program that
+  reached its trigger raise their claim on the core enterprise.
 * **The day itself** (``lending.services.cob_day``) is one set-based statement on PostgreSQL
   (an ``INSERT ... SELECT`` into the accrual sub-ledger and an ``UPDATE ... FROM`` of the loans,
   fed by one computation of every loan's day) and one journal entry per (program, date, kind);
@@ -50,6 +53,7 @@ from ..models import (
 from .accrual import ZERO, days
 from .accrual_loan import loan_accrue_through
 from .audit import audit_record
+from .claims import ClaimsResult, cob_claims
 from .cob_day import cob_day_accrue
 
 logger = logging.getLogger(__name__)
@@ -102,7 +106,8 @@ def cob_run(*, program_id: int, business_date: dt.date, today: dt.date | None = 
     program_lock(program.pk, exclusive=True)
     caught_up = _catch_up_behind(program, business_date)
     loans, totals = cob_day_accrue(program=program, business_date=business_date)
-    return _finish(program, business_date, run_id, loans, totals, caught_up)
+    claims = cob_claims(program=program, business_date=business_date)
+    return _finish(program, business_date, run_id, loans, totals, caught_up, claims)
 
 
 def _claim(program: Program, business_date: dt.date) -> int | None:
@@ -172,6 +177,7 @@ def _finish(
     loans: int,
     totals: dict[AccrualKind, Decimal],
     caught_up: int,
+    claims: ClaimsResult,
 ) -> CobResult:
     interest = totals.get(AccrualKind.INTEREST, ZERO)
     penalty = totals.get(AccrualKind.PENALTY, ZERO)
@@ -193,6 +199,10 @@ def _finish(
             "caught_up": caught_up,
             "interest_total": str(interest),
             "penalty_total": str(penalty),
+            "claims_raised": claims.raised,
+            "claims_cap_exhausted": claims.cap_exhausted,
+            "claims_amount": str(claims.amount),
+            "claims_escalated": claims.escalated,
         },
     )
     return CobResult(program.pk, business_date, True, loans, interest, penalty, caught_up)

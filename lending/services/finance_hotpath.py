@@ -61,11 +61,13 @@ from ..models import (
     OPEN,
     Agreement,
     AgreementStatus,
+    BreachStatus,
     CreditLine,
     Loan,
     MarginAccount,
     Program,
     ProgramStatus,
+    ReleaseBreach,
     TripartiteTerms,
 )
 from .credit import reservation_sql
@@ -166,12 +168,16 @@ def _line_sql(lock: bool, vendor: str) -> str:
     qn = connection.ops.quote_name
     programs = qn(Program._meta.db_table)
     agreements = qn(Agreement._meta.db_table)
+    breaches = qn(ReleaseBreach._meta.db_table)
     return (
         f"SELECT {select_list(CreditLine, 'l')}, {select_list(Program, 'p')}, "  # noqa: S608 - names from code
         f"{select_list(CoreEnterprise, 'e')}, {_facts_sql_text(lock, vendor)}, "
         f"t.id, t.margin_ratio, t.security_ratio, m.id, m.free, CASE WHEN t.id IS NOT NULL THEN "
         f"EXISTS (SELECT 1 FROM {agreements} a WHERE a.program_id = p.id "
-        f"AND a.agent_id = l.agent_id AND a.status = '{AgreementStatus.ACTIVE.value}') END "
+        f"AND a.agent_id = l.agent_id AND a.status = '{AgreementStatus.ACTIVE.value}') END, "
+        # Under tripartite terms: has the agent an open release breach (release_breach_open).
+        f"CASE WHEN t.id IS NOT NULL THEN EXISTS (SELECT 1 FROM {breaches} b "
+        f"WHERE b.agent_id = l.agent_id AND b.status = '{BreachStatus.OPEN.value}') END "
         f"FROM {qn(CreditLine._meta.db_table)} l JOIN {programs} p ON p.id = l.program_id "
         f"JOIN {qn(CoreEnterprise._meta.db_table)} e ON e.id = p.enterprise_id "
         # The tripartite terms, if enabled, and the agent's margin account (read, not locked:

@@ -41,6 +41,7 @@ from ..models import (
     AccountCode,
     Agreement,
     AgreementStatus,
+    BreachStatus,
     EntryKind,
     GoodsHold,
     HoldStatus,
@@ -51,6 +52,7 @@ from ..models import (
     MarginMovementKind,
     MarginSource,
     Program,
+    ReleaseBreach,
     TripartiteTerms,
 )
 from .ledger import Posting, ledger_post
@@ -78,10 +80,11 @@ class MarginRead:
     account_id: int | None
     free: Decimal
     agreement_active: bool
+    release_breach_open: bool = False
 
     @classmethod
     def of(cls, values: tuple[Any, ...]) -> MarginRead:
-        terms_id, margin_ratio, security_ratio, account_id, free, agreement = values
+        terms_id, margin_ratio, security_ratio, account_id, free, agreement, breach = values
         return cls(
             terms_id is not None,
             margin_ratio or ZERO,
@@ -89,6 +92,7 @@ class MarginRead:
             account_id,
             free if free is not None else ZERO,
             bool(agreement),
+            bool(breach),
         )
 
 
@@ -100,6 +104,7 @@ class TripartiteFacts:
     order_value: Decimal
     margin: Decimal
     security: Decimal
+    release_breach_open: bool = False
 
     @property
     def required(self) -> Decimal:
@@ -116,6 +121,7 @@ class TripartiteFacts:
             order_value=order_amount,
             margin=share_of(order_amount, read.margin_ratio),
             security=share_of(principal, read.security_ratio),
+            release_breach_open=read.release_breach_open,
         )
 
     def inputs(self) -> engine.TripartiteInputs:
@@ -123,6 +129,7 @@ class TripartiteFacts:
             agreement_active=self.agreement_active,
             margin_required=self.required,
             margin_free=self.free,
+            release_breach_open=self.release_breach_open,
         )
 
 
@@ -142,6 +149,7 @@ def tripartite_facts(
                 order_value=order_amount,
                 margin=share_of(order_amount, found[0].margin_ratio),
                 security=share_of(principal, found[0].security_ratio),
+                release_breach_open=_breach_open(agent_id),
             )
     terms = TripartiteTerms.objects.filter(program=program, enabled=True).first()
     if terms is None:
@@ -165,7 +173,14 @@ def tripartite_facts(
         order_value=order_amount,
         margin=share_of(order_amount, terms.margin_ratio),
         security=share_of(principal, terms.security_ratio),
+        release_breach_open=_breach_open(agent_id),
     )
+
+
+def _breach_open(agent_id: int) -> bool:
+    """Has the agent goods shipped beyond what was released, not resolved yet (the engine's
+    ``release_breach_open`` referral)."""
+    return ReleaseBreach.objects.filter(agent_id=agent_id, status=BreachStatus.OPEN).exists()
 
 
 def _movement(

@@ -1,8 +1,8 @@
 """Quotes for a page of orders: the engine in quote mode on every row, in three queries.
 
-Under programs with tripartite terms enabled, two more queries read the agents' margin and
-agreements, so a page refuses what the click would (``agreement_missing``,
-``insufficient_margin``).
+Under programs with tripartite terms enabled, three more queries read the agents' margin,
+agreements and open release breaches, so a page refuses (or refers) what the click would
+(``agreement_missing``, ``insufficient_margin``, ``release_breach_open``).
 
 ``loan_quote`` answers for one order (the quote API and the portal's dialog). A list of orders
 asks the same question of each row, so that "Finance this order" is offered only where the click
@@ -39,11 +39,13 @@ from ..models import (
     OPEN,
     Agreement,
     AgreementStatus,
+    BreachStatus,
     CreditLine,
     Loan,
     MarginAccount,
     Program,
     ProgramStatus,
+    ReleaseBreach,
     TripartiteTerms,
 )
 from ..selectors.loans import loans_past_due
@@ -154,8 +156,9 @@ def _terms_of(program: Program) -> TripartiteTerms | None:
 
 
 def _margins(agent_ids: set[int], programs: list[Program]) -> dict[tuple[int, int], MarginRead]:
-    """Under the programs with tripartite terms enabled, each agent's free margin and whether
-    its agreement is active (two more queries, only when there are such programs)."""
+    """Under the programs with tripartite terms enabled, each agent's free margin, whether its
+    agreement is active and whether it has an open release breach (three more queries, only
+    when there are such programs)."""
     enabled = {p.pk: t for p in programs if (t := _terms_of(p)) is not None}
     if not enabled:
         return {}
@@ -170,6 +173,11 @@ def _margins(agent_ids: set[int], programs: list[Program]) -> dict[tuple[int, in
             agent_id__in=agent_ids, program_id__in=list(enabled), status=AgreementStatus.ACTIVE
         ).values_list("agent_id", "program_id")
     )
+    breached = set(
+        ReleaseBreach.objects.filter(agent_id__in=agent_ids, status=BreachStatus.OPEN)
+        .values_list("agent_id", flat=True)
+        .distinct()
+    )
     return {
         (agent, program): MarginRead(
             True,
@@ -178,6 +186,7 @@ def _margins(agent_ids: set[int], programs: list[Program]) -> dict[tuple[int, in
             free.get((agent, program), (None, None))[0],
             free.get((agent, program), (None, Decimal("0.00")))[1],
             (agent, program) in signed,
+            agent in breached,
         )
         for agent in agent_ids
         for program, terms in enabled.items()

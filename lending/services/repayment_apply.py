@@ -6,8 +6,9 @@ brought the loan's accruals up to the day before the value date. Here:
 * **On time** (value date after ``accrued_through``): the waterfall against the current balances;
   the entry ``repay:<reference>`` is Dr settlement / Cr penalty_receivable, interest_receivable,
   principal_receivable, agent_overpayments, every line naming the loan. Principal repaid gives the
-  line and program their headroom back (``credit_repaid``); a loan that owes nothing more is
-  ``repaid`` (``closed_at`` set).
+  line and program their headroom back (``credit_repaid``) and, under a tripartite agreement,
+  raises the goods the enterprise may release (``goods_hold_repaid``); a loan that owes nothing
+  more is ``repaid`` (``closed_at`` set).
 * **Backdated** (value date D on or before ``accrued_through``): the loan is put back where it
   stood at the end of D - 1 and the days are replayed with the payment in them, so it ends
   exactly as if the money had arrived on time, across a COB, across the due date (penalty, DPD
@@ -67,6 +68,7 @@ from .credit import credit_repaid
 from .interest import basis_for, interest_rounded
 from .ledger import Posting, ledger_post, ledger_reverse
 from .margin_finance import security_release
+from .releases import goods_hold_repaid
 from .waterfall import Allocation, Payment, allocate, apply_allocation, replay
 
 
@@ -140,6 +142,8 @@ def loan_state_save(loan: Loan, before: LoanState, after: LoanState) -> None:
     if repaid < 0:
         raise RuntimeError(f"loan {loan.pk}: a repayment increased principal by {-repaid}")
     credit_repaid(line_id=loan.credit_line_id, program_id=loan.program_id, principal=repaid)
+    if repaid > 0:  # what the agent has paid for, the enterprise may now release
+        goods_hold_repaid(loan=loan)
     if after.status == LoanStatus.REPAID and before.status != LoanStatus.REPAID:
         security_release(loan)  # a tripartite loan's security deposit goes back to free margin
 

@@ -33,7 +33,7 @@ from scf.errors import Conflict, ValidationFailed
 from scf.money import MONEY_PLACES, Money
 
 from ..locks import loan_lock
-from ..models import OPEN, Loan, LoanStatus, Repayment
+from ..models import OPEN, GuaranteeClaim, Loan, LoanStatus, Repayment
 from .accrual_loan import loan_accrue_through
 from .audit import audit_record
 from .ledger import LedgerKeyReused
@@ -47,6 +47,7 @@ from .waterfall import Allocation, allocate
 __all__ = [
     "Allocation",
     "LoanNotRepayable",
+    "RepaymentBeforeClaim",
     "RepaymentCurrencyMismatch",
     "RepaymentInvalid",
     "RepaymentReferenceReused",
@@ -128,6 +129,25 @@ def _check_repayable(loan: Loan) -> None:
     if loan.status not in REPAYABLE or loan.value_date is None:
         raise LoanNotRepayable(
             f"Loan {loan.reference} is {loan.status}: it cannot take repayments."
+        )
+
+
+class RepaymentBeforeClaim(Conflict):
+    code = "repayment_before_claim"
+
+
+def _check_after_claim(loan: Loan, value_date: dt.date) -> None:
+    """A backdated payment is replayed from its value date on the loan's own history, which does
+    not hold the guarantee claim's (and security deposit's) night: one value-dated on or before
+    that night would undo them. It is refused; the bank books it on a later date."""
+    if loan.accrued_through is None or value_date > loan.accrued_through:
+        return
+    night = GuaranteeClaim.objects.filter(loan=loan).values_list("raised_on", flat=True).first()
+    if night is not None and value_date <= night:
+        raise RepaymentBeforeClaim(
+            f"Loan {loan.reference} had a guarantee claim raised on {night}: a repayment cannot "
+            "be value-dated on or before it.",
+            fields={"value_date": [f"Must be after {night}."]},
         )
 
 
@@ -225,6 +245,7 @@ def _record(
     if existing is not None:
         return existing, False
     _check_repayable(loan)
+    _check_after_claim(loan, value_date)
     request = RepaymentRequest(amount, value_date, reference, source, actor, today)
     if loan.status in OPEN and value_date > loan.value_date:  # type: ignore[operator]
         loan_accrue_through(

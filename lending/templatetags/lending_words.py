@@ -29,6 +29,26 @@ def review_kind(code: Any) -> str:
 
 
 @register.filter
+def claim_status(code: Any) -> str:
+    return word(statuses.CLAIM_STATUS, str(code))
+
+
+@register.filter
+def hold_status(code: Any) -> str:
+    return word(statuses.HOLD_STATUS, str(code))
+
+
+@register.filter
+def release_status(code: Any) -> str:
+    return word(statuses.RELEASE_STATUS, str(code))
+
+
+@register.filter
+def breach_status(code: Any) -> str:
+    return word(statuses.BREACH_STATUS, str(code))
+
+
+@register.filter
 def disbursement_status(code: Any) -> str:
     return word(statuses.DISBURSEMENT_STATUS, str(code))
 

@@ -36,6 +36,7 @@ from ..models import (
     ReviewStatus,
 )
 from ..selectors.credit import credit_line_for_agent
+from ..selectors.goods import loan_goods
 from ..selectors.reviews import (
     SEARCH_MAX,
     agent_recent,
@@ -158,6 +159,7 @@ def case(request: HttpRequest, review_id: int) -> HttpResponse:
         "is_referral": review.kind == ReviewKind.REFERRAL,
         "awaiting_second": review.status == ReviewStatus.AWAITING_SECOND_APPROVAL,
         **agent_recent(user=user, agent_id=loan.agent_id),
+        "goods": loan_goods(loan=loan),
     }
     return render(request, "lending/review_case.html", context)
 

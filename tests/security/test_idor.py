@@ -38,6 +38,7 @@ from rest_framework.test import APIClient
 
 from lending.models import (
     Agreement,
+    GuaranteeClaim,
     IdempotencyRecord,
     LineProposal,
     Loan,
@@ -45,6 +46,7 @@ from lending.models import (
     MarginWithdrawal,
     Program,
     ProposalStatus,
+    ReleaseBreach,
     Review,
     TermsChange,
     TripartiteTerms,
@@ -67,6 +69,8 @@ ID_KINDS = (
     "agreement_id",
     "change_id",
     "withdrawal_id",
+    "claim_id",
+    "breach_id",
     "credit_id",
 )
 # A body that passes each operation's validation, so the request reaches the object lookup.
@@ -223,6 +227,12 @@ def side_ids(side: Side) -> dict[str, set[int]]:
             MarginWithdrawal.objects.filter(account__program__enterprise=enterprise).values_list(
                 "pk", flat=True
             )
+        ),
+        "claim_id": set(
+            GuaranteeClaim.objects.filter(enterprise=enterprise).values_list("pk", flat=True)
+        ),
+        "breach_id": set(
+            ReleaseBreach.objects.filter(enterprise=enterprise).values_list("pk", flat=True)
         ),
         # Unapplied bank credits belong to the bank, no side: their endpoints are for operations
         # only, so every id, existing or not, gets the same 403 from agents and enterprise admins.

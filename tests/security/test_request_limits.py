@@ -169,6 +169,8 @@ def test_no_endpoint_answers_a_deeply_nested_body_with_a_500(
         "agreement_id": 1,
         "change_id": 1,
         "withdrawal_id": 1,
+        "claim_id": 1,
+        "breach_id": 1,
         "credit_id": 1,  # no unapplied credit exists: a 404 (or 403) before the body matters
     }
     sent = refused = 0

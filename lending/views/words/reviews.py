@@ -58,6 +58,10 @@ ACTION_ERRORS: dict[str, Any] = {
     "line_already_frozen": _("The line is already frozen."),
     "line_already_unfrozen": _("The line is not frozen."),
     "permission_denied": _("Your role does not allow this."),
+    "release_exceeds_paid": _("That is more than the agent has paid for and not yet released."),
+    "no_goods_hold": _("This loan holds no goods."),
+    "claim_raised": _("A guarantee claim is raised on this loan: its goods are held for it."),
+    "claim_state": _("The claim is no longer in a state that allows this."),
 }
 
 

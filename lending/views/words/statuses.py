@@ -17,6 +17,7 @@ LOAN_STATUS: dict[str, Any] = {
     "overdue": _("Overdue"),
     "repaid": _("Repaid"),
     "written_off": _("Written off"),
+    "bought_back": _("Bought back"),
 }
 
 REVIEW_STATUS: dict[str, Any] = {
@@ -33,6 +34,36 @@ REVIEW_KIND: dict[str, Any] = {
     "referral": _("Referred request"),
     "disbursement_failed": _("Failed payment"),
     "accelerated": _("Accelerated loan"),
+    "claim_dispute": _("Disputed guarantee claim"),
+    "claim_escalated": _("Guarantee claim unpaid past its window"),
+    "cap_exhausted": _("Guarantee cap exhausted"),
+}
+
+CLAIM_STATUS: dict[str, Any] = {
+    "raised": _("Raised"),
+    "accepted": _("Accepted"),
+    "disputed": _("Disputed"),
+    "partly_paid": _("Partly paid"),
+    "paid": _("Paid"),
+    "escalated": _("Escalated"),
+    "cap_exhausted": _("Cap exhausted"),
+}
+
+HOLD_STATUS: dict[str, Any] = {
+    "held": _("Held"),
+    "partly_released": _("Partly released"),
+    "released": _("Released"),
+    "transferred": _("Transferred to the core enterprise"),
+}
+
+RELEASE_STATUS: dict[str, Any] = {
+    "authorised": _("Authorised"),
+    "refused": _("Refused"),
+}
+
+BREACH_STATUS: dict[str, Any] = {
+    "open": _("Open"),
+    "resolved": _("Resolved"),
 }
 
 DISBURSEMENT_STATUS: dict[str, Any] = {
