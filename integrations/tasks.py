@@ -8,11 +8,8 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from lending.services.disbursement import (
-    DisbursementStateError,
-    disbursements_due,
-    disbursements_hold,
-)
+from lending.selectors.loans import disbursements_due
+from lending.services.disbursement import DisbursementStateError, disbursements_hold
 
 from .bank.disbursement import (
     DisbursementRetry,

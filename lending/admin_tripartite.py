@@ -32,10 +32,10 @@ from .models import (
     TermsChange,
     TripartiteTerms,
 )
+from .services.agreements import agreement_sign
 from .services.tripartite_terms import (
     DIRECT,
     MAKER_CHECKED,
-    agreement_sign,
     terms_change_approve,
     terms_change_propose,
     terms_change_reject,

@@ -37,6 +37,7 @@ from ..selectors.tripartite import (
     margin_withdrawal_get,
     program_for_staff,
 )
+from ..services.agreements import check_agent_in_program
 from ..services.margin import (
     margin_account_get_or_create,
     margin_deposit,
@@ -44,7 +45,6 @@ from ..services.margin import (
     margin_withdraw_reject,
     margin_withdraw_request,
 )
-from ..services.tripartite_terms import check_agent_in_program
 from .repayments import AmountField
 from .tripartite import ReasonInput, _valid
 

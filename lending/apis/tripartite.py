@@ -37,9 +37,8 @@ from ..selectors.tripartite import (
     terms_change_list,
     terms_for_program,
 )
+from ..services.agreements import agreement_sign, agreement_terminate
 from ..services.tripartite_terms import (
-    agreement_sign,
-    agreement_terminate,
     terms_change_approve,
     terms_change_propose,
     terms_change_reject,

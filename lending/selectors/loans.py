@@ -11,16 +11,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from orders.models import SalesOrder, User
 from orders.selectors import order_get, order_list
+from scf import clock
 
 from ..engine import FINANCEABLE_STATUSES
 from ..models import (
     HOLDS_ORDER,
     OPEN,
     Disbursement,
+    DisbursementStatus,
     Loan,
     Program,
     ProgramStatus,
@@ -120,3 +122,27 @@ def order_get_for_lending(*, user: User, order_id: int) -> SalesOrder | None:
         if scope_for(user, SalesOrder.objects.filter(pk=order.pk), ORDER_BANKS).exists()
         else None
     )
+
+
+# A disbursement still to be paid out (neither settled nor failed).
+PAYING = (DisbursementStatus.PENDING, DisbursementStatus.SENT)
+
+
+def disbursements_due(
+    *, min_age_seconds: float, limit: int = 500, now: dt.datetime | None = None
+) -> list[int]:
+    """Ids of disbursements to (re)dispatch: pending or sent, created at least
+    ``min_age_seconds`` ago (younger ones have a dispatch in flight), lease free or expired,
+    retry time reached. Oldest first. Reads only; no locks (the lease decides who works one).
+    """
+    now = now or clock.now()
+    due = (
+        Disbursement.objects.filter(
+            status__in=PAYING, created_at__lte=now - dt.timedelta(seconds=min_age_seconds)
+        )
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    return list(due[:limit])

@@ -3,7 +3,7 @@
 The disbursement row is the outbox: it is written in the transaction that approves the loan, and
 the task that talks to the bank (``settings.DISBURSEMENT_TASK``, queued by *name* after commit,
 since lending never imports integrations) only ever works from it. A lost task message is
-harmless: ``disbursements_due`` finds every row that is neither settled nor failed and whose
+harmless: ``selectors.loans.disbursements_due`` finds every row that is neither settled nor failed and whose
 lease is free, and the sweeper dispatches it again (``disbursements_hold`` then keeps the next
 sweeps from sending it yet again while that message waits in a long queue).
 
@@ -53,6 +53,7 @@ from ..models import (
     Review,
     ReviewKind,
 )
+from ..selectors.loans import PAYING
 from .audit import audit_build, audit_record
 from .credit import credit_consume, credit_release
 from .ledger import ledger_post
@@ -65,7 +66,7 @@ from .margin_finance import (
 )
 from .terms import due_date_for
 
-WORKING = (DisbursementStatus.PENDING, DisbursementStatus.SENT)
+WORKING = PAYING
 ZERO = Decimal("0.00")
 
 
@@ -367,26 +368,6 @@ def disbursement_fail(*, disbursement_id: int, reason_code: str, detail: str) ->
     )
     credit_release(line_id=loan.credit_line_id, program_id=loan.program_id, amount=reserved)
     return disbursement
-
-
-def disbursements_due(
-    *, min_age_seconds: float, limit: int = 500, now: dt.datetime | None = None
-) -> list[int]:
-    """Ids of disbursements to (re)dispatch: pending or sent, created at least
-    ``min_age_seconds`` ago (younger ones have a dispatch in flight), lease free or expired,
-    retry time reached. Oldest first. Reads only; no locks (the lease decides who works one).
-    """
-    now = now or clock.now()
-    due = (
-        Disbursement.objects.filter(
-            status__in=WORKING, created_at__lte=now - dt.timedelta(seconds=min_age_seconds)
-        )
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    return list(due[:limit])
 
 
 def disbursements_hold(*, ids: list[int], seconds: float, now: dt.datetime | None = None) -> int:

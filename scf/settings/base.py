@@ -11,7 +11,7 @@ import environ
 from celery.schedules import crontab
 
 from scf.logging import logging_config
-from scf.settings.bank_files import *  # noqa: F403 - the file rail's (BANK_RAILS, BANK_FILES_*)
+from scf.settings.frameworks import REST_FRAMEWORK, SPECTACULAR_SETTINGS  # noqa: F401
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -182,27 +182,6 @@ CSP_POLICY = env.str(
     ),
 )
 
-# --- REST framework -------------------------------------------------------------------------
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "scf.tokens.FastTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "scf.api.Pagination",
-    "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "scf.api.exception_handler",
-    # JSON with the nesting cap first; forms and multipart as DRF's defaults.
-    "DEFAULT_PARSER_CLASSES": [
-        "scf.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "COERCE_DECIMAL_TO_STRING": True,
-    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-}
 # Per-user limits on the expensive agent calls (scf.throttling): "<count>/<s|min|hour|day>".
 API_RATE_LIMITS = {
     "finance": env.str("API_RATE_FINANCE", default="120/min"),
@@ -211,29 +190,36 @@ API_RATE_LIMITS = {
 # After the cache fails to answer, a process lets requests through unasked for this long.
 RATE_LIMIT_CACHE_RETRY_SECONDS = env.float("RATE_LIMIT_CACHE_RETRY_SECONDS", default=1.0)
 
-SPECTACULAR_SETTINGS = {
-    "TITLE": "SCF order-to-loan API",
-    "DESCRIPTION": "Supply-chain finance: order feed, quotes, financing, loans, reviews.",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI from drf-spectacular-sidecar's static files, pinned with the package.
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    # No online validator badge: it would send the schema's address to a third party.
-    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
-    "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "scf.schema.document_body_limits",
-    ],
-    "ENUM_NAME_OVERRIDES": {
-        "GradeEnum": "lending.models.credit.Grade",
-        "ProgramStatusEnum": "lending.models.credit.ProgramStatus",
-        "DecisionOutcomeEnum": "lending.models.loans.DecisionOutcome",
-        "LoanStatusEnum": "lending.models.loans.LoanStatus",
-        "OrderStatusEnum": "orders.models.OrderStatus",
-        "RepaymentSourceEnum": "lending.models.movement.RepaymentSource",
-        "MarginSourceEnum": "lending.models.margin.MarginSource",
+# --- Bank files (integrations.bank.files, docs/bank-files.md) ---------------------------------
+_BANK_FILES_ROOT = BASE_DIR / "var" / "bankfiles"
+
+# Which rail each bank uses, by bank code: "sandbox" (the in-process API sandbox, the default for
+# a bank not listed) or "files" (pain.001 out, pain.002/camt in, through the directories below).
+BANK_RAILS = env.json("BANK_RAILS", default={})
+# Per bank a subdirectory named by its code: we write pain.001 files to OUTBOUND/<code>/, the
+# bank's host-to-host link drops pain.002/camt files in INBOUND/<code>/. Imported files move to
+# INBOUND/<code>/processed/, refused ones to INBOUND/<code>/quarantine/.
+BANK_FILES_OUTBOUND_DIR = env.str(
+    "BANK_FILES_OUTBOUND_DIR", default=str(_BANK_FILES_ROOT / "outbound")
+)
+BANK_FILES_INBOUND_DIR = env.str(
+    "BANK_FILES_INBOUND_DIR", default=str(_BANK_FILES_ROOT / "inbound")
+)
+# Inbound files over this size are quarantined unread; raise it for accounts with very large
+# statements (a 100,000-entry camt.053 is about 120 MB).
+BANK_FILES_MAX_BYTES = env.int("BANK_FILES_MAX_BYTES", default=32 * 1024 * 1024)
+# The name we write as the initiating party and debtor of every pain.001.
+BANK_FILES_INITIATING_PARTY = env.str("BANK_FILES_INITIATING_PARTY", default="SCF Platform")
+BANK_FILES_BEAT: dict[str, dict[str, object]] = {
+    # One cycle: export the queued payments, import what the banks delivered.
+    "integrations-bank-files-cycle": {
+        "task": "integrations.bank_files_cycle",
+        "schedule": env.int("BANK_FILES_CYCLE_SECONDS", default=60),
+    },
+    # Yesterday's statements against the book, every morning (after the end-of-day files).
+    "integrations-bank-reconcile": {
+        "task": "integrations.bank_reconcile",
+        "schedule": crontab(hour=6, minute=0),
     },
 }
 
@@ -274,7 +260,7 @@ def _daily(task: str, hour: int, minute: int) -> dict[str, object]:
 
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    **BANK_FILES_BEAT,  # noqa: F405
+    **BANK_FILES_BEAT,
     "orders-pull-feeds": _every(
         "integrations.pull_order_feeds", "ORDER_PULL_INTERVAL_SECONDS", 60.0
     ),

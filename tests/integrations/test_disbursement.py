@@ -44,6 +44,7 @@ from lending.models import (
     Program,
     Review,
 )
+from lending.selectors.loans import disbursements_due
 from lending.services.book_check import book_check
 from lending.services.disbursement import (
     DisbursementStateError,
@@ -51,7 +52,6 @@ from lending.services.disbursement import (
     disbursement_lease,
     disbursement_request,
     disbursement_settle,
-    disbursements_due,
     end_to_end_id_for,
     payout_relay,
 )
