@@ -24,6 +24,7 @@ from .history import demo_credit_seed
 from .logins import login_reset, logins_create
 from .orders import orders_create
 from .parties import agents_create, enterprises_create
+from .tripartite import demo_clock, demo_tripartite_flow, demo_tripartite_terms
 from .programs import (
     demo_lines_create,
     demo_loans_create,
@@ -56,7 +57,10 @@ def demo_build(
     # After the first bank's lines (which the second bank's copy) and before the first loans
     # (which take the first offer, the first bank's, as a finance request naming no program).
     demo_second_bank_lines_create(demo_second_bank_create(data), data)
-    demo_loans_create(part_rng(seed, "loans"))
+    with demo_clock(today):
+        demo_tripartite_terms(data, today)
+        demo_loans_create(part_rng(seed, "loans"))
+        demo_tripartite_flow(data, today)
     if credit_history:
         # Synthetic dealers with 18 months of history, so the scorecard has something to learn;
         # in a program of their own, so they do not crowd the demo's.

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from lending.models import Bank, CreditLine, Loan, Program
+from lending.models import (
+    Agreement,
+    Bank,
+    CreditLine,
+    GuaranteeClaim,
+    Loan,
+    MarginMovement,
+    MarginMovementKind,
+    Program,
+    Release,
+    ReleaseBreach,
+)
 from orders.models import Agent, CoreEnterprise, SalesOrder, User
 
 from .data import BANK_CODE, DEMO_EMAIL_DOMAIN, ENTERPRISE_CODES, SECOND_BANK_CODE, DemoData
@@ -20,6 +31,11 @@ DEMO_CONTENTS = {
     "orders": "orders",
     "finance_requests": "finance requests",
     "users": "users",
+    "agreements": "tripartite agreements",
+    "margin_deposits": "margin deposits",
+    "releases": "goods releases",
+    "breaches": "release breaches",
+    "claims": "guarantee claims",
     "history_agents": "synthetic dealers",
     "history_orders": "their orders",
     "history_loans": "their loans",
@@ -49,6 +65,13 @@ def demo_contents() -> dict[str, int]:
         "orders": SalesOrder.objects.filter(enterprise__code__in=ENTERPRISE_CODES).count(),
         "finance_requests": Loan.objects.filter(program__in=programs).count(),
         "users": User.objects.filter(email__iendswith="@" + DEMO_EMAIL_DOMAIN).count(),
+        "agreements": Agreement.objects.filter(program__in=programs).count(),
+        "margin_deposits": MarginMovement.objects.filter(
+            account__program__in=programs, kind=MarginMovementKind.DEPOSIT
+        ).count(),
+        "releases": Release.objects.filter(hold__loan__program__in=programs).count(),
+        "breaches": ReleaseBreach.objects.filter(loan__program__in=programs).count(),
+        "claims": GuaranteeClaim.objects.filter(loan__program__in=programs).count(),
         "history_agents": CreditLine.objects.filter(program__in=history).count(),
         "history_orders": SalesOrder.objects.filter(enterprise__programs__in=history).count(),
         "history_loans": Loan.objects.filter(program__in=history).count(),

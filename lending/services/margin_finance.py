@@ -62,6 +62,14 @@ ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
 
 
+def _exact(value: Any, places: str) -> Decimal:
+    """A NUMERIC read by raw SQL: SQLite returns a float (PostgreSQL a Decimal); its shortest
+    repr, at the column's places, is the stored value."""
+    if value is None:
+        return ZERO
+    return Decimal(repr(value) if isinstance(value, float) else value).quantize(Decimal(places))
+
+
 def share_of(amount: Decimal, ratio: Decimal) -> Decimal:
     """A ratio's share of an amount, rounded *up* to the cent: with a = 1 - m, the principal
     (rounded down) and the margin always add up to the order exactly."""
@@ -87,10 +95,10 @@ class MarginRead:
         terms_id, margin_ratio, security_ratio, account_id, free, agreement, breach = values
         return cls(
             terms_id is not None,
-            margin_ratio or ZERO,
-            security_ratio or ZERO,
+            _exact(margin_ratio, "0.0001"),
+            _exact(security_ratio, "0.0001"),
             account_id,
-            free if free is not None else ZERO,
+            _exact(free, "0.01"),
             bool(agreement),
             bool(breach),
         )

@@ -104,6 +104,13 @@ class Command(BaseCommand):
             f"  {contents['orders']} orders ({orders or 'none'});\n"
             f"  {contents['finance_requests']} finance requests ({loans or 'none'})."
         )
+        if contents["agreements"]:
+            self.stdout.write(
+                f"Tripartite program: {contents['agreements']} tripartite agreements, "
+                f"{contents['margin_deposits']} margin deposits, "
+                f"{contents['releases']} goods releases, {contents['breaches']} release breaches, "
+                f"{contents['claims']} guarantee claims."
+            )
         if contents["history_agents"]:
             self.stdout.write(
                 f"Scoring history (program PRG-{DEMO_COHORT}, seen by bank staff only): "
