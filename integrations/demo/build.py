@@ -24,7 +24,6 @@ from .history import demo_credit_seed
 from .logins import login_reset, logins_create
 from .orders import orders_create
 from .parties import agents_create, enterprises_create
-from .tripartite import demo_clock, demo_tripartite_flow, demo_tripartite_terms
 from .programs import (
     demo_lines_create,
     demo_loans_create,
@@ -32,6 +31,7 @@ from .programs import (
     demo_second_bank_create,
     demo_second_bank_lines_create,
 )
+from .tripartite import demo_clock, demo_tripartite_flow, demo_tripartite_terms
 
 
 def demo_exists() -> bool:

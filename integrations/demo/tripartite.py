@@ -54,9 +54,10 @@ from .data import AGENT_USERS, BANK_CODE, DEMO_EMAIL_DOMAIN
 if TYPE_CHECKING:
     from .data import DemoData
 
-TERMS = {
+MARGIN_RATIO = "0.2000"
+TERMS: dict[str, object] = {
     "enabled": True,
-    "margin_ratio": "0.2000",
+    "margin_ratio": MARGIN_RATIO,
     "guarantee_type": "buyback",
     "claim_window_days": 30,
     "program_cap": "5000000.00",
@@ -105,7 +106,7 @@ def demo_clock(today: dt.date) -> Iterator[None]:
 def _clock_at(moment: dt.datetime) -> Iterator[None]:
     """Every service reads "now" from ``scf.clock.now``: set it back for a loan of the past."""
     real = clock.now
-    clock.now = lambda: moment  # type: ignore[assignment]  # noqa: B023
+    clock.now = lambda: moment  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -180,7 +181,7 @@ def _old_unpaid_loan(program: Program, old: tuple[User, SalesOrder]) -> Loan:
         account = margin_account_get_or_create(program=program, agent=cast(Any, user.agent))
         margin_deposit(
             account=account,
-            amount=(order.amount * Decimal(TERMS["margin_ratio"])).quantize(Decimal("0.01")),
+            amount=(order.amount * Decimal(MARGIN_RATIO)).quantize(Decimal("0.01")),
             value_date=day,
             reference=f"{account.reference}-{order.external_id}",
             actor=None,

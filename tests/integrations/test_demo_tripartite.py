@@ -76,9 +76,7 @@ def test_the_demo_has_a_tripartite_program_with_the_whole_flow(demo):
     assert Release.objects.filter(
         hold__loan__program=program, status=ReleaseStatus.AUTHORISED
     ).exists()
-    assert ReleaseBreach.objects.filter(
-        loan__program=program, status=BreachStatus.OPEN
-    ).exists()
+    assert ReleaseBreach.objects.filter(loan__program=program, status=BreachStatus.OPEN).exists()
     claim = GuaranteeClaim.objects.select_related("loan").get(loan__program=program)
     assert claim.status == ClaimStatus.RAISED and claim.amount > 0
     assert claim.loan.agent.code in signed
