@@ -235,3 +235,18 @@ def test_another_banks_unapplied_credit_is_missing_to_operations(action):
     own = api.post(f"/api/v1/unapplied-credits/{world.a.credit.pk}/refund/")
     assert own.status_code == 200, own.content
     assert own.json()["status"] == "refunding"
+
+
+def test_the_page_names_no_loan_of_another_bank_when_applying():
+    world = seed_world()
+    web = client_for_web(world.ops)
+    before = table_snapshot()
+    foreign = world.b.loans["active"].reference
+    response = web.post(
+        f"/reviews/bank/credits/{world.a.credit.pk}/apply/",
+        {"loan_reference": foreign},
+        follow=True,
+    )
+    body = response.content.decode()
+    assert f"No loan has the reference {foreign}" in body
+    assert snapshot_diff(before, table_snapshot()) == []

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from lending.selectors.loans import loan_get
 from lending.services.repayments import loan_for_reference
 from orders.models import Role
 from orders.views import role_required
@@ -55,7 +56,9 @@ def operations(request: HttpRequest) -> HttpResponse:
 def apply(request: HttpRequest, credit_id: int) -> HttpResponse:
     _existing(request, credit_id)
     reference = request.POST.get("loan_reference", "").strip()
-    loan = loan_for_reference(reference)
+    found = loan_for_reference(reference)
+    # Another bank's loan reads as no loan at all: the page names no loan the operator may not see.
+    loan = loan_get(user=request.user, loan_id=found.pk) if found is not None else None
     if loan is None:
         messages.error(request, _("No loan has the reference %(ref)s.") % {"ref": reference})
         return redirect(PAGE)
