@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from lending.selectors.loans import loan_get
 from lending.services.repayments import loan_for_reference
+from lending.views.common import web_user
 from orders.models import Role
 from orders.views import role_required
 from scf.errors import ApplicationError
@@ -58,7 +59,7 @@ def apply(request: HttpRequest, credit_id: int) -> HttpResponse:
     reference = request.POST.get("loan_reference", "").strip()
     found = loan_for_reference(reference)
     # Another bank's loan reads as no loan at all: the page names no loan the operator may not see.
-    loan = loan_get(user=request.user, loan_id=found.pk) if found is not None else None
+    loan = loan_get(user=web_user(request), loan_id=found.pk) if found is not None else None
     if loan is None:
         messages.error(request, _("No loan has the reference %(ref)s.") % {"ref": reference})
         return redirect(PAGE)
