@@ -80,8 +80,8 @@ def breaches_visible_to(principal: Any) -> QuerySet[ReleaseBreach]:
 
 
 def claims_visible_to(principal: Any) -> QuerySet[GuaranteeClaim]:
-    """Claims: bank staff all, an enterprise admin those on its enterprise, an agent those on
-    its loans."""
+    """Claims: bank staff their bank's, an enterprise admin those on its enterprise, an agent
+    those on its loans."""
     claims = GuaranteeClaim.objects.select_related("loan", "agent", "enterprise", "program")
     return _for_party(claims, principal, "program__bank")
 

@@ -188,3 +188,65 @@ def test_a_cases_agent_history_holds_only_the_reviewers_banks_business():
     root = UserFactory(role="risk_reviewer", bank=False, is_superuser=True)
     body = client_for(root).get(f"/api/v1/reviews/{world.a.review.pk}/").json()
     assert body["agent_history"]["loans_count"] == own + 1
+
+
+def _bank_file_names(side: Side) -> list[str]:
+    """Texts of one side's bank-file rows on the operations page: its unapplied credit, its
+    reconciliation run's break and account, its bank file."""
+    return [
+        side.credit.entry.entry_reference,
+        side.credit.entry.debtor_account,
+        side.run.account,
+        side.run.breaks.get().reference,
+        side.bank_file.message_id,
+    ]
+
+
+def test_the_bank_operations_page_shows_only_the_operators_bank():
+    world = seed_world()
+    web = client_for_web(world.ops)
+    body = web.get("/reviews/bank/?status=open").content.decode()
+    assert [name for name in _bank_file_names(world.b) if name in body] == []
+    assert [name for name in _bank_file_names(world.a) if name not in body] == []
+    listed = client_for(world.ops).get("/api/v1/unapplied-credits/").json()
+    assert [row["id"] for row in listed["results"]] == [world.a.credit.pk]
+
+
+@pytest.mark.parametrize("action", ["apply", "refund"])
+def test_another_banks_unapplied_credit_is_missing_to_operations(action):
+    world = seed_world()
+    credit = world.b.credit
+    loan = world.b.loans["active"]  # of the credit's own bank: only the operator is wrong
+    api = client_for(world.ops)
+    web = client_for_web(world.ops)  # signing in stamps the user's last login: before the snapshot
+    before = table_snapshot()
+    body = {"loan": loan.pk} if action == "apply" else {}
+    response = api.post(f"/api/v1/unapplied-credits/{credit.pk}/{action}/", body, format="json")
+    assert response.status_code == 404, response.content
+    assert response.json()["code"] == "not_found"
+    page = web.post(
+        f"/reviews/bank/credits/{credit.pk}/{action}/", {"loan_reference": loan.reference}
+    )
+    assert page.status_code == 404
+    assert snapshot_diff(before, table_snapshot()) == []
+    credit.refresh_from_db()
+    assert credit.status == "open"
+    # The operator's own bank's credit is theirs to work.
+    own = api.post(f"/api/v1/unapplied-credits/{world.a.credit.pk}/refund/")
+    assert own.status_code == 200, own.content
+    assert own.json()["status"] == "refunding"
+
+
+def test_the_page_names_no_loan_of_another_bank_when_applying():
+    world = seed_world()
+    web = client_for_web(world.ops)
+    before = table_snapshot()
+    foreign = world.b.loans["active"].reference
+    response = web.post(
+        f"/reviews/bank/credits/{world.a.credit.pk}/apply/",
+        {"loan_reference": foreign},
+        follow=True,
+    )
+    body = response.content.decode()
+    assert f"No loan has the reference {foreign}" in body
+    assert snapshot_diff(before, table_snapshot()) == []

@@ -36,6 +36,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from integrations.bank_models import UnappliedCredit
 from lending.models import (
     Agreement,
     GuaranteeClaim,
@@ -234,9 +235,12 @@ def side_ids(side: Side) -> dict[str, set[int]]:
         "breach_id": set(
             ReleaseBreach.objects.filter(enterprise=enterprise).values_list("pk", flat=True)
         ),
-        # Unapplied bank credits belong to the bank, no side: their endpoints are for operations
-        # only, so every id, existing or not, gets the same 403 from agents and enterprise admins.
-        "credit_id": set(),
+        # Unapplied bank credits belong to the side's bank (of its file and account): operations
+        # of the other bank get the 404 of a missing id, agents and enterprise admins the 403
+        # of an endpoint their role may not call, for every id alike.
+        "credit_id": set(
+            UnappliedCredit.objects.filter(bank=side.program.bank).values_list("pk", flat=True)
+        ),
     }
 
 
@@ -406,6 +410,7 @@ def _mentions(rows: list[dict[str, Any]], side: Side, own_kind: str | None) -> l
         "line-proposals-list": set(
             LineProposal.objects.filter(program=side.program).values_list("pk", flat=True)
         ),
+        "unapplied-credits-list": {side.credit.pk},
     }
     found = []
     for row in rows:
@@ -449,6 +454,8 @@ def test_lists_never_include_the_other_sides_rows(caller):
     own = ["orders-list", "loans-list", "programs-list"]
     if user.is_bank_staff:
         own += ["reviews-list", "line-proposals-list"]
+    if caller == "ops_admin":
+        own.append("unapplied-credits-list")
     paths = {e.name: "/" + e.route for e in lists}
     for name in own:
         assert _mentions(_rows(client, paths[name]), world.a, name), name

@@ -23,8 +23,17 @@ from typing import Any
 
 from django.apps import apps
 from django.db import models
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from integrations.bank_models import (
+    BankFile,
+    BreakKind,
+    ReconciliationBreak,
+    ReconciliationRun,
+    StatementEntry,
+    UnappliedCredit,
+)
 from lending.models import (
     Accrual,
     Disbursement,
@@ -73,6 +82,9 @@ class Side:
     review: Any = None
     repayment: Repayment | None = None
     other_order: Any = None  # the other agent's, in the same enterprise
+    credit: Any = None  # an open unapplied credit at the side's bank, from an imported camt.054
+    bank_file: Any = None
+    run: Any = None  # a reconciliation run of the side's bank, with a break
 
 
 @dataclass
@@ -148,7 +160,64 @@ def _side(today: dt.date, bank: Any) -> Side:
         source="api",
         actor=None,
     )
+    _bank_file_rows(side, today)
     return side
+
+
+def _bank_file_rows(side: Side, today: dt.date) -> None:
+    """What the file rail leaves at the side's bank: an imported camt.054 with a credit no loan
+    claimed (open in the unapplied queue, refundable) and a reconciliation run with a break.
+    Every text names the bank, so a page that leaks another bank's rows shows its code."""
+    bank = side.program.bank
+    now = timezone.now()
+    side.bank_file = BankFile.objects.create(
+        direction="inbound",
+        kind="camt.054",
+        bank=bank,
+        message_id=f"MSG-{bank.code}",
+        sha256=f"{bank.pk:064d}",
+        path=f"/inbound/{bank.code}.xml",
+        status="imported",
+        transactions=1,
+        created_at=now,
+        imported_at=now,
+    )
+    entry = StatementEntry.objects.create(
+        bank=bank,
+        bank_file=side.bank_file,
+        account=f"ACC-{bank.code}",
+        booking_date=today,
+        value_date=today,
+        amount=Decimal("250.00"),
+        currency="CNY",
+        credit=True,
+        entry_reference=f"REF-{bank.code}",
+        remittance=f"Unknown payer at {bank.code}",
+        debtor_name="Payer",
+        debtor_account=f"CN-PAYER-{bank.code}",
+        status="unapplied",
+    )
+    side.credit = UnappliedCredit.objects.create(
+        entry=entry,
+        bank=bank,
+        amount=entry.amount,
+        currency="CNY",
+        reason="No loan has the reference",
+        created_at=now,
+    )
+    side.run = ReconciliationRun.objects.create(
+        bank=bank,
+        account=f"ACC-{bank.code}",
+        statement_date=today,
+        book_opening=Decimal("0.00"),
+        book_closing=Decimal("0.00"),
+        entries=1,
+        breaks_count=1,
+        ran_at=now,
+    )
+    ReconciliationBreak.objects.create(
+        run=side.run, kind=BreakKind.ENTRY_NOT_IN_BOOK, reference=f"BRK-{bank.code}"
+    )
 
 
 def seed_world() -> World:

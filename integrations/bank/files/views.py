@@ -1,6 +1,6 @@
 """The bank operations page (operations admins), beside the review queue: the unapplied-credit
 queue (apply to a loan by its reference, or refund), the latest reconciliation runs with their
-breaks, and the recent bank files with any quarantine reason. Every action calls the service
+breaks, and the recent bank files with any quarantine reason, each of the user's bank only. Every action calls the service
 behind the matching API (``unapplied_apply``, ``unapplied_refund``); a refusal comes back as a
 message on the page, never a 500."""
 
@@ -12,7 +12,9 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from lending.selectors.loans import loan_get
 from lending.services.repayments import loan_for_reference
+from lending.views.common import web_user
 from orders.models import Role
 from orders.views import role_required
 from scf.errors import ApplicationError
@@ -29,9 +31,10 @@ from .unapplied import unapplied_apply, unapplied_refund
 PAGE = "bankops:operations"
 
 
-def _existing(credit_id: int) -> None:
-    """A credit that does not exist is a 404, like any page's missing object."""
-    if unapplied_credit_get(credit_id) is None:
+def _existing(request: HttpRequest, credit_id: int) -> None:
+    """A credit that does not exist, or is another bank's, is a 404, like any page's missing
+    object."""
+    if unapplied_credit_get(user=request.user, credit_id=credit_id) is None:
         raise Http404("No such unapplied credit.")
 
 
@@ -40,11 +43,11 @@ def _existing(credit_id: int) -> None:
 def operations(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status") or UnappliedStatus.OPEN
     context = {
-        "credits": list(unapplied_credits(status=status)[:200]),
+        "credits": list(unapplied_credits(user=request.user, status=status)[:200]),
         "status": status,
         "statuses": UnappliedStatus.choices,
-        "runs": latest_reconciliations(),
-        "files": recent_bank_files(),
+        "runs": latest_reconciliations(user=request.user),
+        "files": recent_bank_files(user=request.user),
     }
     return render(request, "integrations/bank_operations.html", context)
 
@@ -52,9 +55,11 @@ def operations(request: HttpRequest) -> HttpResponse:
 @require_POST
 @role_required(Role.OPS_ADMIN)
 def apply(request: HttpRequest, credit_id: int) -> HttpResponse:
-    _existing(credit_id)
+    _existing(request, credit_id)
     reference = request.POST.get("loan_reference", "").strip()
-    loan = loan_for_reference(reference)
+    found = loan_for_reference(reference)
+    # Another bank's loan reads as no loan at all: the page names no loan the operator may not see.
+    loan = loan_get(user=web_user(request), loan_id=found.pk) if found is not None else None
     if loan is None:
         messages.error(request, _("No loan has the reference %(ref)s.") % {"ref": reference})
         return redirect(PAGE)
@@ -70,7 +75,7 @@ def apply(request: HttpRequest, credit_id: int) -> HttpResponse:
 @require_POST
 @role_required(Role.OPS_ADMIN)
 def refund(request: HttpRequest, credit_id: int) -> HttpResponse:
-    _existing(credit_id)
+    _existing(request, credit_id)
     try:
         unapplied_refund(credit_id=credit_id, actor=request.user)
     except ApplicationError as exc:

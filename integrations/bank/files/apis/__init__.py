@@ -3,7 +3,8 @@
 ``POST /api/v1/unapplied-credits/{id}/apply/`` ``{"loan": id}`` (or ``{"margin_account": id}``:
 400 ``margin_accounts_unavailable`` until margin accounts exist), and
 ``POST /api/v1/unapplied-credits/{id}/refund/`` (the refund goes out in the bank's next
-pain.001). A credit that is not open any more: 409 ``unapplied_credit_not_open``."""
+pain.001). A credit that is not open any more: 409 ``unapplied_credit_not_open``. Operations
+see and act on their own bank's credits only: another bank's id is a 404, nothing written."""
 
 from __future__ import annotations
 
@@ -80,11 +81,17 @@ class ApplyInput(serializers.Serializer):
         return attrs
 
 
-def _output(credit_id: int) -> dict[str, Any]:
-    credit = unapplied_credit_get(credit_id)
+def _visible(user: Any, credit_id: int) -> UnappliedCredit:
+    """The credit of the user's bank; another bank's is missing, as a credit that does not
+    exist."""
+    credit = unapplied_credit_get(user=user, credit_id=credit_id)
     if credit is None:
         raise NotFound(f"No unapplied credit {credit_id}.")
-    return dict(UnappliedCreditOutput(credit).data)
+    return credit
+
+
+def _output(user: Any, credit_id: int) -> dict[str, Any]:
+    return dict(UnappliedCreditOutput(_visible(user, credit_id)).data)
 
 
 class UnappliedCreditListApi(APIView):
@@ -100,7 +107,7 @@ class UnappliedCreditListApi(APIView):
         responses={200: paginated(UnappliedCreditOutput), **errors(401, 403, 404)},
     )
     def get(self, request: Request) -> Response:
-        rows = unapplied_credits(status=request.query_params.get("status"))
+        rows = unapplied_credits(user=request.user, status=request.query_params.get("status"))
         paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self) or []
         return paginator.get_paginated_response(UnappliedCreditOutput(page, many=True).data)
@@ -115,6 +122,7 @@ class UnappliedCreditApplyApi(APIView):
         responses={200: UnappliedCreditOutput, **errors(400, 401, 403, 404, 409, 422)},
     )
     def post(self, request: Request, credit_id: int) -> Response:
+        _visible(request.user, credit_id)
         body = ApplyInput(data=request.data)
         if not body.is_valid():
             raise ValidationFailed("Invalid request.", fields=body.errors)
@@ -124,7 +132,7 @@ class UnappliedCreditApplyApi(APIView):
             loan_id=body.validated_data.get("loan"),
             margin_account_id=body.validated_data.get("margin_account"),
         )
-        return Response(_output(credit_id))
+        return Response(_output(request.user, credit_id))
 
 
 class UnappliedCreditRefundApi(APIView):
@@ -136,8 +144,9 @@ class UnappliedCreditRefundApi(APIView):
         responses={200: UnappliedCreditOutput, **errors(401, 403, 404, 409, 422)},
     )
     def post(self, request: Request, credit_id: int) -> Response:
+        _visible(request.user, credit_id)
         unapplied_refund(credit_id=credit_id, actor=request.user)
-        return Response(_output(credit_id))
+        return Response(_output(request.user, credit_id))
 
 
 urlpatterns = [
