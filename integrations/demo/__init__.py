@@ -8,7 +8,8 @@ Design:
 - Deterministic for a seed: each part draws from its own ``random.Random(f"{seed}:{part}")``, so
   a part added later leaves the data of the others unchanged. The parts: ``parties`` (enterprises
   and agents), ``orders``, ``programs`` (programs, credit lines and the first loans), ``logins``
-  (users, tokens and the credentials file), ``history`` (the scorecard's synthetic history, with
+  (users, tokens and the credentials file), ``tripartite`` (the machinery maker's program under
+  a tripartite agreement: deposits, releases, a breach and a claim), ``history`` (the scorecard's synthetic history, with
   ``history_plan`` and ``history_rows``); ``data`` holds what they are made of, ``contents``
   counts what was seeded.
   Order dates count back from ``today``, a parameter.
