@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
-
 from lending.models import MarginWithdrawal, WithdrawalStatus
+from lending.selectors.programs import repayment_account
 from lending.services.margin import (
     margin_withdraw_fail,
     margin_withdraw_mark_sent,
@@ -28,9 +27,7 @@ logger = logging.getLogger(__name__)
 
 def _request_for(row: MarginWithdrawal) -> TransferRequest:
     program = row.account.program
-    debtor = program.bank.settlement_account_no or getattr(
-        settings, "LENDER_SETTLEMENT_ACCOUNT", ""
-    )
+    debtor = repayment_account(program)  # the account payouts are sent from, one rule
     return TransferRequest(
         end_to_end_id=row.end_to_end_id,
         amount=row.amount,
