@@ -71,6 +71,13 @@ BANK_PATHS: dict[str, tuple[type[Model], str]] = {
 PLATFORM_TYPES = frozenset({"lending.creditmodel"})
 
 
+def audit_bank_path_register(object_type: str, model: type[Model], path_to_bank: str) -> None:
+    """Place another app's audited type of a bank's object (``integrations.unappliedcredit``)
+    in ``BANK_PATHS``: lending does not import the apps above it, so each registers its own
+    (in its ``AppConfig.ready``)."""
+    BANK_PATHS[object_type] = (model, path_to_bank)
+
+
 def audit_scope(user: User, rows: QuerySet[AuditLog]) -> QuerySet[AuditLog]:
     """The rows of ``rows`` a bank's staff may read (``scope.scope_for`` for each object type)."""
     if not is_bank_staff(user) or sees_every_bank(user):

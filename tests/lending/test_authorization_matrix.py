@@ -4,7 +4,8 @@ Another party's object is always a 404 (never a 403 that would confirm it exists
 may not use an endpoint at all gets 403; anonymous callers get 401. The bank dimension: side A's
 program is with bank A and side B's with bank B; the risk reviewer, risk approver and operations
 admin of bank A see side A's objects, those of bank B get a 404 on every one of them (403 where
-their role may not use the endpoint at all, as for bank A's). Recording a repayment is for
+their role may not use the endpoint at all, as for bank A's). The audit trail of an unapplied
+credit (of the file rail) is read by the bank staff of the credit's bank. Recording a repayment is for
 operations admins only (201 on side A's active loan); listing a loan's repayments is for anyone
 who may see the loan.
 """
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from integrations.bank_models import BankFile, StatementEntry, UnappliedCredit
+from lending.services.audit import audit_record
 from lending.services.finance import loan_finance
 from tests.conftest import client_for
 from tests.lending.factories import BankFactory, CreditLineFactory, ProgramFactory
@@ -24,6 +27,35 @@ from tests.lending.loan_makers import disbursed_loan
 from tests.orders.factories import AgentFactory, EnterpriseFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def _unapplied_credit(bank: Any) -> UnappliedCredit:
+    """An unapplied credit at ``bank`` (what an imported camt.054 leaves), with an audit row."""
+    now = dt.datetime.now(dt.UTC)
+    bank_file = BankFile.objects.create(
+        direction="inbound",
+        kind="camt.054",
+        bank=bank,
+        sha256=f"{bank.pk:064d}",
+        path=f"/inbound/{bank.code}.xml",
+        status="imported",
+        created_at=now,
+    )
+    entry = StatementEntry.objects.create(
+        bank=bank,
+        bank_file=bank_file,
+        account=f"ACC-{bank.code}",
+        amount="250.00",
+        currency="CNY",
+        credit=True,
+        entry_reference=f"REF-{bank.code}",
+        status="unapplied",
+    )
+    credit = UnappliedCredit.objects.create(
+        entry=entry, bank=bank, amount="250.00", currency="CNY", reason="matrix", created_at=now
+    )
+    audit_record(actor=None, action="unapplied_credit.refund_requested", obj=credit)
+    return credit
 
 
 @pytest.fixture
@@ -57,6 +89,7 @@ def world(db: Any) -> dict[str, Any]:
             "active": active,
             "review": loan.reviews.get(),
             "admin": UserFactory(role="enterprise_admin", enterprise=enterprise),
+            "credit": _unapplied_credit(banks[side]),
         }
     for suffix, bank in (("", banks["a"]), ("_b", banks["b"])):
         data[f"reviewer{suffix}"] = UserFactory(role="risk_reviewer", bank=bank)
@@ -79,6 +112,7 @@ ENDPOINTS = {
     "credit_line": ("get", "/api/v1/agents/{agent}/credit-line/", None),
     "freeze": ("post", "/api/v1/agents/{agent}/credit-line/freeze/", {"reason": "matrix test"}),
     "repayments_list": ("get", "/api/v1/loans/{active}/repayments/", None),
+    "unapplied_audit": ("get", "/api/v1/unapplied-credits/{credit}/audit/", None),
     "repayment_record": (
         "post",
         "/api/v1/loans/{active}/repayments/",
@@ -124,6 +158,9 @@ EXPECTED = {
     ),
     "repayments_list": dict(
         agent_a=200, agent_b=404, admin_a=200, admin_b=404, reviewer=200, approver=200, ops=200
+    ),
+    "unapplied_audit": dict(
+        agent_a=403, agent_b=403, admin_a=403, admin_b=403, reviewer=200, approver=200, ops=200
     ),
     # Only operations record repayments; for everyone else 403 whatever the loan.
     "repayment_record": dict(

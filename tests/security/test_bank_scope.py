@@ -250,3 +250,41 @@ def test_the_page_names_no_loan_of_another_bank_when_applying():
     body = response.content.decode()
     assert f"No loan has the reference {foreign}" in body
     assert snapshot_diff(before, table_snapshot()) == []
+
+
+def test_operations_read_the_audit_trail_of_their_banks_unapplied_credits_only():
+    world = seed_world()
+    for side in (world.a, world.b):
+        audit_record(
+            actor=None,
+            action="unapplied_credit.refund_requested",
+            obj=side.credit,
+            after={"end_to_end_id": f"REFUND-{side.program.bank.code}"},
+        )
+    own, other = world.a.credit, world.b.credit
+    for role in STAFF:
+        api = client_for(world.user_for(role))
+        rows = api.get(f"/api/v1/unapplied-credits/{own.pk}/audit/")
+        assert rows.status_code == 200, (role, rows.content)
+        [row] = rows.json()
+        assert row["action"] == "unapplied_credit.refund_requested"
+        assert row["after"]["end_to_end_id"] == f"REFUND-{world.a.program.bank.code}"
+        missing = api.get(f"/api/v1/unapplied-credits/{other.pk}/audit/")
+        assert missing.status_code == 404, role
+        assert missing.json()["code"] == "not_found"
+        # The audit trail page lists the own bank's credit rows, never the other bank's.
+        page = client_for_web(world.user_for(role)).get(
+            "/reviews/audit/", {"object_type": "integrations.unappliedcredit"}
+        )
+        body = page.content.decode()
+        assert f"REFUND-{world.a.program.bank.code}" in body, role
+        assert f"REFUND-{world.b.program.bank.code}" not in body, role
+    # A reviewer of bank B reads bank B's trail, and gets 404 on bank A's.
+    reviewer_b = UserFactory(role="risk_reviewer", bank=world.b.program.bank)
+    api = client_for(reviewer_b)
+    assert api.get(f"/api/v1/unapplied-credits/{other.pk}/audit/").status_code == 200
+    assert api.get(f"/api/v1/unapplied-credits/{own.pk}/audit/").status_code == 404
+    assert (
+        client_for(world.a.user).get(f"/api/v1/unapplied-credits/{own.pk}/audit/").status_code
+        == 403
+    )

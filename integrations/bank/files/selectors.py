@@ -11,6 +11,8 @@ from typing import Any
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
+from lending.models import AuditLog
+from lending.selectors.audit import audit_scope, object_audit
 from lending.selectors.scope import scope_for
 
 from ...bank_models import (
@@ -35,6 +37,15 @@ def unapplied_credits(*, user: Any, status: str | None = None) -> QuerySet[Unapp
 def unapplied_credit_get(*, user: Any, credit_id: int) -> UnappliedCredit | None:
     """The credit if the user's bank holds it; ``None`` for another bank's, as for a missing one."""
     return unapplied_credits(user=user).filter(pk=credit_id).first()
+
+
+def unapplied_credit_audit(*, user: Any, credit_id: int) -> QuerySet[AuditLog] | None:
+    """The audit trail of a credit of the user's bank, oldest first, with its actors;
+    ``None`` for another bank's credit, as for a missing one."""
+    credit = scope_for(user, UnappliedCredit.objects.all(), "bank").filter(pk=credit_id).first()
+    if credit is None:
+        return None
+    return audit_scope(user, object_audit(obj=credit)).select_related("actor")
 
 
 def latest_reconciliations(*, user: Any, limit: int = 30) -> list[ReconciliationRun]:

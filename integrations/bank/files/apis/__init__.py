@@ -3,7 +3,8 @@
 ``POST /api/v1/unapplied-credits/{id}/apply/`` ``{"loan": id}`` (or ``{"margin_account": id}``:
 400 ``margin_accounts_unavailable`` until margin accounts exist), and
 ``POST /api/v1/unapplied-credits/{id}/refund/`` (the refund goes out in the bank's next
-pain.001). A credit that is not open any more: 409 ``unapplied_credit_not_open``. Operations
+pain.001), and ``GET /api/v1/unapplied-credits/{id}/audit/`` (``apis.audit``: its audit
+trail, for any bank staff of the credit's bank). A credit that is not open any more: 409 ``unapplied_credit_not_open``. Operations
 see and act on their own bank's credits only: another bank's id is a 404, nothing written."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from scf.schema import errors, paginated
 from ....bank_models import UnappliedCredit, UnappliedStatus
 from ..selectors import unapplied_credit_get, unapplied_credits
 from ..unapplied import unapplied_apply, unapplied_refund
+from .audit import UnappliedCreditAuditApi
 
 OpsOnly = role_permission(Role.OPS_ADMIN)
 
@@ -160,5 +162,10 @@ urlpatterns = [
         "unapplied-credits/<int:credit_id>/refund/",
         UnappliedCreditRefundApi.as_view(),
         name="unapplied-credits-refund",
+    ),
+    path(
+        "unapplied-credits/<int:credit_id>/audit/",
+        UnappliedCreditAuditApi.as_view(),
+        name="unapplied-credits-audit",
     ),
 ]
