@@ -9,7 +9,9 @@ bank's statement entries, the unapplied-credit queue and the daily reconciliatio
   adapter answers to ``transfer_status``.
 * ``StatementEntry``: one booking on a bank account (camt.054 or camt.053 ``Ntry``), unique per
   bank and bank entry reference (``AcctSvcrRef``), with what it was matched to and the ledger
-  entries (``journal_keys``) that book it: the reconciliation works from those links.
+  entries (``journal_keys``) that book it: the reconciliation works from those links. A
+  batched credit that is split keeps its row (``split``) and gains one row per payment
+  (``detail_index`` 1..n, same reference), each matched and booked on its own.
 * ``BankStatement``: the booked balances of one account on one day (a camt.053 ``Stmt``).
 * ``UnappliedCredit``: a credit no loan claimed; operations apply it (to a loan; margin accounts
   are the other ``target`` kind, for when they exist) or refund it.
@@ -24,7 +26,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from lending.models import Bank, Disbursement, Loan
+from lending.models import Bank, Disbursement, GuaranteeClaim, Loan, MarginAccount
 
 
 def _money(**kwargs: object) -> models.DecimalField:
@@ -85,6 +87,7 @@ class PaymentStatus(models.TextChoices):
     EXPORTED = "exported", _("In a payment file")
     SETTLED = "settled", _("Settled")
     REJECTED = "rejected", _("Rejected")
+    RETURNED = "returned", _("Settled, then returned by the bank")
 
 
 class OutboundPayment(models.Model):
@@ -143,11 +146,13 @@ class BankStatement(models.Model):
 
 
 class EntryStatus(models.TextChoices):
-    MATCHED = "matched", _("Matched to a loan, repayment to record")
+    MATCHED = "matched", _("Matched (a loan, margin account or claim), to record")
     APPLIED = "applied", _("Applied to a loan")
     PAYMENT = "payment", _("Our payment")
     UNAPPLIED = "unapplied", _("Unapplied credit")
     UNMATCHED_DEBIT = "unmatched_debit", _("Debit we did not order")
+    RETURNED = "returned", _("A payment of ours that came back")
+    SPLIT = "split", _("Batched credit, split into its payments")
     NOT_BOOKED = "not_booked", _("Not booked (pending or information)")
 
 
@@ -165,6 +170,9 @@ class StatementEntry(models.Model):
     credit = models.BooleanField()  # CdtDbtInd: True credit, False debit
     reversal = models.BooleanField(default=False)
     entry_reference = models.CharField(max_length=35)  # AcctSvcrRef
+    # 0: the bank's entry itself; 1..n: the n-th payment (TxDtls) of a batched credit that was
+    # split (its entry row is ``split``; each part is matched and applied on its own).
+    detail_index = models.PositiveSmallIntegerField(default=0)
     end_to_end_ids = models.JSONField(default=list, blank=True)
     remittance = models.CharField(max_length=500, blank=True)
     creditor_reference = models.CharField(max_length=35, blank=True)
@@ -177,6 +185,13 @@ class StatementEntry(models.Model):
     disbursement = models.ForeignKey(
         Disbursement, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # A credit quoting a margin account's (MG-...) or a guarantee claim's (GC-...) reference.
+    margin_account = models.ForeignKey(
+        MarginAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claim = models.ForeignKey(
+        GuaranteeClaim, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # The idempotency keys of the ledger entries that book this entry on the settlement account.
     journal_keys = models.JSONField(default=list, blank=True)
 
@@ -186,7 +201,8 @@ class StatementEntry(models.Model):
         ordering = ["booking_date", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["bank", "entry_reference"], name="uniq_statement_entry_bank_ref"
+                fields=["bank", "entry_reference", "detail_index"],
+                name="uniq_statement_entry_bank_ref_part",
             ),
             models.CheckConstraint(name="statement_entry_amount_pos", condition=Q(amount__gt=0)),
         ]
@@ -196,7 +212,15 @@ class StatementEntry(models.Model):
 
     def __str__(self) -> str:
         sign = "+" if self.credit else "-"
-        return f"{self.entry_reference} {sign}{self.amount}"
+        return f"{self.key_reference} {sign}{self.amount}"
+
+    @property
+    def key_reference(self) -> str:
+        """The entry reference, with the part's index for a part of a split batched credit:
+        what keys its repayment and its ledger entries (applied once per part)."""
+        if self.detail_index:
+            return f"{self.entry_reference}/{self.detail_index}"
+        return self.entry_reference
 
     @property
     def signed_amount(self) -> Decimal:

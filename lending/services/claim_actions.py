@@ -142,7 +142,7 @@ def claim_for_reference(reference: str) -> GuaranteeClaim | None:
     return GuaranteeClaim.objects.filter(reference__iexact=cleaned).first()
 
 
-def _key(reference: str) -> str:
+def claim_payment_key(reference: str) -> str:
     return f"claimpay:{reference}"
 
 
@@ -167,7 +167,7 @@ def claim_payment_record(
     loan_id = GuaranteeClaim.objects.values_list("loan_id", flat=True).get(pk=claim_id)
     loan = loan_lock(loan_id)
     claim = _locked(claim_id)
-    if JournalEntry.objects.filter(idempotency_key=_key(reference)).exists():
+    if JournalEntry.objects.filter(idempotency_key=claim_payment_key(reference)).exists():
         return claim, False
     if claim.status not in PAYABLE:
         raise ClaimStateConflict(f"Claim {claim.reference} is {claim.status}: nothing to pay.")
@@ -176,7 +176,7 @@ def claim_payment_record(
         raise ClaimOverpaid(f"Claim {claim.reference} has {due} left to pay, not {value}.")
     ledger_post(
         kind=EntryKind.GUARANTEE_PAYMENT,
-        idempotency_key=_key(reference),
+        idempotency_key=claim_payment_key(reference),
         business_date=value_date,
         currency=claim.currency,
         postings=[

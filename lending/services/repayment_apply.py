@@ -282,7 +282,7 @@ def loan_replay(
     if payment is not None:
         payments.append(Payment(payment.value_date, payment.amount, len(later)))
     final, allocations, rows = replay(state, AccrualTerms.of(loan), payments, start, accrued_to)
-    _reverse_accruals(loan, reversed_rows, reference, today)
+    accruals_reverse(loan, reversed_rows, reference, today)
     loan_accrual_post(
         loan=loan,
         rows=rows,
@@ -312,7 +312,7 @@ def repayment_apply_backdated(loan: Loan, request: RepaymentRequest) -> Repaymen
     return repayment
 
 
-def _reverse_accruals(loan: Loan, rows: list[Accrual], reference: str, today: dt.date) -> None:
+def accruals_reverse(loan: Loan, rows: list[Accrual], reference: str, today: dt.date) -> None:
     """Mark the rows reversed and post one reversing entry per kind for their total."""
     Accrual.objects.filter(pk__in=[row.pk for row in rows]).update(reversed_at=clock.now())
     for kind in AccrualKind:

@@ -32,6 +32,7 @@ _STATES = {
     PaymentStatus.EXPORTED: TransferState.ACCEPTED,
     PaymentStatus.SETTLED: TransferState.SETTLED,
     PaymentStatus.REJECTED: TransferState.REJECTED,
+    PaymentStatus.RETURNED: TransferState.SETTLED,  # it was paid; the return is booked apart
 }
 
 

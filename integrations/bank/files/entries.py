@@ -7,13 +7,19 @@ notification delivered twice) is only linked to the statement, never applied aga
 * a **debit** naming our payments' end-to-end ids is our payment: if its status report has not
   come yet (a late pain.002), the booking itself settles it; a debit we did not order is stored
   as ``unmatched_debit`` for the reconciliation to report;
-* a **credit** is matched to a loan (``lending.selectors.repayment_refs``: the agent's repayment
-  reference, else a loan reference in the remittance) and stored ``matched``; its repayment is
-  recorded after the commit, one transaction each (``matched``). A credit
-  that matches nothing, is refused by the repayment service (a repaid loan, a future value date,
-  another currency), is batched, or is a returned payment (``RvslInd``), goes to the unapplied
-  queue, booked Dr settlement / Cr unapplied credits (one ledger entry per file, account and
+* a **credit** is matched (``lending.selectors.credit_targets``) to a margin account (its
+  ``MG-`` reference), a guarantee claim (its ``GC-`` reference) or a loan (the agent's
+  repayment reference, else a loan reference in the remittance) and stored ``matched``; its repayment is
+  recorded after the commit, one transaction each (``matched``). A returned payment of ours
+  (``RvslInd``/``RtrInf`` naming a settled disbursement or refund) is ``returned`` and undoes
+  what the payment did (``returns``). A credit that matches nothing, is refused by the
+  repayment service (a repaid loan, a future value date, another currency), or is a return we
+  cannot act on, goes to the unapplied queue, booked Dr settlement / Cr unapplied credits (one ledger entry per file, account and
   booking date: a 100,000-entry statement is not 100,000 ledger entries).
+
+A batched credit (several payments in one booking) is split into its payments (``batched``),
+each matched as above on its own; if its payments do not add up to it, it goes to the unapplied
+queue whole.
 
 Each entry records the ledger entries that book it (``journal_keys``), for the reconciliation.
 Statements (camt.053) also store their opening and closing booked balances (``BankStatement``).
@@ -29,9 +35,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
-from lending.models import Bank, Disbursement, Loan
+from lending.models import Bank, Disbursement
+from lending.selectors.credit_targets import CreditTarget, targets_for_credits
 from lending.selectors.programs import bank_settlement_account
-from lending.selectors.repayment_refs import CreditRefs, loans_for_credits
+from lending.selectors.repayment_refs import CreditRefs
 from lending.services.bank_cash import unapplied_credit_post
 from lending.services.repayments import REFERENCE_PATTERN
 from scf import clock
@@ -48,9 +55,11 @@ from ...bank_models import (
 )
 from ..interface import TransferState
 from ..iso20022 import AccountReport, CreditDebit, Entry, parse_camt053, parse_camt054
+from .batched import batched_parts
 from .bulk import rows_insert
 from .errors import FileRefused
 from .locks import payments_lock
+from .returns import is_return, return_apply
 from .unapplied import refund_journal_key
 
 CHUNK = 5000
@@ -146,36 +155,56 @@ def _apply_debit(item: _New, payments: dict[str, OutboundPayment], at: dt.dateti
     item.row.journal_keys = [_payment_key(p) for p in ours]
 
 
-def _apply_credit(item: _New, loan: Loan | None) -> None:
-    """A credit that names a loan is ``matched``: its repayment is recorded after the file's
-    transaction commits (``matched``), in a transaction of its own."""
-    if loan is None:
+def _apply_credit(item: _New, target: CreditTarget) -> None:
+    """A credit that names a loan, a margin account or a claim is ``matched``: it is recorded
+    after the file's transaction commits (``matched``), in a transaction of its own."""
+    if target.loan is None and target.margin_account is None and target.claim is None:
         item.unapplied_reason = "no loan matches the reference"
         return
-    item.row.loan = loan
+    item.row.loan = target.loan
+    item.row.margin_account = target.margin_account
+    item.row.claim = target.claim
     item.row.status = EntryStatus.MATCHED
 
 
-def _credit_reason(item: _New) -> str:
-    if item.entry.reversal:
-        detail = item.entry.details[0] if item.entry.details else None
-        e2e = detail.end_to_end_id if detail else ""
-        reason = detail.return_reason if detail else ""
-        return f"returned payment {e2e} ({reason or 'no reason given'})"
-    if len(item.entry.details) > 1:
-        return "batched credit: several payments in one booking"
-    return ""
+def _apply_return(item: _New, bank: Bank) -> None:
+    """A payment of ours that came back (``returns``): ``returned``, or unapplied with why."""
+    result = return_apply(item.entry, bank)
+    item.row.loan = result.loan
+    if result.returned:
+        item.row.status = EntryStatus.RETURNED
+        item.row.journal_keys = result.journal_keys
+    else:
+        item.unapplied_reason = result.reason
+
+
+def _split(new: list[_New]) -> list[_New]:
+    """The parts of the new batched credits (``batched``); one that cannot be split stays whole,
+    for the unapplied queue with the reason."""
+    parts: list[_New] = []
+    for item in new:
+        if not item.row.credit or len(item.entry.details) < 2 or is_return(item.entry):
+            continue
+        split = batched_parts(item.row, item.entry)
+        if isinstance(split, str):
+            item.unapplied_reason = split
+        else:
+            parts.extend(_New(item.entry, part) for part in split)
+    return parts
 
 
 def _apply_credits(credits: list[_New], bank: Bank) -> None:
     candidates = []
     for item in credits:
-        item.unapplied_reason = _credit_reason(item)
-        if not item.unapplied_reason:
-            candidates.append(item)
+        if item.row.status == EntryStatus.SPLIT or item.unapplied_reason:
+            continue
+        if not item.row.detail_index and is_return(item.entry):
+            _apply_return(item, bank)
+            continue
+        candidates.append(item)
     refs = [CreditRefs(i.row.creditor_reference, i.row.remittance) for i in candidates]
-    for item, loan in zip(candidates, loans_for_credits(refs, bank_id=bank.pk), strict=True):
-        _apply_credit(item, loan)
+    for item, target in zip(candidates, targets_for_credits(refs, bank_id=bank.pk), strict=True):
+        _apply_credit(item, target)
 
 
 def _book_unapplied(file: BankFile, bank: Bank, unapplied: list[_New], index: int) -> None:
@@ -233,13 +262,14 @@ def _report_apply(file: BankFile, bank: Bank, report: AccountReport, index: int)
     ]
     for item in new:
         item.row.statement = statement
+    new.extend(_split(new))
     now = clock.now()
     payments = _payments(new)
     for item in new:
         if not item.row.credit:
             _apply_debit(item, payments, now)
     _apply_credits([i for i in new if i.row.credit], bank)
-    unapplied = [i for i in new if i.row.credit and i.row.status != EntryStatus.MATCHED]
+    unapplied = [i for i in new if i.row.credit and i.row.status == EntryStatus.UNAPPLIED]
     if unapplied:
         _book_unapplied(file, bank, unapplied, index)
     rows_insert(StatementEntry, [i.row for i in new])

@@ -66,10 +66,10 @@ def refunded_credit_lock(payment: OutboundPayment) -> UnappliedCredit:
 
 
 def matched_entry_lock(entry_id: int) -> StatementEntry | None:
-    """A matched credit no other worker is recording, with its bank and loan (not locked)."""
+    """A matched credit no other worker is recording, with its bank and target (not locked)."""
     return (
         StatementEntry.objects.select_for_update(of=("self",), skip_locked=True)
-        .select_related("bank", "loan__program")
+        .select_related("bank", "loan__program", "margin_account__program", "claim")
         .filter(pk=entry_id, status=EntryStatus.MATCHED)
         .first()
     )

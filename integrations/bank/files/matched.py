@@ -1,8 +1,10 @@
-"""Matched credits become repayments, each in a transaction of its own, after the file's import.
+"""Matched credits are recorded, each in a transaction of its own, after the file's import:
+repayments of loans, margin deposits (``MG-`` references) and guarantee claim payments (``GC-``).
 
 The import stores a credit that names a loan as ``matched`` (durably, with the file); this
 records its repayment through the repayment service (value-dated by the entry, reference
-``<bank>:<AcctSvcrRef>``: applied once) and marks it ``applied`` with the ledger entry that
+``<bank>:<AcctSvcrRef>``, with ``/<n>`` for the n-th payment of a split batched credit: applied
+once) and marks it ``applied`` with the ledger entry that
 books it. If the service refuses it (a repaid loan, a future value date, another currency) the
 credit goes to the unapplied queue instead, booked to the suspense account.
 
@@ -24,8 +26,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
-from lending.models import Bank, RepaymentSource
+from lending.models import Bank, MarginSource, RepaymentSource
 from lending.services.bank_cash import unapplied_credit_post
+from lending.services.claim_actions import claim_payment_key, claim_payment_record
+from lending.services.margin import margin_deposit
 from lending.services.repayments import repayment_record_outcome
 from scf import clock
 from scf.errors import ApplicationError
@@ -49,7 +53,7 @@ def _to_unapplied(row: StatementEntry, reason: str) -> None:
     day = row.booking_date or clock.business_date(settings.TIME_ZONE)
     entry = unapplied_credit_post(
         bank_code=row.bank.code,
-        key=f"unapplied:{row.entry_reference}",
+        key=f"unapplied:{row.key_reference}",
         amount=row.amount,
         currency=row.currency,
         business_date=day,
@@ -68,30 +72,61 @@ def _to_unapplied(row: StatementEntry, reason: str) -> None:
     )
 
 
+def _record(row: StatementEntry) -> list[str]:
+    """Record a matched credit through its target's service (margin deposit, claim payment or
+    repayment), under the reference ``<bank>:<entry key>``; the keys of its ledger entries."""
+    reference = repayment_reference(row.bank, row.key_reference)
+    if row.margin_account is not None:
+        account = row.margin_account
+        movement, _ = margin_deposit(
+            account=account,
+            amount=row.amount,
+            value_date=row.value_date or clock.business_date(account.program.time_zone),
+            reference=reference,
+            source=MarginSource.BANK_STATEMENT,
+            actor=ACTOR,
+            currency=row.currency,
+        )
+        posted = movement.journal_entry
+        return [posted.idempotency_key] if posted is not None else []
+    if row.claim is not None:
+        claim_payment_record(
+            claim_id=row.claim.pk,
+            amount=row.amount,
+            value_date=row.value_date or clock.business_date(settings.TIME_ZONE),
+            reference=reference,
+            actor=ACTOR,
+        )
+        return [claim_payment_key(reference)]
+    loan = row.loan
+    assert loan is not None  # matched: one of the three
+    repayment, _ = repayment_record_outcome(
+        loan=loan,
+        amount=Money(row.amount, row.currency),
+        value_date=row.value_date or clock.business_date(loan.program.time_zone),
+        reference=reference,
+        source=RepaymentSource.BANK_STATEMENT,
+        actor=ACTOR,
+    )
+    posted = repayment.journal_entry
+    return [posted.idempotency_key] if posted is not None else []
+
+
 @transaction.atomic
 def matched_credit_apply(*, entry_id: int) -> str:
-    """Record one matched credit's repayment: ``applied``, ``unapplied``, or ``busy`` (another
-    worker has it, or it is done)."""
+    """Record one matched credit: ``applied``, ``unapplied``, or ``busy`` (another worker has
+    it, or it is done)."""
     row = matched_entry_lock(entry_id)
-    if row is None or row.loan is None:
+    if row is None or (row.loan is None and row.margin_account is None and row.claim is None):
         return "busy"
-    loan = row.loan
     try:
         with transaction.atomic():
-            repayment, _ = repayment_record_outcome(
-                loan=loan,
-                amount=Money(row.amount, row.currency),
-                value_date=row.value_date or clock.business_date(loan.program.time_zone),
-                reference=repayment_reference(row.bank, row.entry_reference),
-                source=RepaymentSource.BANK_STATEMENT,
-                actor=ACTOR,
-            )
+            keys = _record(row)
     except ApplicationError as exc:
         _to_unapplied(row, f"{exc.code}: {exc}")
         return "unapplied"
-    posted = repayment.journal_entry
     row.status = EntryStatus.APPLIED
-    row.journal_keys = [posted.idempotency_key] if posted is not None else []
+    row.journal_keys = keys
     row.save(update_fields=["status", "journal_keys"])
     return "applied"
 

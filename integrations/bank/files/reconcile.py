@@ -11,7 +11,8 @@ For one bank account and statement date:
 * **every statement entry against a ledger posting**: each entry records the ledger entries
   that book it (``journal_keys``). Entries and keys are grouped where they share a key (a batched
   debit pays several loans; one unapplied-credit entry books many credits); in each group the
-  entries' signed amounts must equal the keys' settlement movement. An entry with no key is a
+  entries' signed amounts must equal the keys' settlement movement. A batched credit that was
+  split is booked by its parts' keys, and compared whole. An entry with no key is a
   break (``entry_not_in_book``: a debit we did not order, a fee);
 * **and vice versa**: postings of the day on the settlement account that no entry names. Moves
   inside the book (an unapplied credit applied to a loan, a repayment re-allocated) net to
@@ -40,6 +41,7 @@ from scf import clock
 from ...bank_models import (
     BankStatement,
     BreakKind,
+    EntryStatus,
     ReconciliationBreak,
     ReconciliationRun,
     StatementEntry,
@@ -111,6 +113,22 @@ def _groups(entries: list[StatementEntry]) -> list[tuple[list[StatementEntry], s
         members.append(entry)
         keys.update(entry.journal_keys)
     return list(grouped.values())
+
+
+def _whole(rows: list[StatementEntry]) -> list[StatementEntry]:
+    """The statement's entries, a split batched credit booked by its parts' keys (all of them:
+    a part not booked yet leaves the entry unbooked)."""
+    parts: dict[str, list[list[str]]] = {}
+    for row in rows:
+        if row.detail_index:
+            parts.setdefault(row.entry_reference, []).append(row.journal_keys)
+    entries = [row for row in rows if not row.detail_index]
+    for entry in entries:
+        if entry.status == EntryStatus.SPLIT:
+            keys = parts.get(entry.entry_reference, [])
+            booked = bool(keys) and all(keys)
+            entry.journal_keys = sorted({k for ks in keys for k in ks}) if booked else []
+    return entries
 
 
 def _entry_breaks(bank: Bank, entries: list[StatementEntry]) -> list[ReconciliationBreak]:
@@ -186,7 +204,9 @@ def reconcile(*, bank: Bank, account: str, day: dt.date) -> ReconciliationRun:
     anchor = _anchor(bank, account) or ZERO
     book_opening = book_balance(bank, day - dt.timedelta(days=1)) + anchor
     book_closing = book_balance(bank, day) + anchor
-    entries = list(StatementEntry.objects.filter(bank=bank, account=account, booking_date=day))
+    entries = _whole(
+        list(StatementEntry.objects.filter(bank=bank, account=account, booking_date=day))
+    )
     breaks = _entry_breaks(bank, entries) + _posting_breaks(bank, day)
     if statement is None:
         breaks.insert(0, ReconciliationBreak(kind=BreakKind.NO_STATEMENT, reference=account))

@@ -61,6 +61,8 @@ def apply_final(
     payment: OutboundPayment, state: TransferState, reason: str, at: dt.datetime, ref: str
 ) -> None:
     wanted = PaymentStatus.SETTLED if state is TransferState.SETTLED else PaymentStatus.REJECTED
+    if payment.status == PaymentStatus.RETURNED and wanted == PaymentStatus.SETTLED:
+        return  # a late status report of a payment that settled and came back since
     if payment.status in FINAL:
         if payment.status != wanted:
             raise FileRefused(

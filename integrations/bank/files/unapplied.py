@@ -12,7 +12,7 @@ apply it once and the second gets ``unapplied_credit_not_open``.
   (``margin_accounts_unavailable``);
 * **refund**: a payment back to the payer's account goes in the bank's next pain.001
   (``refunding``); when it settles the credit leaves the suspense account (``refunded``); if the
-  bank rejects it the credit is open again.
+  bank rejects it, or returns it after settling it (``returns``), the credit is open again.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ from django.db import transaction
 
 from lending.models import Loan, RepaymentSource
 from lending.services.audit import audit_record
-from lending.services.bank_cash import bank_key_prefix, unapplied_transfer_post
+from lending.services.bank_cash import (
+    bank_key_prefix,
+    unapplied_credit_post,
+    unapplied_transfer_post,
+)
 from lending.services.repayments import repayment_record_outcome
 from scf import clock
 from scf.errors import ApplicationError, Conflict, NotFound, ValidationFailed
@@ -198,6 +202,32 @@ def refund_settled(payment: OutboundPayment, at: dt.datetime) -> None:
     UnappliedCredit.objects.filter(pk=credit.pk, status=UnappliedStatus.REFUNDING).update(
         status=UnappliedStatus.REFUNDED, resolved_at=at
     )
+
+
+def refund_returned(payment: OutboundPayment, day: dt.date, reason_code: str) -> str:
+    """A settled refund came back (``returns``): the credit is in suspense again (Dr settlement
+    / Cr unapplied, on the return's booking date) and ``open``. The key of that booking, or
+    ``""`` when the credit is not ``refunded`` (nothing done)."""
+    credit = refunded_credit_lock(payment)
+    if credit.status != UnappliedStatus.REFUNDED:
+        return ""
+    entry = unapplied_credit_post(
+        bank_code=payment.bank.code,
+        key=f"unapplied-refund-returned:{credit.pk}:{payment.end_to_end_id}",
+        amount=credit.amount,
+        currency=credit.currency,
+        business_date=day,
+    )
+    UnappliedCredit.objects.filter(pk=credit.pk).update(
+        status=UnappliedStatus.OPEN, refund_payment=None, resolved_at=None, resolved_by=""
+    )
+    audit_record(
+        actor=None,
+        action="unapplied_credit.refund_returned",
+        obj=credit,
+        after={"end_to_end_id": payment.end_to_end_id, "reason_code": reason_code},
+    )
+    return entry.idempotency_key
 
 
 def refund_rejected(payment: OutboundPayment, at: dt.datetime) -> None:

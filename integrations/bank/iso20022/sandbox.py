@@ -143,16 +143,27 @@ class FileSandboxBank:
 
     def receive_credit(self, transfer: IncomingTransfer, *, at: dt.datetime) -> list[BankFile]:
         """Book an incoming payment and notify it (camt.054)."""
-        detail = TransactionDetail(
-            end_to_end_id=transfer.end_to_end_id,
-            amount=transfer.amount,
-            currency=transfer.currency,
-            remittance=transfer.remittance,
-            creditor_reference=transfer.creditor_reference,
-            debtor_name=transfer.debtor_name,
-            debtor_account=transfer.debtor_account,
+        return self.receive_batched_credit([transfer], at=at)
+
+    def receive_batched_credit(
+        self, transfers: list[IncomingTransfer], *, at: dt.datetime, amount: Decimal | None = None
+    ) -> list[BankFile]:
+        """Book several incoming payments as one entry (a batched booking, one ``TxDtls``
+        each) and notify it. ``amount``: the entry's, when the bank books other than the sum."""
+        details = tuple(
+            TransactionDetail(
+                end_to_end_id=t.end_to_end_id,
+                amount=t.amount,
+                currency=t.currency,
+                remittance=t.remittance,
+                creditor_reference=t.creditor_reference,
+                debtor_name=t.debtor_name,
+                debtor_account=t.debtor_account,
+            )
+            for t in transfers
         )
-        entry = self._book(transfer.amount, CreditDebit.CREDIT, CREDIT_CODE, (detail,))
+        total = sum((t.amount for t in transfers), Decimal("0.00")) if amount is None else amount
+        entry = self._book(total, CreditDebit.CREDIT, CREDIT_CODE, details)
         return self._deliver([self._notification([entry], at)])
 
     # Cycles ---------------------------------------------------------------------------------

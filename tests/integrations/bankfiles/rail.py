@@ -74,6 +74,24 @@ class Rail:
         )
         return self.deliver(self.bank.receive_credit(transfer, at=clock.now()))
 
+    def pay_in_batched(self, *payments: dict[str, Any], amount: str | None = None) -> list[Path]:
+        """Several payments booked by the bank as one credit entry (``amount``: the entry's,
+        when it is not their sum)."""
+        transfers = [
+            IncomingTransfer(
+                amount=Decimal(p.pop("amount")),
+                currency="CNY",
+                debtor_name=p.pop("debtor_name", "Dealer Ltd"),
+                debtor_account=p.pop("debtor_account", "6222000011112222"),
+                **p,
+            )
+            for p in (dict(payment) for payment in payments)
+        ]
+        total = Decimal(amount) if amount is not None else None
+        return self.deliver(
+            self.bank.receive_batched_credit(transfers, at=clock.now(), amount=total)
+        )
+
     def next_cycle(self) -> list[Path]:
         return self.deliver(self.bank.next_cycle(at=clock.now()))
 
