@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..models import JournalEntry, JournalLine, Loan, Program
-from .ledger import Posting, _validated
+from .ledger import Posting, _entry_lines, _entry_row, _validated
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,34 +52,9 @@ def ledger_post_new(entries: Sequence[NewEntry]) -> list[JournalEntry]:
         )
         for e in entries
     ]
-    rows = JournalEntry.objects.bulk_create(
-        [
-            JournalEntry(
-                kind=e.kind.value,
-                idempotency_key=e.idempotency_key,
-                business_date=e.business_date,
-                currency=e.currency,
-                loan_id=e.loan_id,
-                program_id=e.program_id,
-                description=e.description,
-            )
-            for e in validated
-        ],
-        batch_size=2000,
-    )
+    rows = JournalEntry.objects.bulk_create([_entry_row(e) for e in validated], batch_size=2000)
     JournalLine.objects.bulk_create(
-        [
-            JournalLine(
-                entry=row,
-                account=p.account,
-                loan_id=p.loan_id,
-                currency=e.currency,
-                debit=p.debit,
-                credit=p.credit,
-            )
-            for row, e in zip(rows, validated, strict=True)
-            for p in e.postings
-        ],
+        [line for row, e in zip(rows, validated, strict=True) for line in _entry_lines(row, e)],
         batch_size=2000,
     )
     return rows

@@ -9,7 +9,7 @@ repayment: a later backdated payment may reverse and re-post one alone), loan co
 given back to the lines and programs, goods holds raised, security deposits released and audit
 rows. What differs is how it is written: the arithmetic runs in Python over one locked read of
 the loans, and every table is written in one or a few bulk statements (``catch_ups_post``,
-``ledger_post_new``, ``bulk_create``, ``bulk_update``, ``credits_repaid``,
+``ledger_post_new``, ``bulk_create``, ``rows_update``, ``credits_repaid``,
 ``goods_holds_repaid``), so a credit costs a few rows, not two dozen round trips.
 
 It takes only the common case and **declines** the rest, which the caller records one by one
@@ -44,6 +44,7 @@ from typing import Any
 from scf import clock
 from scf.errors import ApplicationError
 from scf.money import Money
+from scf.sql import rows_update
 
 from ..locks import lines_lock_ids, loans_locked, program_lock
 from ..models import OPEN, AuditLog, GuaranteeClaim, Loan, LoanStatus, Repayment
@@ -223,9 +224,7 @@ def _write(plans: list[_Loan], actor: Any) -> None:
     for (_, (_, repayment, _, _)), entry in zip(made, entries, strict=True):
         repayment.journal_entry = entry
     Repayment.objects.bulk_create([r for _, (_, r, _, _) in made], batch_size=2000)
-    Loan.objects.bulk_update(
-        [plan.loan for plan in plans], [*ACCRUAL_FIELDS, "closed_at"], batch_size=500
-    )
+    rows_update([plan.loan for plan in plans], [*ACCRUAL_FIELDS, "closed_at"])
     goods_holds_repaid(loan_ids=[plan.loan.pk for plan in plans if plan.repaid > 0])
     for plan in plans:
         if plan.closes:  # a tripartite loan's security deposit goes back to free margin

@@ -40,6 +40,7 @@ from lending.services.repayments import repayment_record_outcome
 from scf import clock
 from scf.errors import ApplicationError
 from scf.money import Money
+from scf.sql import rows_update
 
 from ...bank_models import EntryStatus, StatementEntry, UnappliedCredit
 from .entries import repayment_reference
@@ -127,7 +128,7 @@ def _batch_apply(bank: Bank, rows: list[StatementEntry]) -> BatchResult:
     for row in applied:
         row.status = EntryStatus.APPLIED
         row.journal_keys = [result.recorded[row.pk]]
-    StatementEntry.objects.bulk_update(applied, ["status", "journal_keys"], batch_size=500)
+    rows_update(applied, ["status", "journal_keys"])
     return result
 
 
