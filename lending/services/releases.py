@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -168,13 +169,19 @@ def goods_hold_of(loan: Loan) -> GoodsHold:
 
 
 def release_request(
-    *, loan: Loan, data: Mapping[str, Any], requested_by_kind: str, actor: Any
+    *,
+    loan: Loan,
+    data: Mapping[str, Any],
+    requested_by_kind: str,
+    actor: Any,
+    at: dt.datetime | None = None,
 ) -> Release:
     """Ask to release goods of ``loan``'s hold: the authorised ``Release``.
 
     A request beyond what is paid for is refused: the refused ``Release`` is committed for the
     record and ``ReleaseExceedsPaid`` raised with the figures. Raises ``NoGoodsHold`` (not a
-    tripartite loan) and ``ReleaseInvalid`` (nothing written) too.
+    tripartite loan) and ``ReleaseInvalid`` (nothing written) too. ``at``: the moment it is
+    asked (default now).
     """
     if requested_by_kind not in ReleaseRequester.values:
         raise ValueError(f"unknown requester kind {requested_by_kind!r}")
@@ -185,7 +192,9 @@ def release_request(
         )
     ask = release_ask(hold=hold, data=data)
     try:
-        release, released, releasable = _authorise(hold, ask, requested_by_kind, actor)
+        release, released, releasable = _authorise(
+            hold, ask, requested_by_kind, actor, at or clock.now()
+        )
     except _SkuExhausted:
         asked = {line["sku"]: Decimal(line["quantity"]) for line in ask.lines}
         problems = _line_problems(hold_lines_left(hold), asked)
@@ -209,13 +218,12 @@ def release_request(
 
 @transaction.atomic
 def _authorise(
-    hold: GoodsHold, ask: ReleaseAsk, kind: str, actor: Any
+    hold: GoodsHold, ask: ReleaseAsk, kind: str, actor: Any, now: dt.datetime
 ) -> tuple[Release, Decimal, Decimal]:
     """The conditional UPDATEs and the ``Release`` row; (release, released, releasable) after.
 
     Asked by lines, the SKUs' quantities are taken after the hold's value, in this transaction;
     a SKU a racing request emptied first raises ``_SkuExhausted`` and nothing is written."""
-    now = clock.now()
     if ask.lines:
         hold_lines_ensure(hold)
     released_after = F("released_value") + ask.value
