@@ -20,6 +20,8 @@ Prints both timings, loans per second, the ratio and the target (``--loans`` in 
 ``--max-seconds`` bounds the run (SIGALRM). Usage::
 
     .venv/bin/python -m bench.cob [--loans 1000000] [--sample 10000] [--days 2] [--reuse]
+
+``--tripartite`` times the night with guarantee claims beside the plain one (``bench.cob_claims``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_cob"
 TARGET_SECONDS = 60.0
 FIRST_DAY = dt.date(2026, 3, 2)  # the first night timed; loans are accrued through the day before
 AGENTS = 1000
-SERIALS = {"main": 1, "naive": 2}
+SERIALS = {"main": 1, "naive": 2, "plain": 3, "claims": 4}  # claims: bench.cob_claims
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -288,6 +290,10 @@ def out_of_time(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--tripartite" in (sys.argv[1:] if argv is None else argv):
+        from bench.cob_claims import main as tripartite_main
+
+        return tripartite_main(argv)
     args = parse_args(argv)
     signal.signal(signal.SIGALRM, out_of_time)
     signal.alarm(int(args.max_seconds))
