@@ -205,13 +205,17 @@ def seeded_programs() -> dict[str, int]:
 # --- the runs -----------------------------------------------------------------------------------
 
 
-def timed_cob(program_id: int, day: dt.date) -> tuple[dt.date, float, float, Any]:
-    """(date, wall seconds, backend CPU seconds, result) of one ``cob_run``."""
+def timed_cob(
+    program_id: int, day: dt.date, today_after: int = 30
+) -> tuple[dt.date, float, float, Any]:
+    """(date, wall seconds, backend CPU seconds, result) of one ``cob_run`` run as if
+    ``today_after`` days after ``day`` (the nightly task closes yesterday: 1)."""
     from lending.services.cob import cob_run
 
     cpu = backend_cpu_seconds()
     started = time.perf_counter()
-    result = cob_run(program_id=program_id, business_date=day, today=day + dt.timedelta(days=30))
+    today = day + dt.timedelta(days=today_after)
+    result = cob_run(program_id=program_id, business_date=day, today=today)
     wall = time.perf_counter() - started
     return day, wall, backend_cpu_seconds() - cpu, result
 
