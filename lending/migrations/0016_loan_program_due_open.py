@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('lending', '0014_journal_account_choices'),
+        ('lending', '0015_goods_hold_lines'),
         ('orders', '0002_model_names'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
