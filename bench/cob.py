@@ -162,8 +162,9 @@ VALUES (%(program)s, %(first)s::date - 1, now(), now(), 0, 0, 0);
 """
 
 
-def seed_program(tag: str, count: int) -> int:
-    """Seed a program of ``count`` open loans, set-based; returns its id."""
+def seed_program(tag: str, count: int, statements: list[str] | None = None, **extra: Any) -> int:
+    """Seed a program of ``count`` open loans, set-based; returns its id. ``statements`` (named
+    parameters: ``extra`` and the program's) replace this bench's loans and ledger."""
     from django.db import connection, transaction
 
     with transaction.atomic():
@@ -175,12 +176,14 @@ def seed_program(tag: str, count: int) -> int:
             "tag": tag.upper()[:1],
             "first": FIRST_DAY,
             "agents": f"B{SERIALS[tag]}-%",
+            **extra,
         }
         with connection.cursor() as cur:
             # Bench seeding only: skip the per-row triggers (the journal balance check would run
             # 2 million times); the entries written here balance by construction.
             cur.execute("SET LOCAL session_replication_role = replica")
-            for statement in (SEED_ORDERS, SEED_LOANS, SEED_ENTRIES, SEED_LINES, SEED_HEADROOM):
+            default = [SEED_ORDERS, SEED_LOANS, SEED_ENTRIES, SEED_LINES, SEED_HEADROOM]
+            for statement in statements or default:
                 cur.execute(statement, params)
     return program
 

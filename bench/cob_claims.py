@@ -32,14 +32,12 @@ import time
 from typing import Any
 
 from bench.cob import (
-    FIRST_DAY,
     SEED_ENTRIES,
     SEED_HEADROOM,
     SEED_LINES,
     SEED_ORDERS,
-    SERIALS,
     out_of_time,
-    seed_parties,
+    seed_program,
     timed_cob,
 )
 from bench.lib.db import analyze, django_setup, ensure_database, scratch_name
@@ -71,6 +69,8 @@ CROSS JOIN LATERAL (
            %(first)s::date - %(trigger)s + (o.id %% %(buckets)s)::int AS due) v
 WHERE o.enterprise_id = %(enterprise)s
 """
+
+SEED_ADVANCE = "UPDATE lending_program SET advance_rate = 0.7 WHERE id = %(program)s"
 
 SEED_TRIPARTITE = """
 INSERT INTO lending_tripartiteterms (program_id, enabled, margin_ratio, security_ratio,
@@ -155,29 +155,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def seed(tag: str, count: int, buckets: int) -> int:
     """One program of ``count`` loans (with the tripartite rows for ``claims``); its id."""
-    from django.db import connection, transaction
-
-    with transaction.atomic():
-        program, enterprise = seed_parties(tag)
-        params = {
-            "program": program,
-            "enterprise": enterprise,
-            "count": count,
-            "tag": tag.upper()[:1],
-            "first": FIRST_DAY,
-            "agents": f"B{SERIALS[tag]}-%",
-            "trigger": TRIGGER_DPD,
-            "buckets": buckets,
-        }
-        statements = [SEED_ORDERS, SEED_LOANS, SEED_ENTRIES, SEED_LINES, SEED_HEADROOM]
-        if tag == "claims":
-            statements += [SEED_TRIPARTITE, SEED_MARGIN_LEDGER]
-        with connection.cursor() as cur:
-            cur.execute("SET LOCAL session_replication_role = replica")  # as bench.cob's seed
-            cur.execute("UPDATE lending_program SET advance_rate = 0.7 WHERE id = %s", [program])
-            for statement in statements:
-                cur.execute(statement, params)
-    return program
+    statements = [SEED_ADVANCE, SEED_ORDERS, SEED_LOANS, SEED_ENTRIES, SEED_LINES, SEED_HEADROOM]
+    if tag == "claims":
+        statements += [SEED_TRIPARTITE, SEED_MARGIN_LEDGER]
+    return seed_program(tag, count, statements, trigger=TRIGGER_DPD, buckets=buckets)
 
 
 def vacuum() -> None:
