@@ -116,19 +116,22 @@ def disbursement_build(
 
 
 @transaction.atomic
-def disbursement_request(*, loan: Loan, actor: Any = None) -> Disbursement:
+def disbursement_request(
+    *, loan: Loan, actor: Any = None, at: dt.datetime | None = None
+) -> Disbursement:
     """Record the payment of an approved loan and queue it: loan ``approved -> disbursing``.
 
     Call it in the transaction that approves the loan. Locks the loan (``lending.locks``);
     ``DisbursementStateError`` unless it is ``approved``. The creditor is the core
     enterprise's settlement account. The task is dispatched after commit (a failed dispatch is
-    logged, not raised: the sweeper sends it later). ``loan`` is updated in place.
+    logged, not raised: the sweeper sends it later). ``loan`` is updated in place. ``at``: the
+    moment it is recorded (default now).
     """
     locked = loans_locked().select_related("program__enterprise").get(pk=loan.pk)
     if locked.status != LoanStatus.APPROVED:
         raise DisbursementStateError(f"Loan {loan.pk} is {locked.status}, not approved.")
     disbursement, audit = disbursement_build(
-        loan=locked, enterprise=locked.program.enterprise, actor=actor, now=clock.now()
+        loan=locked, enterprise=locked.program.enterprise, actor=actor, now=at or clock.now()
     )
     # Under a tripartite program the enterprise is paid the agent's margin with the loan.
     disbursement.amount = disbursement_amount(locked, hold_of(locked))

@@ -228,18 +228,20 @@ def _post(
     )
 
 
-def margin_commit(*, loan: Loan, facts: TripartiteFacts) -> GoodsHold:
+def margin_commit(
+    *, loan: Loan, facts: TripartiteFacts, at: dt.datetime | None = None
+) -> GoodsHold:
     """A financing that reserves credit: its margin and security move free -> committed, and
     its goods are held. Inside the click's transaction, the account locked by
     ``tripartite_facts``; the CHECK ``free >= 0`` backs the decision's margin rule."""
     program = loan.program
     account_id = facts.account_id
-    today = clock.business_date(program.time_zone)
+    now = at or clock.now()
+    today = clock.business_date(program.time_zone, now)
     if account_id is None:  # nothing required (m = s = 0) and no account yet
         from .margin import margin_account_get_or_create
 
         account_id = margin_account_get_or_create(program=program, agent=loan.agent).pk
-    now = clock.now()
     hold = GoodsHold.objects.create(
         loan=loan,
         program=program,

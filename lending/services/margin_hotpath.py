@@ -13,6 +13,7 @@ row lock in one query (``margin_facts_read``).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -114,8 +115,9 @@ def margin_members(
     margin: Decimal,
     security: Decimal,
     business_date: Any,
+    now: dt.datetime | None = None,
 ) -> MarginMembers:
-    now = clock.now()
+    now = now or clock.now()
     amount = margin + security
     gate = Member("marg", _gate_sql(connection.vendor), (amount, amount, now, account_id, amount))
     hold = build(
