@@ -5,7 +5,7 @@ The click reads the terms, the agent's margin account and its agreement with its
 (``margin_members``): the account's free -> committed, conditional on the free margin the
 decision saw and gating the program's reservation; the order's ``GoodsHold``; the ``commit``
 movement. No ledger entry: the ledger's free -> committed reclassification is posted with the
-disbursement's entry when the payment settles (``margin_finance``, docs/tripartite.md). The rows are
+disbursement's entry when the payment settles (``margin_ledger``). The rows are
 those ``margin_finance.margin_commit`` writes through the ORM (SQLite); a test compares both.
 When the statement wrote nothing, the request is decided again on the account read under its
 row lock in one query (``margin_facts_read``).
