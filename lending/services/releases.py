@@ -27,13 +27,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Exists, F, OuterRef, Value, When
+from django.db.models import Case, DecimalField, Exists, F, OuterRef, Subquery, Value, When
 from django.db.models.functions import Greatest, Least
 
 from scf import clock
@@ -279,18 +279,27 @@ def goods_hold_repaid(*, loan: Loan) -> int:
     buyback's, and the principal its claim took off the loan was not paid by the agent: the
     figure stays. The caller holds the loan's lock and has saved its balances. Returns the rows
     changed (0 for a loan without a hold)."""
-    repaid = loan.principal - loan.outstanding_principal
+    return goods_holds_repaid(loan_ids=[loan.pk])
+
+
+def goods_holds_repaid(*, loan_ids: Collection[int]) -> int:
+    """``goods_hold_repaid`` for many loans in one statement (a bank file's repayments), the
+    principal repaid read from each loan's saved row."""
+    repaid = Subquery(
+        Loan.objects.filter(pk=OuterRef("loan_id"))
+        .annotate(repaid=F("principal") - F("outstanding_principal"))
+        .values("repaid")[:1],
+        output_field=DecimalField(max_digits=18, decimal_places=2),
+    )
     claimed = GuaranteeClaim.objects.filter(loan_id=OuterRef("loan_id"))
     return (
-        GoodsHold.objects.filter(loan_id=loan.pk, status__in=RELEASING)
+        GoodsHold.objects.filter(loan_id__in=list(loan_ids), status__in=RELEASING)
         .filter(~Exists(claimed))
-        .annotate(
-            target=Least(F("order_value"), F("margin") + Value(repaid)),
-        )
+        .annotate(target=Least(F("order_value"), F("margin") + repaid))
         .filter(releasable_value__lt=F("target"))
         .update(
             releasable_value=Greatest(
-                F("releasable_value"), Least(F("order_value"), F("margin") + Value(repaid))
+                F("releasable_value"), Least(F("order_value"), F("margin") + repaid)
             ),
             updated_at=clock.now(),
         )

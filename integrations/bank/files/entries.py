@@ -9,7 +9,7 @@ notification delivered twice) is only linked to the statement, never applied aga
   as ``unmatched_debit`` for the reconciliation to report;
 * a **credit** is matched to a loan (``lending.selectors.repayment_refs``: the agent's repayment
   reference, else a loan reference in the remittance) and stored ``matched``; its repayment is
-  recorded after the commit, one transaction each (``matched``). A credit
+  recorded after the commit, a batch at a time (``matched``). A credit
   that matches nothing, is refused by the repayment service (a repaid loan, a future value date,
   another currency), is batched, or is a returned payment (``RvslInd``), goes to the unapplied
   queue, booked Dr settlement / Cr unapplied credits (one ledger entry per file, account and
@@ -148,7 +148,7 @@ def _apply_debit(item: _New, payments: dict[str, OutboundPayment], at: dt.dateti
 
 def _apply_credit(item: _New, loan: Loan | None) -> None:
     """A credit that names a loan is ``matched``: its repayment is recorded after the file's
-    transaction commits (``matched``), in a transaction of its own."""
+    transaction commits (``matched``), with others of the bank in a batch."""
     if loan is None:
         item.unapplied_reason = "no loan matches the reference"
         return
