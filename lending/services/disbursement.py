@@ -59,11 +59,11 @@ from .credit import credit_consume, credit_release
 from .ledger import ledger_post
 from .margin_finance import (
     disbursement_amount,
-    disbursement_postings,
     hold_of,
     margin_pay_out,
     margin_uncommit,
 )
+from .margin_ledger import disbursement_postings
 from .terms import due_date_for
 
 WORKING = PAYING
@@ -245,7 +245,8 @@ def _lock(disbursement_id: int) -> tuple[Loan, Disbursement]:
 
 def _post_disbursement(loan: Loan, disbursement: Disbursement, value_date: dt.date) -> None:
     """Dr principal receivable / Cr settlement; under a tripartite program the payment carries
-    the agent's margin too (Dr margin committed), which then leaves the margin account."""
+    the agent's margin too (Dr margin committed), which then leaves the margin account, and the
+    entry posts the click's free -> committed reclassification (``margin_ledger``)."""
     hold = hold_of(loan)
     entry = ledger_post(
         kind=EntryKind.DISBURSEMENT,
