@@ -5,6 +5,7 @@ Run each from the repository root with the project's interpreter::
     .venv/bin/python -m bench.finance   # the finance click under a flash crowd (HTTP, in-process, raw SQL)
     .venv/bin/python -m bench.feed      # order feed ingestion: bulk, webhook, in-process
     .venv/bin/python -m bench.cob       # close of business: one night's accrual for a million loans
+                                        # (--tripartite: with guarantee claims, beside the plain night)
     .venv/bin/python -m bench.disburse  # payouts through a Celery worker on Redis
     .venv/bin/python -m bench.credit    # the nightly credit scoring and line proposals
     .venv/bin/python -m bench.ab        # the finance click with and without a change, in one process

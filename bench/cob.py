@@ -20,6 +20,8 @@ Prints both timings, loans per second, the ratio and the target (``--loans`` in 
 ``--max-seconds`` bounds the run (SIGALRM). Usage::
 
     .venv/bin/python -m bench.cob [--loans 1000000] [--sample 10000] [--days 2] [--reuse]
+
+``--tripartite`` times the night with guarantee claims beside the plain one (``bench.cob_claims``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scf_bench_cob"
 TARGET_SECONDS = 60.0
 FIRST_DAY = dt.date(2026, 3, 2)  # the first night timed; loans are accrued through the day before
 AGENTS = 1000
-SERIALS = {"main": 1, "naive": 2}
+SERIALS = {"main": 1, "naive": 2, "plain": 3, "claims": 4}  # claims: bench.cob_claims
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,8 +162,9 @@ VALUES (%(program)s, %(first)s::date - 1, now(), now(), 0, 0, 0);
 """
 
 
-def seed_program(tag: str, count: int) -> int:
-    """Seed a program of ``count`` open loans, set-based; returns its id."""
+def seed_program(tag: str, count: int, statements: list[str] | None = None, **extra: Any) -> int:
+    """Seed a program of ``count`` open loans, set-based; returns its id. ``statements`` (named
+    parameters: ``extra`` and the program's) replace this bench's loans and ledger."""
     from django.db import connection, transaction
 
     with transaction.atomic():
@@ -173,12 +176,14 @@ def seed_program(tag: str, count: int) -> int:
             "tag": tag.upper()[:1],
             "first": FIRST_DAY,
             "agents": f"B{SERIALS[tag]}-%",
+            **extra,
         }
         with connection.cursor() as cur:
             # Bench seeding only: skip the per-row triggers (the journal balance check would run
             # 2 million times); the entries written here balance by construction.
             cur.execute("SET LOCAL session_replication_role = replica")
-            for statement in (SEED_ORDERS, SEED_LOANS, SEED_ENTRIES, SEED_LINES, SEED_HEADROOM):
+            default = [SEED_ORDERS, SEED_LOANS, SEED_ENTRIES, SEED_LINES, SEED_HEADROOM]
+            for statement in statements or default:
                 cur.execute(statement, params)
     return program
 
@@ -203,13 +208,17 @@ def seeded_programs() -> dict[str, int]:
 # --- the runs -----------------------------------------------------------------------------------
 
 
-def timed_cob(program_id: int, day: dt.date) -> tuple[dt.date, float, float, Any]:
-    """(date, wall seconds, backend CPU seconds, result) of one ``cob_run``."""
+def timed_cob(
+    program_id: int, day: dt.date, today_after: int = 30
+) -> tuple[dt.date, float, float, Any]:
+    """(date, wall seconds, backend CPU seconds, result) of one ``cob_run`` run as if
+    ``today_after`` days after ``day`` (the nightly task closes yesterday: 1)."""
     from lending.services.cob import cob_run
 
     cpu = backend_cpu_seconds()
     started = time.perf_counter()
-    result = cob_run(program_id=program_id, business_date=day, today=day + dt.timedelta(days=30))
+    today = day + dt.timedelta(days=today_after)
+    result = cob_run(program_id=program_id, business_date=day, today=today)
     wall = time.perf_counter() - started
     return day, wall, backend_cpu_seconds() - cpu, result
 
@@ -288,6 +297,10 @@ def out_of_time(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "--tripartite" in (sys.argv[1:] if argv is None else argv):
+        from bench.cob_claims import main as tripartite_main
+
+        return tripartite_main(argv)
     args = parse_args(argv)
     signal.signal(signal.SIGALRM, out_of_time)
     signal.alarm(int(args.max_seconds))

@@ -24,7 +24,9 @@ Outside the chain (no other lock is held with them): a journal entry being rever
 models being numbered, and a program's tripartite terms, then an agent's agreement, then a
 change proposed to either; a release breach being resolved; a guarantee claim being accepted or
 disputed (alone) or paid (after its loan's ``loan_lock``: claims are otherwise written only by
-close of business, which holds the program's advisory lock exclusively).
+close of business, which holds the program's advisory lock exclusively); a goods release, which
+locks by its conditional UPDATEs the hold's row, then its SKU rows in SKU order (no other path
+writes those rows, so line releases of one hold serialise on the hold and cannot deadlock).
 """
 
 from __future__ import annotations

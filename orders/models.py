@@ -11,7 +11,7 @@ from typing import ClassVar, cast
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from stdnum.cn import uscc
 
@@ -220,6 +220,8 @@ class SalesOrderLine(models.Model):
     quantity = models.DecimalField(max_digits=18, decimal_places=4)
     unit_price = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
     amount = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    # How much of the line the enterprise has shipped, when its feed says (optional).
+    shipped_quantity = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
 
     class Meta:
         ordering = ["order_id", "line_no"]
@@ -227,6 +229,11 @@ class SalesOrderLine(models.Model):
             models.UniqueConstraint(fields=["order", "line_no"], name="uniq_order_line_no"),
             models.CheckConstraint(name="line_quantity_positive", condition=Q(quantity__gt=0)),
             models.CheckConstraint(name="line_unit_price_nonneg", condition=Q(unit_price__gte=0)),
+            models.CheckConstraint(
+                name="line_shipped_within_quantity",
+                condition=Q(shipped_quantity__isnull=True)
+                | (Q(shipped_quantity__gte=0) & Q(shipped_quantity__lte=F("quantity"))),
+            ),
         ]
 
     def __str__(self) -> str:

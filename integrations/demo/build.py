@@ -31,7 +31,7 @@ from .programs import (
     demo_second_bank_create,
     demo_second_bank_lines_create,
 )
-from .tripartite import demo_clock, demo_tripartite_flow, demo_tripartite_terms
+from .tripartite import demo_moment, demo_tripartite_flow, demo_tripartite_terms
 
 
 def demo_exists() -> bool:
@@ -57,10 +57,10 @@ def demo_build(
     # After the first bank's lines (which the second bank's copy) and before the first loans
     # (which take the first offer, the first bank's, as a finance request naming no program).
     demo_second_bank_lines_create(demo_second_bank_create(data), data)
-    with demo_clock(today):
-        demo_tripartite_terms(data, today)
-        demo_loans_create(part_rng(seed, "loans"))
-        demo_tripartite_flow(data, today)
+    at = demo_moment(today)
+    demo_tripartite_terms(data, today, at)
+    demo_loans_create(part_rng(seed, "loans"), at=at)
+    demo_tripartite_flow(data, today, at)
     if credit_history:
         # Synthetic dealers with 18 months of history, so the scorecard has something to learn;
         # in a program of their own, so they do not crowd the demo's.

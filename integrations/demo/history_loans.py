@@ -6,11 +6,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
-
 from lending.models import AccountCode, EntryKind
 from lending.services.terms import interest_for
-from scf.money import CENT
 
 from .history_context import Context, from_cents
 from .history_plan import PlannedLoan
@@ -55,20 +52,6 @@ def loan_row(
     return Decimal("0.00") if repaid else principal
 
 
-def _float_safe(penalty: Decimal, interest: Decimal, principal: Decimal) -> Decimal:
-    """SQLite checks ``amount = to_penalty + to_interest + to_principal + to_overpayment`` in
-    binary floating point; a split whose float sum misses the amount is refused. Nudge the interest
-    by a cent until the split passes (never needed on PostgreSQL, where NUMERIC is exact)."""
-    if connection.vendor == "postgresql":
-        return interest
-    for nudge in (0, 1, -1, 2, -2, 3, -3):
-        candidate = interest + CENT * nudge
-        total = penalty + candidate + principal
-        if float(penalty) + float(candidate) + float(principal) + 0.0 == float(total):
-            return candidate
-    return interest
-
-
 def repayment_row(ctx: Context, loan: PlannedLoan, loan_id: int, ids: dict[str, Any]) -> None:
     """Principal, interest for the days lent and penalty for the days past grace, in one payment."""
     program, principal = ctx.program, from_cents(loan.principal)
@@ -76,7 +59,6 @@ def repayment_row(ctx: Context, loan: PlannedLoan, loan_id: int, ids: dict[str, 
     days = (loan.repaid_on - loan.value_date).days
     interest = interest_for(principal, program.annual_rate, days, program.day_count)
     penalty = interest_for(principal, program.penalty_rate, late, program.day_count)
-    interest = _float_safe(penalty, interest, principal)
     ctx.tables["repayment"].add(
         id=next(ids["repayment"]),
         loan_id=loan_id,

@@ -147,8 +147,9 @@ def demo_lines_create(rng: random.Random, data: DemoData, today: dt.date) -> Non
             )
 
 
-def demo_loans_create(rng: random.Random) -> int:
-    """Each agent user finances a few of its newest financeable orders; returns the count."""
+def demo_loans_create(rng: random.Random, *, at: dt.datetime) -> int:
+    """Each agent user finances a few of its newest financeable orders, decided ``at`` the demo's
+    moment; returns the count."""
     made = 0
     for user in User.objects.filter(role=Role.AGENT).select_related("agent").order_by("pk"):
         agent_id = cast(int, user.agent_id)  # an agent user has its agent (a CHECK)
@@ -158,6 +159,6 @@ def demo_loans_create(rng: random.Random) -> int:
         for order in orders.order_by("-order_date", "-id")[
             : LOANS_PER_AGENT_USER + rng.randint(0, 2)
         ]:
-            loan_finance(user=user, order_id=order.pk)
+            loan_finance(user=user, order_id=order.pk, at=at)
             made += 1
     return made

@@ -6,8 +6,8 @@ Built through the real services, in two steps around the first loans:
 * ``demo_tripartite_terms`` (before them): the terms (20 % margin beside the program's 80 %
   advance, buyback after 30 days past due), a signed agreement and a margin deposit for each
   agent with a login who buys from the enterprise, and one loan financed and paid out months
-  before ``today`` (the clock set back while it is decided and settled) that its agent never
-  repays;
+  before ``today`` (the services told so: each takes the moment it acts at) that its agent
+  never repays;
 * ``demo_tripartite_flow`` (after them): the program's new loans are paid out, one is partly
   repaid and goods are released against what was paid, another order is reported shipped beyond
   its release (a release breach, through the feed's follow-up), and close of business runs
@@ -17,8 +17,6 @@ Built through the real services, in two steps around the first loans:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
@@ -93,27 +91,15 @@ def _ops(data: DemoData) -> User:
     return next(login.user for login in data.logins if login.user.role == Role.OPS_ADMIN)
 
 
-@contextmanager
-def demo_clock(today: dt.date) -> Iterator[None]:
-    """The demo's loans are decided on ``today`` (the day its orders count back from), at the
-    time of day it is now: seeded for another day, the first clicks still find recent orders."""
+def demo_moment(today: dt.date) -> dt.datetime:
+    """The moment the demo's loans are decided at: ``today`` (the day its orders count back
+    from), at the time of day it is now, so that seeded for another day the first clicks still
+    find recent orders. Passed to the services, which take it as their "now"."""
     real = clock.now()
-    with _clock_at(real + (today - real.date()) * 1):
-        yield
+    return real + (today - real.date())
 
 
-@contextmanager
-def _clock_at(moment: dt.datetime) -> Iterator[None]:
-    """Every service reads "now" from ``scf.clock.now``: set it back for a loan of the past."""
-    real = clock.now
-    clock.now = lambda: moment  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        clock.now = real  # type: ignore[assignment]
-
-
-def demo_tripartite_terms(data: DemoData, today: dt.date) -> None:
+def demo_tripartite_terms(data: DemoData, today: dt.date, at: dt.datetime) -> None:
     program = demo_tripartite_program(data)
     ops = _ops(data)
     users = _agent_users(program)
@@ -133,12 +119,13 @@ def demo_tripartite_terms(data: DemoData, today: dt.date) -> None:
         )
     if old is not None:
         _old_unpaid_loan(program, old)
+    day = clock.business_date(program.time_zone, at)
     for user in users:
         account = margin_account_get_or_create(program=program, agent=cast(Any, user.agent))
         margin_deposit(
             account=account,
             amount=DEPOSIT,
-            value_date=clock.business_date(program.time_zone),
+            value_date=day,
             reference=f"{account.reference}-DEMO",
             actor=ops,
         )
@@ -177,29 +164,28 @@ def _old_unpaid_loan(program: Program, old: tuple[User, SalesOrder]) -> Loan:
     user, order = old
     day = order.order_date + dt.timedelta(days=1)
     moment = dt.datetime.combine(day, dt.time(10), tzinfo=ZoneInfo(program.time_zone))
-    with _clock_at(moment):
-        account = margin_account_get_or_create(program=program, agent=cast(Any, user.agent))
-        margin_deposit(
-            account=account,
-            amount=(order.amount * Decimal(MARGIN_RATIO)).quantize(Decimal("0.01")),
-            value_date=day,
-            reference=f"{account.reference}-{order.external_id}",
-            actor=None,
-        )
-        loan = loan_finance(user=user, order_id=order.pk, program_id=program.pk)
-        if loan.status == LoanStatus.IN_REVIEW:
-            loan = _approved(loan)
-        _settle(loan, moment)
+    account = margin_account_get_or_create(program=program, agent=cast(Any, user.agent))
+    margin_deposit(
+        account=account,
+        amount=(order.amount * Decimal(MARGIN_RATIO)).quantize(Decimal("0.01")),
+        value_date=day,
+        reference=f"{account.reference}-{order.external_id}",
+        actor=None,
+    )
+    loan = loan_finance(user=user, order_id=order.pk, program_id=program.pk, at=moment)
+    if loan.status == LoanStatus.IN_REVIEW:
+        loan = _approved(loan, moment)
+    _settle(loan, moment)
     return loan
 
 
-def _approved(loan: Loan) -> Loan:
+def _approved(loan: Loan, at: dt.datetime) -> Loan:
     """The demo's approvers approve a referred request (both, above the maker-checker line)."""
     review = Review.objects.get(loan=loan)
     approvers = User.objects.filter(role=Role.RISK_APPROVER, email__iendswith=DEMO_EMAIL_DOMAIN)
     for approver in approvers.order_by("pk"):
-        review = review_claim(user=approver, review_id=review.pk)
-        review = review_approve(user=approver, review_id=review.pk, note="Demo: approved.")
+        review = review_claim(user=approver, review_id=review.pk, at=at)
+        review = review_approve(user=approver, review_id=review.pk, note="Demo: approved.", at=at)
         loan.refresh_from_db()
         if loan.status != LoanStatus.IN_REVIEW:
             break
@@ -220,14 +206,13 @@ def _settle(loan: Loan, moment: dt.datetime) -> None:
         )
 
 
-def demo_tripartite_flow(data: DemoData, today: dt.date) -> None:
+def demo_tripartite_flow(data: DemoData, today: dt.date, at: dt.datetime) -> None:
     program = demo_tripartite_program(data)
     users = _agent_users(program)
-    now = clock.now()
     recent = Loan.objects.filter(program=program, goods_hold__isnull=False).order_by("pk")
     for loan in recent.filter(status=LoanStatus.DISBURSING):
-        _settle(loan, now)
-    business_day = clock.business_date(program.time_zone)
+        _settle(loan, at)
+    business_day = clock.business_date(program.time_zone, at)
     live = list(recent.filter(status=LoanStatus.ACTIVE, value_date=business_day))
     by_agent: dict[int, list[Loan]] = {}
     for loan in live:
@@ -247,6 +232,7 @@ def demo_tripartite_flow(data: DemoData, today: dt.date) -> None:
             reference=f"{first.reference}-DEMO-R1",
             source="api",
             actor=ops,
+            today=business_day,
         )
         hold = GoodsHold.objects.get(loan=first)
         release_request(
@@ -254,6 +240,7 @@ def demo_tripartite_flow(data: DemoData, today: dt.date) -> None:
             data={"value": str(hold.releasable_value - hold.released_value)},
             requested_by_kind=ReleaseRequester.AGENT if index == 0 else ReleaseRequester.ENTERPRISE,
             actor=user if index == 0 else None,
+            at=at,
         )
     confirmed = [
         loan
@@ -262,11 +249,11 @@ def demo_tripartite_flow(data: DemoData, today: dt.date) -> None:
         if loan.order.status == "confirmed"
     ]
     if confirmed:
-        _ship(confirmed[0])
+        _ship(confirmed[0], at)
     cob_run_through(through_date=today - dt.timedelta(days=1), program_ids=[program.pk])
 
 
-def _ship(loan: Loan) -> None:
+def _ship(loan: Loan, at: dt.datetime) -> None:
     """The enterprise reports the order shipped, though none of its goods were released."""
     order = loan.order
     payload = dict(order.raw_payload)
@@ -278,4 +265,4 @@ def _ship(loan: Loan) -> None:
         channel=FeedChannel.BULK,
         event_id=f"demo-ship-{order.external_id}",
     )
-    feed_applied_follow_up(applied=result.applied)
+    feed_applied_follow_up(applied=result.applied, at=at)

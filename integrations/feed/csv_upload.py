@@ -1,7 +1,7 @@
 """CSV order upload: one row per order line, order fields repeated on each of its lines.
 
 Columns: ``external_id, agent_code, order_amount (optional), currency, status, order_date,
-version, sku, quantity, unit_price``. Rows are grouped into orders here and then validated by the
+version, sku, quantity, unit_price, shipped_quantity (optional)``. Rows are grouped into orders here and then validated by the
 same ``order_parse`` as every other channel.
 """
 
@@ -84,13 +84,15 @@ def _read_orders(reader: csv.DictReader[str]) -> dict[str, dict[str, Any]]:
         amount = (row.get("order_amount") or "").strip()
         if amount:
             order["amount"] = amount
-        order["lines"].append(
-            {
-                "sku": (row["sku"] or "").strip(),
-                "quantity": (row["quantity"] or "").strip(),
-                "unit_price": (row["unit_price"] or "").strip(),
-            }
-        )
+        line = {
+            "sku": (row["sku"] or "").strip(),
+            "quantity": (row["quantity"] or "").strip(),
+            "unit_price": (row["unit_price"] or "").strip(),
+        }
+        shipped = (row.get("shipped_quantity") or "").strip()
+        if shipped:
+            line["shipped_quantity"] = shipped
+        order["lines"].append(line)
     return orders
 
 

@@ -83,6 +83,8 @@ class BreachOutput(serializers.ModelSerializer):
             "order_status",
             "reported_value",
             "released_value",
+            "excess_value",
+            "lines",
             "detected_at",
             "status",
             "resolved_at",

@@ -3,6 +3,7 @@ from .credit import Bank, CreditLine, DayCount, Grade, Program, ProgramStatus
 from .goods import (
     BreachStatus,
     GoodsHold,
+    GoodsHoldLine,
     HoldStatus,
     Release,
     ReleaseBreach,
@@ -95,6 +96,7 @@ __all__ = [
     "DisbursementStatus",
     "EntryKind",
     "GoodsHold",
+    "GoodsHoldLine",
     "Grade",
     "GuaranteeClaim",
     "GuaranteeType",

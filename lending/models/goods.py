@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Round
 from django.db.models.lookups import GreaterThanOrEqual
 from django.utils.translation import gettext_lazy as _
 
@@ -82,6 +83,54 @@ class GoodsHold(models.Model):
         return f"goods hold of loan {self.loan_id} ({self.status})"
 
 
+QUANTITY_PLACES = 4
+
+
+def quantity(**kwargs: object) -> models.DecimalField:  # type: ignore[type-arg]
+    """An order line's quantity: the feed's ``NUMERIC(18, 4)``."""
+    return models.DecimalField(max_digits=18, decimal_places=QUANTITY_PLACES, **kwargs)  # type: ignore[arg-type]
+
+
+class GoodsHoldLine(models.Model):
+    """One SKU of a held order: the quantity ordered and how much of it releases by line took.
+
+    Written by the first release by lines (one row per SKU of the order, quantities summed over
+    the order's lines of that SKU). A release by lines takes its quantities with a conditional
+    UPDATE of these rows in the transaction of the hold's own, so racing requests can never take
+    more of a SKU than was ordered; the CHECK stands behind it.
+    """
+
+    hold = models.ForeignKey(GoodsHold, on_delete=models.PROTECT, related_name="lines")
+    sku = models.CharField(max_length=64)
+    unit_price = money()
+    ordered_quantity = quantity()
+    released_quantity = quantity(default=ZERO)
+
+    class Meta:
+        verbose_name = _("goods hold line")
+        verbose_name_plural = _("goods hold lines")
+        ordering = ["hold_id", "sku"]
+        constraints = [
+            models.UniqueConstraint(fields=["hold", "sku"], name="uniq_hold_line_sku"),
+            models.CheckConstraint(
+                name="hold_line_quantities_nonneg",
+                condition=Q(ordered_quantity__gt=0) & Q(released_quantity__gte=0),
+            ),
+            models.CheckConstraint(
+                name="hold_line_released_le_ordered",
+                condition=GreaterThanOrEqual(
+                    Round(
+                        F("ordered_quantity") - F("released_quantity"), precision=QUANTITY_PLACES
+                    ),
+                    0,
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku}: {self.released_quantity} of {self.ordered_quantity} released"
+
+
 class ReleaseRequester(models.TextChoices):
     ENTERPRISE = "enterprise", "Core enterprise"
     AGENT = "agent", "Agent"
@@ -138,9 +187,13 @@ class ReleaseBreach(models.Model):
         CoreEnterprise, on_delete=models.PROTECT, related_name="release_breaches"
     )
     order = models.ForeignKey(SalesOrder, on_delete=models.PROTECT, related_name="release_breaches")
-    order_status = models.CharField(max_length=16)  # shipped / delivered, as the feed said
-    reported_value = money()
+    order_status = models.CharField(max_length=16)  # as the feed said
+    reported_value = money()  # shipped: the whole order, or its lines' shipped quantities
     released_value = money(default=ZERO)
+    # What was shipped beyond what was released: by SKU where the feed gave shipped quantities
+    # and releases named lines, else reported - released.
+    excess_value = money(default=ZERO)
+    lines = models.JSONField(default=list, blank=True)  # per SKU, when the feed gave quantities
     detected_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=BreachStatus, default=BreachStatus.OPEN)
     resolved_by = models.ForeignKey(

@@ -140,6 +140,13 @@ class Loan(models.Model):
             models.Index(fields=["agent", "status"], name="loan_agent_status_idx"),
             models.Index(fields=["program", "status"], name="loan_program_status_idx"),
             models.Index(fields=["credit_line", "status"], name="loan_line_status_idx"),
+            # COB's claim candidates: open loans due long enough ago (lending.services.claims_sql).
+            # The due date never changes, so the nightly update stays HOT.
+            models.Index(
+                fields=["program", "due_date"],
+                condition=Q(status__in=["active", "overdue"]),
+                name="loan_program_due_open_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -58,6 +58,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 from scf.money import CENT
 
@@ -258,7 +259,7 @@ def accrue_day(
 # --- the general ledger side --------------------------------------------------------------------
 
 
-def accrual_entry_post(
+def accrual_entry_rows(
     *,
     program: Program,
     kind: AccrualKind,
@@ -269,8 +270,8 @@ def accrual_entry_post(
     reverse: bool = False,
     entry_id: int | None = None,
     description: str = "",
-) -> JournalEntry:
-    """One balanced two-line accrual entry (or its reversal) for ``amount`` > 0.
+) -> tuple[JournalEntry, list[JournalLine]]:
+    """One balanced two-line accrual entry (or its reversal) for ``amount`` > 0, unsaved.
 
     Dr receivable / Cr income, or the mirror with ``reverse``. The lines name no loan (see the
     module docstring); the entry may (catch-up, reversal and replay belong to one loan).
@@ -280,7 +281,7 @@ def accrual_entry_post(
     if amount <= 0 or amount != amount.quantize(CENT):
         raise ValueError(f"accrual entry amount must be positive cents, not {amount}")
     receivable, income = ACCOUNTS[kind]
-    entry = JournalEntry.objects.create(
+    entry = JournalEntry(
         id=entry_id,
         kind=EntryKind.REVERSAL if reverse else ENTRY_KINDS[kind],
         idempotency_key=idempotency_key,
@@ -291,13 +292,18 @@ def accrual_entry_post(
         description=description[:200],
     )
     debit, credit = (income, receivable) if reverse else (receivable, income)
-    JournalLine.objects.bulk_create(
-        [
-            JournalLine(entry=entry, account=debit, currency=program.currency, debit=amount),
-            JournalLine(entry=entry, account=credit, currency=program.currency, credit=amount),
-        ]
-    )
-    return entry
+    return entry, [
+        JournalLine(entry=entry, account=debit, currency=program.currency, debit=amount),
+        JournalLine(entry=entry, account=credit, currency=program.currency, credit=amount),
+    ]
+
+
+def accrual_entry_post(**entry: Any) -> JournalEntry:
+    """Post ``accrual_entry_rows(**entry)``."""
+    row, lines = accrual_entry_rows(**entry)
+    row.save(force_insert=True)
+    JournalLine.objects.bulk_create(lines)
+    return row
 
 
 def totals_by_kind(rows: Iterable[DayAccrual]) -> dict[AccrualKind, Decimal]:
@@ -307,23 +313,25 @@ def totals_by_kind(rows: Iterable[DayAccrual]) -> dict[AccrualKind, Decimal]:
     return dict(totals)
 
 
+def accrual_row(loan_id: int, row: DayAccrual, entry: JournalEntry | None) -> Accrual:
+    """A sub-ledger row of ``loan_id``, unsaved, linked to its kind's entry (if posted)."""
+    return Accrual(
+        loan_id=loan_id,
+        business_date=row.business_date,
+        kind=row.kind,
+        base=row.base,
+        annual_rate=row.annual_rate,
+        numerator=row.numerator,
+        amount=row.amount,
+        journal_entry=entry,
+    )
+
+
 def accrual_rows_save(
     *, rows: Iterable[tuple[int, DayAccrual]], entries: dict[AccrualKind, JournalEntry]
 ) -> list[Accrual]:
     """Write sub-ledger rows ``(loan id, row)``, each linked to its kind's entry (if posted)."""
     return Accrual.objects.bulk_create(
-        (
-            Accrual(
-                loan_id=loan_id,
-                business_date=row.business_date,
-                kind=row.kind,
-                base=row.base,
-                annual_rate=row.annual_rate,
-                numerator=row.numerator,
-                amount=row.amount,
-                journal_entry=entries.get(row.kind),
-            )
-            for loan_id, row in rows
-        ),
+        (accrual_row(loan_id, row, entries.get(row.kind)) for loan_id, row in rows),
         batch_size=1000,
     )

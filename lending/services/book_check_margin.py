@@ -4,8 +4,10 @@
    append-only movements (deposits in, commits from free to committed, pay-outs, security held,
    released and applied, withdrawals and their returns);
 2. per program, the ledger's ``margin_free`` balance equals the accounts' ``free`` plus the
-   withdrawals in flight (taken out of ``free`` when asked, posted when the bank pays them),
-   ``margin_committed`` equals ``committed`` and ``security_deposits`` equals ``security``;
+   withdrawals in flight (taken out of ``free`` when asked, posted when the bank pays them) plus
+   the pending commits (moved to ``committed`` at the click, posted at settlement:
+   ``margin_ledger``), ``margin_committed`` equals ``committed`` less the pending commits and
+   ``security_deposits`` equals ``security``;
 3. every line on a margin account belongs to an entry that names its program.
 
 Each is one grouped query returning only the rows that disagree, like the rest of the check.
@@ -32,6 +34,7 @@ from ..selectors.ledger import MONEY, cents, money_sum
 from .book_check import Difference
 from .ledger import ZERO
 from .margin import IN_FLIGHT
+from .margin_ledger import pending_commits
 
 K = MarginMovementKind
 # How each movement kind moves each balance: +1 adds its amount, -1 takes it away.
@@ -105,6 +108,18 @@ def _in_flight() -> Coalesce:
     return Coalesce(Subquery(rows, output_field=MONEY), ZERO)
 
 
+def _pending() -> Coalesce:
+    rows = (
+        pending_commits()
+        .filter(account__program_id=OuterRef("pk"))
+        .order_by()
+        .values("account__program_id")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return Coalesce(Subquery(rows, output_field=MONEY), ZERO)
+
+
 def _program_differences() -> Iterator[Difference]:
     rows = (
         Program.objects.order_by()
@@ -118,10 +133,11 @@ def _program_differences() -> Iterator[Difference]:
             led_committed=_ledger_balance(AccountCode.MARGIN_COMMITTED),
             led_security=_ledger_balance(AccountCode.SECURITY_DEPOSITS),
             in_flight=_in_flight(),
+            pending=_pending(),
         )
         .annotate(
-            diff_free=Round(F("led_free") - F("acct_free") - F("in_flight"), 2),
-            diff_committed=Round(F("led_committed") - F("acct_committed"), 2),
+            diff_free=Round(F("led_free") - F("acct_free") - F("in_flight") - F("pending"), 2),
+            diff_committed=Round(F("led_committed") - F("acct_committed") + F("pending"), 2),
             diff_security=Round(F("led_security") - F("acct_security"), 2),
         )
         .filter(~Q(diff_free=0) | ~Q(diff_committed=0) | ~Q(diff_security=0))
@@ -132,7 +148,9 @@ def _program_differences() -> Iterator[Difference]:
             expected: Decimal = cents(getattr(program, f"led_{name}"))
             actual = cents(getattr(program, f"acct_{name}"))
             if name == "free":
-                actual += cents(program.in_flight)
+                actual += cents(program.in_flight) + cents(program.pending)
+            elif name == "committed":
+                actual -= cents(program.pending)
             if expected != actual:
                 yield Difference(
                     f"ledger_margin_{name}", f"program {program.code}", expected, actual

@@ -14,18 +14,20 @@ enabled with a guarantee:
   3. limited to what is left of the agent's cap and of the program's cap, greedily in loan
      order: each claim takes ``min(wanted, agent cap left, program cap left)``.
 
-  The caps are then taken with conditional UPDATEs (``used + total <= cap``, one per agent and
-  one for the program), behind their CHECKs; a claim the caps left at nothing is kept as
-  ``cap_exhausted`` and, like a claim cut short by a cap, flagged for risk staff (review kind
-  ``cap_exhausted``). The claimed amount leaves the loan's receivables for the enterprise's:
-  one entry for the program and date, Dr guarantee_receivable / Cr penalty, interest, principal
-  receivable (the repayment waterfall's order), each line naming its loan; the line and program
-  get the principal part back as headroom. What the claim does not cover stays with the agent.
+  The caps are then taken with conditional UPDATEs (``used + total <= cap``), behind their
+  CHECKs; a claim the caps left at nothing is kept as ``cap_exhausted`` and, like a claim cut
+  short by a cap, flagged for risk staff (review kind ``cap_exhausted``). The claimed amount
+  leaves the loan's receivables for the enterprise's: Dr guarantee_receivable / Cr penalty,
+  interest, principal receivable (the repayment waterfall's order), one entry per loan
+  (``claim:<loan>``; the security's is ``security-applied:<loan>``), so the ledger's deferred
+  balance check adds up a few lines per entry; the line and program get the principal part
+  back as headroom. What the claim does not cover stays with the agent.
 * **Escalating** (``cob_claims_escalate``): a claim still unpaid (raised, accepted, partly paid)
   after its window is ``escalated`` and queued for risk staff (review kind ``claim_escalated``).
 
-The reads are a fixed number of queries whatever the number of loans; the per-agent cap updates
-are one statement per agent with claims that night.
+On PostgreSQL the raising is set-based, a fixed number of statements whatever the number of
+loans (``lending.services.claims_sql``); on SQLite (the demo) it is the loop here, which the
+PostgreSQL tests hold the statements to.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q
 
 from scf import clock
@@ -61,15 +64,12 @@ from ..models import (
     TripartiteTerms,
 )
 from .accrual import LoanState
+from .claims_sql import CapOverrun, claims_raise_sql
 from .ledger import Posting, ledger_post
 from .waterfall import Allocation, allocate, apply_allocation
 
 ZERO = Decimal("0.00")
 UNPAID = (ClaimStatus.RAISED, ClaimStatus.ACCEPTED, ClaimStatus.PARTLY_PAID)
-
-
-class CapOverrun(RuntimeError):
-    """A cap's conditional update found less room than the claims were sized for: a bug."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +125,28 @@ def _size(loan: Loan, terms: TripartiteTerms) -> _Sized:
     return _Sized(loan, hold, owed, security, unreleased, max(wanted, ZERO), LoanState.of(loan))
 
 
-def cob_claims_raise(*, program: Program, business_date: dt.date) -> ClaimsResult:
-    """Raise the night's claims of ``program`` (see the module docstring). Inside COB."""
+def cob_claims_raise(
+    *, program: Program, business_date: dt.date, today: dt.date | None = None
+) -> ClaimsResult:
+    """Raise the night's claims of ``program`` (see the module docstring). Inside COB;
+    ``today`` is the program's today (what ``cob_run`` was given), by default the clock's."""
     terms = tripartite_terms_lock(program.pk)
     if terms is None or not terms.enabled or terms.guarantee_type == GuaranteeType.NONE:
         return ClaimsResult()
+    if connection.vendor == "postgresql":
+        today = max(today or clock.business_date(program.time_zone), business_date)
+        raised, exhausted, amount = claims_raise_sql(
+            program=program, terms=terms, business_date=business_date, today=today
+        )
+        return ClaimsResult(raised, exhausted, amount)
+    return claims_raise_loop(program=program, terms=terms, business_date=business_date)
+
+
+def claims_raise_loop(
+    *, program: Program, terms: TripartiteTerms, business_date: dt.date
+) -> ClaimsResult:
+    """The raising loan by loan, in Python: SQLite's path, and the reference that the
+    PostgreSQL statements are held equal to (``tests/lending/test_claims_sql.py``)."""
     loans = _candidates(program, terms)
     if not loans:
         return ClaimsResult()
@@ -145,7 +162,7 @@ def cob_claims_raise(*, program: Program, business_date: dt.date) -> ClaimsResul
     _take_caps(terms, agreements, sized)
     _apply_security(program, business_date, [s for s in sized if s.security > 0])
     claims = _create_claims(program, terms, agreements, sized, business_date)
-    _move_receivables(program, business_date, [s for s in sized if s.amount > 0])
+    _move_receivables(program, business_date, sized)
     _flag_capped(claims, sized)
     exhausted = sum(1 for c in claims if c.status == ClaimStatus.CAP_EXHAUSTED)
     total = sum((s.amount for s in sized), ZERO)
@@ -178,25 +195,23 @@ def _apply_security(program: Program, business_date: dt.date, sized: list[_Sized
     Dr security_deposits / Cr receivables, the margin accounts' ``security`` down by as much."""
     if not sized:
         return
-    postings: list[Posting] = []
     now = clock.now()
     by_account: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for item in sized:
         assert item.hold is not None
         part = allocate(item.security, item.state)
         item.state = apply_allocation(item.state, part)
-        postings.append(Posting.dr(AccountCode.SECURITY_DEPOSITS, item.security, loan=item.loan))
-        postings += _receivable_credits(item.loan, part)
+        postings = [Posting.dr(AccountCode.SECURITY_DEPOSITS, item.security, loan=item.loan)]
+        _post_loan(
+            program,
+            EntryKind.SECURITY_APPLIED,
+            f"security-applied:{item.loan.pk}",
+            item.loan,
+            postings + _receivable_credits(item.loan, part),
+            business_date,
+            f"COB {business_date}: guarantee security deposit applied, program {program.code}",
+        )
         by_account[item.hold.margin_account_id] += item.security
-    ledger_post(
-        kind=EntryKind.SECURITY_APPLIED,
-        idempotency_key=f"security-applied:{program.pk}:{business_date}",
-        business_date=business_date,
-        currency=program.currency,
-        postings=postings,
-        program=program,
-        description=f"COB {business_date}: security deposits applied, program {program.code}",
-    )
     for account_id, amount in sorted(by_account.items()):
         MarginAccount.objects.filter(pk=account_id).update(security=F("security") - amount)
     MarginMovement.objects.bulk_create(
@@ -209,6 +224,27 @@ def _apply_security(program: Program, business_date: dt.date, sized: list[_Sized
             created_at=now,
         )
         for item in sized
+    )
+
+
+def _post_loan(
+    program: Program,
+    kind: EntryKind,
+    key: str,
+    loan: Loan,
+    postings: list[Posting],
+    business_date: dt.date,
+    description: str,
+) -> None:
+    ledger_post(
+        kind=kind,
+        idempotency_key=key,
+        business_date=business_date,
+        currency=loan.currency,
+        postings=postings,
+        loan=loan,
+        program=program,
+        description=description,
     )
 
 
@@ -258,24 +294,24 @@ def _create_claims(
 
 
 def _move_receivables(program: Program, business_date: dt.date, sized: list[_Sized]) -> None:
-    """The claimed amounts leave the loans' receivables for the enterprise's (one entry), and
-    every changed loan's balances are written in one statement."""
-    claimed = [item for item in sized if item.amount > 0]
-    postings: list[Posting] = []
-    for item in claimed:
+    """The claimed amounts leave the loans' receivables for the enterprise's (an entry per
+    loan), and every loan the claim or its security changed is written in one statement."""
+    for item in sized:
+        if item.amount <= 0:
+            continue
         part = allocate(item.amount, item.state)
         item.state = apply_allocation(item.state, part)
-        postings.append(Posting.dr(AccountCode.GUARANTEE_RECEIVABLE, item.amount, loan=item.loan))
-        postings += _receivable_credits(item.loan, part)
-    if postings:
-        ledger_post(
-            kind=EntryKind.GUARANTEE_CLAIM,
-            idempotency_key=f"claims:{program.pk}:{business_date}",
-            business_date=business_date,
-            currency=program.currency,
-            postings=postings,
-            program=program,
-            description=f"COB {business_date}: guarantee claims raised, program {program.code}",
+        _post_loan(
+            program,
+            EntryKind.GUARANTEE_CLAIM,
+            f"claim:{item.loan.pk}",
+            item.loan,
+            [
+                Posting.dr(AccountCode.GUARANTEE_RECEIVABLE, item.amount, loan=item.loan),
+                *_receivable_credits(item.loan, part),
+            ],
+            business_date,
+            f"COB {business_date}: guarantee claim, program {program.code}",
         )
     changed = [item for item in sized if item.amount > 0 or item.security > 0]
     principal_by_line: dict[int, Decimal] = defaultdict(lambda: ZERO)
@@ -334,8 +370,10 @@ def cob_claims_escalate(*, program: Program, business_date: dt.date) -> int:
     return len(loan_ids)
 
 
-def cob_claims(*, program: Program, business_date: dt.date) -> ClaimsResult:
+def cob_claims(
+    *, program: Program, business_date: dt.date, today: dt.date | None = None
+) -> ClaimsResult:
     """The night's claims work for one program: escalate the overdue ones, raise the new ones."""
     escalated = cob_claims_escalate(program=program, business_date=business_date)
-    raised = cob_claims_raise(program=program, business_date=business_date)
+    raised = cob_claims_raise(program=program, business_date=business_date, today=today)
     return ClaimsResult(raised.raised, raised.cap_exhausted, raised.amount, escalated)

@@ -106,7 +106,7 @@ def cob_run(*, program_id: int, business_date: dt.date, today: dt.date | None = 
     program_lock(program.pk, exclusive=True)
     caught_up = _catch_up_behind(program, business_date)
     loans, totals = cob_day_accrue(program=program, business_date=business_date)
-    claims = cob_claims(program=program, business_date=business_date)
+    claims = cob_claims(program=program, business_date=business_date, today=today)
     return _finish(program, business_date, run_id, loans, totals, caught_up, claims)
 
 

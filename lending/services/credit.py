@@ -13,6 +13,8 @@ and the finance click's single statement (``lending.services.finance_hotpath``) 
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from decimal import Decimal
 
 from django.db import connection
@@ -97,3 +99,33 @@ def credit_repaid(*, line_id: int, program_id: int, principal: Decimal) -> None:
     Program.objects.filter(pk=program_id).update(
         outstanding_principal=_cents(F("outstanding_principal") - principal)
     )
+
+
+def credits_repaid(*, principal: Mapping[tuple[int, int], Decimal]) -> None:
+    """``credit_repaid`` for many (line id, program id) pairs at once (a bank file's
+    repayments): every line in one statement, then each program once, in id order."""
+    by_program: dict[int, Decimal] = defaultdict(Decimal)
+    lines = sorted((line, amount) for (line, _), amount in principal.items() if amount > 0)
+    for (_, program_id), amount in principal.items():
+        if amount > 0:
+            by_program[program_id] += amount
+    if connection.vendor == "postgresql" and lines:
+        values = ", ".join(["(%s::bigint, %s::numeric)"] * len(lines))
+        qn = connection.ops.quote_name
+        column = qn("outstanding_principal")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {CreditLine._meta.db_table} AS l "  # noqa: S608 - names from code
+                f"SET {column} = ROUND(l.{column} - v.amount, 2) "
+                f"FROM (VALUES {values}) AS v (id, amount) WHERE l.id = v.id",
+                [value for pair in lines for value in pair],
+            )
+    else:
+        for line_id, amount in lines:
+            CreditLine.objects.filter(pk=line_id).update(
+                outstanding_principal=_cents(F("outstanding_principal") - amount)
+            )
+    for program_id, amount in sorted(by_program.items()):
+        Program.objects.filter(pk=program_id).update(
+            outstanding_principal=_cents(F("outstanding_principal") - amount)
+        )

@@ -59,11 +59,11 @@ from .credit import credit_consume, credit_release
 from .ledger import ledger_post
 from .margin_finance import (
     disbursement_amount,
-    disbursement_postings,
     hold_of,
     margin_pay_out,
     margin_uncommit,
 )
+from .margin_ledger import disbursement_postings
 from .terms import due_date_for
 
 WORKING = PAYING
@@ -116,19 +116,22 @@ def disbursement_build(
 
 
 @transaction.atomic
-def disbursement_request(*, loan: Loan, actor: Any = None) -> Disbursement:
+def disbursement_request(
+    *, loan: Loan, actor: Any = None, at: dt.datetime | None = None
+) -> Disbursement:
     """Record the payment of an approved loan and queue it: loan ``approved -> disbursing``.
 
     Call it in the transaction that approves the loan. Locks the loan (``lending.locks``);
     ``DisbursementStateError`` unless it is ``approved``. The creditor is the core
     enterprise's settlement account. The task is dispatched after commit (a failed dispatch is
-    logged, not raised: the sweeper sends it later). ``loan`` is updated in place.
+    logged, not raised: the sweeper sends it later). ``loan`` is updated in place. ``at``: the
+    moment it is recorded (default now).
     """
     locked = loans_locked().select_related("program__enterprise").get(pk=loan.pk)
     if locked.status != LoanStatus.APPROVED:
         raise DisbursementStateError(f"Loan {loan.pk} is {locked.status}, not approved.")
     disbursement, audit = disbursement_build(
-        loan=locked, enterprise=locked.program.enterprise, actor=actor, now=clock.now()
+        loan=locked, enterprise=locked.program.enterprise, actor=actor, now=at or clock.now()
     )
     # Under a tripartite program the enterprise is paid the agent's margin with the loan.
     disbursement.amount = disbursement_amount(locked, hold_of(locked))
@@ -242,7 +245,8 @@ def _lock(disbursement_id: int) -> tuple[Loan, Disbursement]:
 
 def _post_disbursement(loan: Loan, disbursement: Disbursement, value_date: dt.date) -> None:
     """Dr principal receivable / Cr settlement; under a tripartite program the payment carries
-    the agent's margin too (Dr margin committed), which then leaves the margin account."""
+    the agent's margin too (Dr margin committed), which then leaves the margin account, and the
+    entry posts the click's free -> committed reclassification (``margin_ledger``)."""
     hold = hold_of(loan)
     entry = ledger_post(
         kind=EntryKind.DISBURSEMENT,

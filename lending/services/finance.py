@@ -29,6 +29,7 @@ in the same transaction, and the reply is written by the same statement as the r
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -173,6 +174,7 @@ def decision_inputs(
     *,
     program_available: Decimal | None = None,
     tripartite: TripartiteFacts | None = None,
+    business_date: dt.date | None = None,
 ) -> engine.DecisionInputs:
     return engine.DecisionInputs(
         order_id=order.pk,
@@ -180,7 +182,7 @@ def decision_inputs(
         order_amount=order.amount,
         order_currency=order.currency,
         order_date=order.order_date,
-        business_date=clock.business_date(program.time_zone),
+        business_date=business_date or clock.business_date(program.time_zone),
         already_financed=facts.already_financed,
         agent_status=order.agent.status,
         relationship_active=facts.relationship_active,
@@ -256,15 +258,18 @@ class OrderAlreadyFinanced(Conflict):
 
 
 @transaction.atomic
-def loan_finance(*, user: User, order_id: int, program_id: int | None = None) -> Loan:
+def loan_finance(
+    *, user: User, order_id: int, program_id: int | None = None, at: dt.datetime | None = None
+) -> Loan:
     """Decide a finance request and, when approved or referred, reserve its credit; in
     ``program_id`` when named (``program_choice.chosen_line``).
 
     Raises ``NotFound`` (not the caller's order, or a program it is not offered), ``Conflict``
     ``order_already_financed``, or ``NotConfigured`` (no program or line). A declined request is
-    a loan with status ``declined`` and its reasons, not an error.
+    a loan with status ``declined`` and its reasons, not an error. ``at``: the moment it is
+    decided (default now), for a request recorded as of an earlier day (the demo's seed).
     """
-    return _decide_and_write(user, order_id, reply_to=None, program_id=program_id).loan
+    return _decide_and_write(user, order_id, reply_to=None, program_id=program_id, at=at).loan
 
 
 def loan_finance_once(
@@ -305,7 +310,12 @@ def loan_finance_once(
 
 
 def _decide_and_write(
-    user: User, order_id: int, *, reply_to: int | None, program_id: int | None = None
+    user: User,
+    order_id: int,
+    *,
+    reply_to: int | None,
+    program_id: int | None = None,
+    at: dt.datetime | None = None,
 ) -> FinanceRows:
     """The decision and its rows, written; inside the caller's transaction. ``reply_to``: the
     claimed idempotency record to store the reply on, in the same write."""
@@ -316,11 +326,16 @@ def _decide_and_write(
         program, line, facts = _chosen_program_and_line(order, program_id, lock=True)
     if facts.already_financed:
         raise OrderAlreadyFinanced("This order has already been financed.")
-    terms = terms_for(program, order.amount, clock.business_date(program.time_zone))
+    now = at or clock.now()
+    today = clock.business_date(program.time_zone, now)
+    terms = terms_for(program, order.amount, today)
     tri = _tripartite(order, program, terms, facts, lock=True)
-    inputs = decision_inputs(order, program, line, terms.principal, facts, tripartite=tri)
-    rows = rows_for(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
-    if decision_write(rows, tri):
+    inputs = decision_inputs(
+        order, program, line, terms.principal, facts, tripartite=tri, business_date=today
+    )
+    decision = engine.decide(inputs)
+    rows = rows_for(user, order, program, line, terms, decision, facts, reply_to, tri, now=now)
+    if decision_write(rows, tri, now=now):
         return rows
     # The program ran out between the line lock and the reservation (or, under tripartite terms,
     # a withdrawal took the free margin): decide again on current figures (declined,
@@ -336,8 +351,10 @@ def _decide_and_write(
         facts,
         program_available=program.available,
         tripartite=tri,
+        business_date=today,
     )
-    rows = rows_for(user, order, program, line, terms, engine.decide(inputs), facts, reply_to, tri)
-    if not decision_write(rows, tri):
+    decision = engine.decide(inputs)
+    rows = rows_for(user, order, program, line, terms, decision, facts, reply_to, tri, now=now)
+    if not decision_write(rows, tri, now=now):
         raise RuntimeError(f"order {order.pk}: a decision without a reservation was refused")
     return rows

@@ -7,6 +7,8 @@ Kept apart from ``finance`` so that module reads as the click's business flow.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import connection, transaction
 
 from orders.models import SalesOrder, User
@@ -40,6 +42,8 @@ def rows_for(
     facts: Facts,
     reply_to: int | None,
     tri: TripartiteFacts | None = None,
+    *,
+    now: dt.datetime | None = None,
 ) -> FinanceRows:
     rows = finance_rows_build(
         user=user,
@@ -49,7 +53,7 @@ def rows_for(
         terms=terms,
         decision=decision,
         loan_id=facts.loan_id,
-        now=clock.now(),
+        now=now or clock.now(),
     )
     rows.reply_record = reply_to
     if tri is not None and rows.disbursement is not None:  # the enterprise is paid loan + margin
@@ -79,12 +83,14 @@ def _write(rows: FinanceRows) -> bool:
     return True
 
 
-def decision_write(rows: FinanceRows, tri: TripartiteFacts | None) -> bool:
+def decision_write(
+    rows: FinanceRows, tri: TripartiteFacts | None, *, now: dt.datetime | None = None
+) -> bool:
     """``_write``, and under a tripartite program, for a decision that reserves credit, the
     margin's commit: on PostgreSQL inside the decision's own statement, conditional on the free
     margin the decision saw (``margin_hotpath.margin_members``: nothing is written when a
     withdrawal took it meanwhile, and the request is decided again); otherwise (SQLite, or no
-    margin account yet because nothing is required) after the rows, through the ORM."""
+    margin account yet because nothing is required) after the rows, through the ORM. ``now``: the decision's moment (default now)."""
     if tri is None or not rows.reserved:
         return _write(rows)
     single = connection.vendor == "postgresql" and SINGLE_STATEMENT and rows.loan.pk is not None
@@ -95,10 +101,11 @@ def decision_write(rows: FinanceRows, tri: TripartiteFacts | None) -> bool:
             order_value=tri.order_value,
             margin=tri.margin,
             security=tri.security,
-            business_date=clock.business_date(rows.loan.program.time_zone),
+            business_date=clock.business_date(rows.loan.program.time_zone, now),
+            now=now,
         )
         return _write(rows)
     written = _write(rows)
     if written:
-        margin_commit(loan=rows.loan, facts=tri)
+        margin_commit(loan=rows.loan, facts=tri, at=now)
     return written

@@ -211,9 +211,9 @@ def _validated(
     )
 
 
-def _insert_entry(entry: _Entry) -> JournalEntry | None:
-    """INSERT the entry row unless its key exists: the saved row, or None when the key was taken."""
-    row = JournalEntry(
+def _entry_row(entry: _Entry) -> JournalEntry:
+    """The entry's row, unsaved."""
+    return JournalEntry(
         kind=entry.kind.value,
         idempotency_key=entry.idempotency_key,
         business_date=entry.business_date,
@@ -223,6 +223,26 @@ def _insert_entry(entry: _Entry) -> JournalEntry | None:
         reversal_of_id=entry.reversal_of_id,
         description=entry.description,
     )
+
+
+def _entry_lines(row: JournalEntry, entry: _Entry) -> list[JournalLine]:
+    """The entry's lines, unsaved, pointing at its saved ``row``."""
+    return [
+        JournalLine(
+            entry=row,
+            account=p.account,
+            loan_id=p.loan_id,
+            currency=entry.currency,
+            debit=p.debit,
+            credit=p.credit,
+        )
+        for p in entry.postings
+    ]
+
+
+def _insert_entry(entry: _Entry) -> JournalEntry | None:
+    """INSERT the entry row unless its key exists: the saved row, or None when the key was taken."""
+    row = _entry_row(entry)
     fields = [f for f in JournalEntry._meta.concrete_fields if not f.primary_key]
     values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
     qn = connection.ops.quote_name
@@ -266,17 +286,7 @@ def _write(entry: _Entry) -> JournalEntry:
         row = _insert_entry(entry)
         if row is None:
             return _existing(entry)
-        JournalLine.objects.bulk_create(
-            JournalLine(
-                entry=row,
-                account=p.account,
-                loan_id=p.loan_id,
-                currency=entry.currency,
-                debit=p.debit,
-                credit=p.credit,
-            )
-            for p in entry.postings
-        )
+        JournalLine.objects.bulk_create(_entry_lines(row, entry))
         return row
 
 

@@ -5,14 +5,16 @@
   decided by the engine (``agreement_missing``, ``insufficient_margin``). When the decision
   reserves credit, they move free -> committed in the decision's own statement, conditional on
   the free margin it saw, behind the program's reservation (``margin_hotpath``), and the
-  order's ``GoodsHold`` is written; Dr margin_free / Cr margin_committed. If a withdrawal took
+  order's ``GoodsHold`` is written; the ledger sees the commit at settlement
+  (``margin_ledger``). If a withdrawal took
   the margin meanwhile, nothing is written and the request is decided again on the account read
   under its row lock (``tripartite_facts``). ``margin_commit`` writes the same rows through the
   ORM (SQLite).
 * A decline, expiry or failed payment frees them again (``margin_uncommit``).
 * At settlement (``margin_pay_out``) the margin goes to the core enterprise with the loan, in one
   payment (the disbursement's amount is loan + margin; its entry debits principal receivable and
-  margin_committed), and the security deposit moves committed -> security, held until the loan is
+  margin_committed, and posts the commit's Dr margin_free / Cr margin_committed), and the
+  security deposit moves committed -> security, held until the loan is
   repaid in full (``security_release``: security -> free).
 
 Locking. Every path that changes a margin account while it holds other locks holds the agent's
@@ -57,6 +59,7 @@ from ..models import (
 )
 from .ledger import Posting, ledger_post
 from .margin_hotpath import margin_facts_read
+from .margin_ledger import commit_posted
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -197,7 +200,7 @@ def _movement(
     amount: Decimal,
     loan: Loan,
     value_date: dt.date,
-    entry: JournalEntry,
+    entry: JournalEntry | None,
 ) -> None:
     MarginMovement.objects.create(
         account_id=account_id,
@@ -225,18 +228,20 @@ def _post(
     )
 
 
-def margin_commit(*, loan: Loan, facts: TripartiteFacts) -> GoodsHold:
+def margin_commit(
+    *, loan: Loan, facts: TripartiteFacts, at: dt.datetime | None = None
+) -> GoodsHold:
     """A financing that reserves credit: its margin and security move free -> committed, and
     its goods are held. Inside the click's transaction, the account locked by
     ``tripartite_facts``; the CHECK ``free >= 0`` backs the decision's margin rule."""
     program = loan.program
     account_id = facts.account_id
-    today = clock.business_date(program.time_zone)
+    now = at or clock.now()
+    today = clock.business_date(program.time_zone, now)
     if account_id is None:  # nothing required (m = s = 0) and no account yet
         from .margin import margin_account_get_or_create
 
         account_id = margin_account_get_or_create(program=program, agent=loan.agent).pk
-    now = clock.now()
     hold = GoodsHold.objects.create(
         loan=loan,
         program=program,
@@ -254,16 +259,8 @@ def margin_commit(*, loan: Loan, facts: TripartiteFacts) -> GoodsHold:
         MarginAccount.objects.filter(pk=account_id).update(
             free=F("free") - amount, committed=F("committed") + amount
         )
-        entry = _post(
-            EntryKind.MARGIN_COMMIT,
-            f"margin-commit:{loan.pk}",
-            loan,
-            today,
-            AccountCode.MARGIN_FREE,
-            AccountCode.MARGIN_COMMITTED,
-            amount,
-        )
-        _movement(account_id, MarginMovementKind.COMMIT, amount, loan, today, entry)
+        # No entry: the ledger sees the commit at settlement (``margin_ledger``).
+        _movement(account_id, MarginMovementKind.COMMIT, amount, loan, today, None)
     return hold
 
 
@@ -296,15 +293,17 @@ def margin_uncommit(loans: Iterable[Loan]) -> None:
             free=F("free") + amount, committed=F("committed") - amount
         )
         today = clock.business_date(loan.program.time_zone)
-        entry = _post(
-            EntryKind.MARGIN_UNCOMMIT,
-            f"margin-uncommit:{loan.pk}",
-            loan,
-            today,
-            AccountCode.MARGIN_COMMITTED,
-            AccountCode.MARGIN_FREE,
-            amount,
-        )
+        entry = None  # a commit the ledger never saw is undone off the ledger too
+        if commit_posted(loan):
+            entry = _post(
+                EntryKind.MARGIN_UNCOMMIT,
+                f"margin-uncommit:{loan.pk}",
+                loan,
+                today,
+                AccountCode.MARGIN_COMMITTED,
+                AccountCode.MARGIN_FREE,
+                amount,
+            )
         _movement(hold.margin_account_id, MarginMovementKind.UNCOMMIT, amount, loan, today, entry)
     GoodsHold.objects.filter(pk__in=[h.pk for h in holds]).update(
         status=HoldStatus.RELEASED, updated_at=clock.now()
@@ -318,16 +317,6 @@ def hold_of(loan: Loan) -> GoodsHold | None:
 def disbursement_amount(loan: Loan, hold: GoodsHold | None) -> Decimal:
     """What the core enterprise is paid: the loan, and the agent's margin with it."""
     return loan.principal + (hold.margin if hold is not None else ZERO)
-
-
-def disbursement_postings(loan: Loan, hold: GoodsHold | None) -> list[Posting]:
-    """The disbursement entry: Dr principal receivable (and margin committed) / Cr settlement."""
-    margin = hold.margin if hold is not None else ZERO
-    postings = [Posting.dr(AccountCode.PRINCIPAL_RECEIVABLE, loan.principal, loan=loan)]
-    if margin > 0:
-        postings.append(Posting.dr(AccountCode.MARGIN_COMMITTED, margin))
-    postings.append(Posting.cr(AccountCode.SETTLEMENT, loan.principal + margin))
-    return postings
 
 
 def margin_pay_out(

@@ -3,8 +3,9 @@
 The click reads the terms, the agent's margin account and its agreement with its credit line
 (``lending.services.finance``), and writes the margin's commit inside its own ``WITH`` statement
 (``margin_members``): the account's free -> committed, conditional on the free margin the
-decision saw and gating the program's reservation; the order's ``GoodsHold``; the ledger entry
-Dr margin_free / Cr margin_committed with its two lines; the ``commit`` movement. The rows are
+decision saw and gating the program's reservation; the order's ``GoodsHold``; the ``commit``
+movement. No ledger entry: the ledger's free -> committed reclassification is posted with the
+disbursement's entry when the payment settles (``margin_ledger``). The rows are
 those ``margin_finance.margin_commit`` writes through the ORM (SQLite); a test compares both.
 When the statement wrote nothing, the request is decided again on the account read under its
 row lock in one query (``margin_facts_read``).
@@ -12,6 +13,7 @@ row lock in one query (``margin_facts_read``).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -31,13 +33,9 @@ from scf.hotpath import (
 
 from ..locks import for_update_of
 from ..models import (
-    AccountCode,
     Agreement,
     AgreementStatus,
-    EntryKind,
     GoodsHold,
-    JournalEntry,
-    JournalLine,
     Loan,
     MarginAccount,
     MarginMovement,
@@ -77,22 +75,14 @@ def margin_facts_read(
 
 
 @lru_cache(maxsize=2)
-def _fixed_sql(vendor: str) -> tuple[str, str]:
+def _movement_sql(vendor: str) -> str:
     qn = connection.ops.quote_name
-    lines = (
-        f"INSERT INTO {qn(JournalLine._meta.db_table)} "  # noqa: S608
-        f"(entry_id, account, loan_id, currency, debit, credit) "
-        f"SELECT entry.id, v.account, NULL, %s, v.debit, v.credit FROM entry CROSS JOIN "
-        f"(VALUES (%s, %s::numeric, 0::numeric), (%s, 0::numeric, %s::numeric)) "
-        f"AS v(account, debit, credit) RETURNING id"
-    )
-    move = (
+    return (
         f"INSERT INTO {qn(MarginMovement._meta.db_table)} "  # noqa: S608
         f"(account_id, kind, amount, loan_id, value_date, reference, source, journal_entry_id, "
-        f"created_at) SELECT %s, %s, %s::numeric, %s, %s::date, '', %s, entry.id, "
-        f"%s::timestamptz FROM entry RETURNING id"
+        f"created_at) SELECT %s, %s, %s::numeric, %s, %s::date, '', %s, NULL, "
+        f"%s::timestamptz FROM loan RETURNING id"
     )
-    return lines, move
 
 
 @dataclass(frozen=True)
@@ -125,8 +115,9 @@ def margin_members(
     margin: Decimal,
     security: Decimal,
     business_date: Any,
+    now: dt.datetime | None = None,
 ) -> MarginMembers:
-    now = clock.now()
+    now = now or clock.now()
     amount = margin + security
     gate = Member("marg", _gate_sql(connection.vendor), (amount, amount, now, account_id, amount))
     hold = build(
@@ -144,35 +135,10 @@ def margin_members(
     )
     after = [Member("mhold", *insert_select(hold, source="loan"))]
     if amount > 0:
-        entry = build(
-            JournalEntry,
-            kind=EntryKind.MARGIN_COMMIT,
-            idempotency_key=f"margin-commit:{loan.pk}",
-            business_date=business_date,
-            currency=loan.currency,
-            loan_id=loan.pk,
-            program_id=loan.program_id,
-            description="",
-        )
-        lines, move = _fixed_sql(connection.vendor)
-        after.append(Member("entry", *insert_select(entry, source="loan")))
-        after.append(
-            Member(
-                "lines",
-                lines,
-                (
-                    loan.currency,
-                    AccountCode.MARGIN_FREE.value,
-                    amount,
-                    AccountCode.MARGIN_COMMITTED.value,
-                    amount,
-                ),
-            )
-        )
         after.append(
             Member(
                 "move",
-                move,
+                _movement_sql(connection.vendor),
                 (
                     account_id,
                     MarginMovementKind.COMMIT.value,

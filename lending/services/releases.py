@@ -11,8 +11,10 @@
   request is kept (status ``refused``, reason ``release_exceeds_paid``) and reported to the
   caller with the value still releasable.
 * **By lines.** ``[{"sku", "quantity"}]`` is valued at the order lines' unit prices, rounded
-  half-even to the cent; a line may not ask for more than was ordered less what earlier
-  authorised releases took of that SKU.
+  half-even to the cent; a SKU may not be asked for beyond what was ordered less what earlier
+  authorised releases took of it. The hold's per-SKU rows take the quantities by conditional
+  UPDATEs in the transaction of the value's (``lending.services.release_lines``), so racing
+  line releases never take more units than were ordered.
 * **Repayments raise the releasable value** (``goods_hold_repaid``, called by the repayment's
   write path under the loan lock): set from the loan's balances, so a backdated replay and an
   on-time payment land on the same figure. The enterprise hears of it from the outbound event
@@ -24,16 +26,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Exists, F, OuterRef, Value, When
+from django.db.models import Case, DecimalField, Exists, F, OuterRef, Subquery, Value, When
 from django.db.models.functions import Greatest, Least
 
-from orders.models import SalesOrderLine
 from scf import clock
 from scf.errors import Conflict, ValidationFailed
 from scf.money import CENT, parse_amount
@@ -48,6 +50,7 @@ from ..models import (
     ReleaseStatus,
 )
 from .audit import audit_record
+from .release_lines import SkuLeft, hold_lines_ensure, hold_lines_left, hold_lines_take
 
 ZERO = Decimal("0.00")
 EXCEEDS = "release_exceeds_paid"
@@ -106,43 +109,40 @@ def _quantity(raw: object) -> Decimal:
     return quantity
 
 
-def _released_by_sku(hold: GoodsHold) -> dict[str, Decimal]:
-    taken: dict[str, Decimal] = {}
-    authorised = Release.objects.filter(hold=hold, status=ReleaseStatus.AUTHORISED)
-    for lines in authorised.exclude(lines=[]).values_list("lines", flat=True):
-        for line in lines:
-            taken[line["sku"]] = taken.get(line["sku"], ZERO) + Decimal(line["quantity"])
-    return taken
+class _SkuExhausted(Exception):
+    """A racing release took the SKU's quantity first: roll the transaction back."""
+
+
+def _line_problems(left: dict[str, SkuLeft], asked: dict[str, Decimal]) -> list[str]:
+    return [
+        f"SKU {sku}: {quantity} asked, {left[sku].left} not yet released."
+        for sku, quantity in asked.items()
+        if quantity > left[sku].left
+    ]
 
 
 def _clean_lines(hold: GoodsHold, lines: object) -> ReleaseAsk:
     if not isinstance(lines, list) or not lines or len(lines) > MAX_LINES:
         message = f"A list of 1 to {MAX_LINES} {{sku, quantity}} objects."
         raise ReleaseInvalid(f"Invalid lines: {message}", fields={"lines": [message]})
-    ordered: dict[str, tuple[Decimal, Decimal]] = {}
-    for line in SalesOrderLine.objects.filter(order_id=hold.loan.order_id).order_by("line_no"):
-        quantity, price = ordered.get(line.sku, (ZERO, line.unit_price))
-        ordered[line.sku] = (quantity + line.quantity, price)
-    taken = _released_by_sku(hold)
+    left = hold_lines_left(hold)
     asked: dict[str, Decimal] = {}
     problems: list[str] = []
     for index, item in enumerate(lines):
         sku = item.get("sku") if isinstance(item, dict) else None
-        if not isinstance(sku, str) or sku not in ordered:
+        if not isinstance(sku, str) or sku not in left:
             problems.append(f"Line {index + 1}: no SKU {sku!r} in the financed order.")
             continue
         try:
             asked[sku] = asked.get(sku, ZERO) + _quantity(item.get("quantity"))
         except ValueError as exc:
             problems.append(f"Line {index + 1}: quantity: {exc}")
-    for sku, quantity in asked.items():
-        left = ordered[sku][0] - taken.get(sku, ZERO)
-        if quantity > left:
-            problems.append(f"SKU {sku}: {quantity} asked, {left} not yet released.")
+    problems += _line_problems(left, asked)
     if problems:
         raise ReleaseInvalid("Invalid lines: " + " ".join(problems), fields={"lines": problems})
     value = sum(
-        ((q * ordered[sku][1]).quantize(CENT, ROUND_HALF_EVEN) for sku, q in asked.items()), ZERO
+        ((q * left[sku].unit_price).quantize(CENT, ROUND_HALF_EVEN) for sku, q in asked.items()),
+        ZERO,
     )
     if value <= 0:
         message = "The lines are worth nothing at the order's prices."
@@ -169,13 +169,19 @@ def goods_hold_of(loan: Loan) -> GoodsHold:
 
 
 def release_request(
-    *, loan: Loan, data: Mapping[str, Any], requested_by_kind: str, actor: Any
+    *,
+    loan: Loan,
+    data: Mapping[str, Any],
+    requested_by_kind: str,
+    actor: Any,
+    at: dt.datetime | None = None,
 ) -> Release:
     """Ask to release goods of ``loan``'s hold: the authorised ``Release``.
 
     A request beyond what is paid for is refused: the refused ``Release`` is committed for the
     record and ``ReleaseExceedsPaid`` raised with the figures. Raises ``NoGoodsHold`` (not a
-    tripartite loan) and ``ReleaseInvalid`` (nothing written) too.
+    tripartite loan) and ``ReleaseInvalid`` (nothing written) too. ``at``: the moment it is
+    asked (default now).
     """
     if requested_by_kind not in ReleaseRequester.values:
         raise ValueError(f"unknown requester kind {requested_by_kind!r}")
@@ -185,7 +191,16 @@ def release_request(
             f"A guarantee claim is raised on loan {loan.reference}: its goods are held for it."
         )
     ask = release_ask(hold=hold, data=data)
-    release, released, releasable = _authorise(hold, ask, requested_by_kind, actor)
+    try:
+        release, released, releasable = _authorise(
+            hold, ask, requested_by_kind, actor, at or clock.now()
+        )
+    except _SkuExhausted:
+        asked = {line["sku"]: Decimal(line["quantity"]) for line in ask.lines}
+        problems = _line_problems(hold_lines_left(hold), asked)
+        raise ReleaseInvalid(
+            "Invalid lines: " + " ".join(problems), fields={"lines": problems}
+        ) from None
     if release.status == ReleaseStatus.REFUSED:
         available = releasable - released
         raise ReleaseExceedsPaid(
@@ -203,10 +218,14 @@ def release_request(
 
 @transaction.atomic
 def _authorise(
-    hold: GoodsHold, ask: ReleaseAsk, kind: str, actor: Any
+    hold: GoodsHold, ask: ReleaseAsk, kind: str, actor: Any, now: dt.datetime
 ) -> tuple[Release, Decimal, Decimal]:
-    """The conditional UPDATE and the ``Release`` row; (release, released, releasable) after."""
-    now = clock.now()
+    """The conditional UPDATEs and the ``Release`` row; (release, released, releasable) after.
+
+    Asked by lines, the SKUs' quantities are taken after the hold's value, in this transaction;
+    a SKU a racing request emptied first raises ``_SkuExhausted`` and nothing is written."""
+    if ask.lines:
+        hold_lines_ensure(hold)
     released_after = F("released_value") + ask.value
     authorised = (
         GoodsHold.objects.filter(pk=hold.pk, status__in=RELEASING)
@@ -220,6 +239,10 @@ def _authorise(
             updated_at=now,
         )
     )
+    if authorised and ask.lines:
+        taken = {line["sku"]: Decimal(line["quantity"]) for line in ask.lines}
+        if not hold_lines_take(hold, taken):
+            raise _SkuExhausted
     released, releasable = GoodsHold.objects.values_list("released_value", "releasable_value").get(
         pk=hold.pk
     )
@@ -256,18 +279,27 @@ def goods_hold_repaid(*, loan: Loan) -> int:
     buyback's, and the principal its claim took off the loan was not paid by the agent: the
     figure stays. The caller holds the loan's lock and has saved its balances. Returns the rows
     changed (0 for a loan without a hold)."""
-    repaid = loan.principal - loan.outstanding_principal
+    return goods_holds_repaid(loan_ids=[loan.pk])
+
+
+def goods_holds_repaid(*, loan_ids: Collection[int]) -> int:
+    """``goods_hold_repaid`` for many loans in one statement (a bank file's repayments), the
+    principal repaid read from each loan's saved row."""
+    repaid = Subquery(
+        Loan.objects.filter(pk=OuterRef("loan_id"))
+        .annotate(repaid=F("principal") - F("outstanding_principal"))
+        .values("repaid")[:1],
+        output_field=DecimalField(max_digits=18, decimal_places=2),
+    )
     claimed = GuaranteeClaim.objects.filter(loan_id=OuterRef("loan_id"))
     return (
-        GoodsHold.objects.filter(loan_id=loan.pk, status__in=RELEASING)
+        GoodsHold.objects.filter(loan_id__in=list(loan_ids), status__in=RELEASING)
         .filter(~Exists(claimed))
-        .annotate(
-            target=Least(F("order_value"), F("margin") + Value(repaid)),
-        )
+        .annotate(target=Least(F("order_value"), F("margin") + repaid))
         .filter(releasable_value__lt=F("target"))
         .update(
             releasable_value=Greatest(
-                F("releasable_value"), Least(F("order_value"), F("margin") + Value(repaid))
+                F("releasable_value"), Least(F("order_value"), F("margin") + repaid)
             ),
             updated_at=clock.now(),
         )

@@ -67,6 +67,7 @@ from .audit import actor_label
 from .credit import credit_repaid
 from .interest import basis_for, interest_rounded
 from .ledger import Posting, ledger_post, ledger_reverse
+from .ledger_batch import NewEntry
 from .margin_finance import security_release
 from .releases import goods_hold_repaid
 from .waterfall import Allocation, Payment, allocate, apply_allocation, replay
@@ -84,10 +85,11 @@ class RepaymentRequest:
     today: dt.date
 
 
-def _create(
+def repayment_new(
     loan: Loan, request: RepaymentRequest, allocation: Allocation, backdated: bool
 ) -> Repayment:
-    repayment = Repayment.objects.create(
+    """The repayment row, unsaved (the batch path writes many at once)."""
+    return Repayment(
         loan=loan,
         reference=request.reference,
         amount=request.amount,
@@ -99,6 +101,13 @@ def _create(
         received_at=clock.now(),
         **allocation.fields(),
     )
+
+
+def _create(
+    loan: Loan, request: RepaymentRequest, allocation: Allocation, backdated: bool
+) -> Repayment:
+    repayment = repayment_new(loan, request, allocation, backdated)
+    repayment.save(force_insert=True)
     repayment.journal_entry = _post_repayment(
         loan, repayment, allocation, key=f"repay:{request.reference}"
     )
@@ -106,9 +115,11 @@ def _create(
     return repayment
 
 
-def _post_repayment(
+def repayment_entry(
     loan: Loan, repayment: Repayment, allocation: Allocation, *, key: str
-) -> JournalEntry:
+) -> NewEntry:
+    """A repayment's entry: Dr settlement / Cr penalty, interest and principal receivable and
+    agent overpayments, every line naming the loan."""
     postings = [Posting.dr(AccountCode.SETTLEMENT, repayment.amount, loan=loan)]
     parts = (
         (AccountCode.PENALTY_RECEIVABLE, allocation.penalty),
@@ -117,26 +128,48 @@ def _post_repayment(
         (AccountCode.AGENT_OVERPAYMENTS, allocation.overpayment),
     )
     postings += [Posting.cr(account, part, loan=loan) for account, part in parts if part > 0]
-    return ledger_post(
+    return NewEntry(
         kind=EntryKind.REPAYMENT,
         idempotency_key=key,
         business_date=repayment.value_date,
         currency=loan.currency,
-        postings=postings,
+        postings=tuple(postings),
         loan=loan,
         program=loan.program,
         description=f"repayment {repayment.reference}, loan {loan.reference}",
     )
 
 
-def loan_state_save(loan: Loan, before: LoanState, after: LoanState) -> None:
-    """Save a repayment's or replay's outcome on the locked loan; principal it repaid goes back to
-    the line and program. Principal never goes up here: that would be a bug."""
+def _post_repayment(
+    loan: Loan, repayment: Repayment, allocation: Allocation, *, key: str
+) -> JournalEntry:
+    entry = repayment_entry(loan, repayment, allocation, key=key)
+    return ledger_post(
+        kind=entry.kind,
+        idempotency_key=entry.idempotency_key,
+        business_date=entry.business_date,
+        currency=entry.currency,
+        postings=entry.postings,
+        loan=entry.loan,
+        program=entry.program,
+        description=entry.description,
+    )
+
+
+def loan_state_set(loan: Loan, after: LoanState) -> None:
+    """Put a repayment's or replay's outcome on the loan (unsaved): a loan that owes nothing is
+    closed, since the first moment it did."""
     after.apply_to(loan)
     if after.status == LoanStatus.REPAID:
         loan.closed_at = loan.closed_at or clock.now()
     else:
         loan.closed_at = None
+
+
+def loan_state_save(loan: Loan, before: LoanState, after: LoanState) -> None:
+    """Save a repayment's or replay's outcome on the locked loan; principal it repaid goes back to
+    the line and program. Principal never goes up here: that would be a bug."""
+    loan_state_set(loan, after)
     loan.save(update_fields=[*ACCRUAL_FIELDS, "closed_at"])
     repaid = before.outstanding - after.outstanding
     if repaid < 0:

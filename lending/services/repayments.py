@@ -61,6 +61,7 @@ __all__ = [
 MAX_REPAYMENT = Decimal(10) ** 15
 REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,63}")
 REPAYABLE = (*OPEN, LoanStatus.REPAID)
+RECORDED = "repayment_recorded"  # the audit action
 
 
 class RepaymentInvalid(ValidationFailed):
@@ -256,16 +257,30 @@ def _record(
     else:
         repayment = repayment_apply_on_time(loan, request)
     audit_record(
-        actor=actor,
-        action="repayment_recorded",
-        obj=repayment,
-        after={
-            "loan": loan.reference,
-            "amount": str(amount),
-            "value_date": str(value_date),
-            "backdated": repayment.backdated,
-            **{k: str(v) for k, v in Allocation.of(repayment).as_dict().items()},
-            "loan_status": loan.status,
-        },
+        actor=actor, action=RECORDED, obj=repayment, after=repayment_audit_after(repayment, loan)
     )
     return repayment, True
+
+
+def repayment_audit_after(repayment: Repayment, loan: Loan) -> dict[str, Any]:
+    """What the audit row of a recorded repayment says (the loan as the repayment left it)."""
+    return {
+        "loan": loan.reference,
+        "amount": str(repayment.amount),
+        "value_date": str(repayment.value_date),
+        "backdated": repayment.backdated,
+        **{k: str(v) for k, v in Allocation.of(repayment).as_dict().items()},
+        "loan_status": loan.status,
+    }
+
+
+def repayment_checks(
+    *, loan: Loan, amount: Money, value_date: dt.date, reference: str, today: dt.date
+) -> tuple[Decimal, str]:
+    """The checks ``repayment_record_outcome`` makes before it writes, for a caller holding the
+    loan's lock (the batch path): the cleaned amount and reference, or the error it raises."""
+    value = _clean_amount(amount, loan)
+    cleaned = _clean_reference(reference)
+    _check_value_date(loan, value_date, today)
+    _check_repayable(loan)
+    return value, cleaned

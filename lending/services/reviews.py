@@ -62,15 +62,17 @@ DECLINE_REASONS: dict[str, str] = {
 
 
 @transaction.atomic
-def review_claim(*, user: User, review_id: int, note: str = "") -> Review:
+def review_claim(
+    *, user: User, review_id: int, note: str = "", at: dt.datetime | None = None
+) -> Review:
     """Take an open case. Claiming one's own case again changes nothing.
 
     Locks the review and its loan. Raises ``already_claimed`` (someone else has it),
-    ``review_closed`` or ``review_expired``.
+    ``review_closed`` or ``review_expired``. ``at``: the moment (default now).
     """
     acting_role_require(user)
     note = note_clean(note)
-    now = clock.now()
+    now = at or clock.now()
     case = case_lock(review_id, line=False)
     review = case.review
     case_check_open(review, now)
@@ -125,16 +127,18 @@ def approval_blocker(*, line: CreditLine | None) -> str | None:
 
 
 @transaction.atomic
-def review_approve(*, user: User, review_id: int, note: str = "") -> Review:
+def review_approve(
+    *, user: User, review_id: int, note: str = "", at: dt.datetime | None = None
+) -> Review:
     """Approve a referred request; above the maker-checker threshold, two people must approve.
 
     Locks the review, its loan and its credit line (the reservation stays; nothing is released).
     Raises ``not_claimed``, ``maker_checker_same_user``, ``approver_role_required``,
-    ``line_frozen``, ``review_closed``, ``review_expired``.
+    ``line_frozen``, ``review_closed``, ``review_expired``. ``at``: the moment (default now).
     """
     acting_role_require(user)
     note = note_clean(note)
-    now = clock.now()
+    now = at or clock.now()
     case = case_lock(review_id)
     case_check_decidable(case, now)
     review, loan = case.review, case.loan
@@ -162,7 +166,7 @@ def review_approve(*, user: User, review_id: int, note: str = "") -> Review:
     )
     if loan.status == LoanStatus.APPROVED:
         # Fully approved: the payment is recorded in this transaction, sent after commit.
-        disbursement_request(loan=loan, actor=user)
+        disbursement_request(loan=loan, actor=user, at=now)
     return review
 
 

@@ -53,7 +53,15 @@ ORDER_COLUMNS = (
     "created_at",
     "updated_at",
 )
-LINE_COLUMNS = ("order_id", "line_no", "sku", "quantity", "unit_price", "amount")
+LINE_COLUMNS = (
+    "order_id",
+    "line_no",
+    "sku",
+    "quantity",
+    "unit_price",
+    "amount",
+    "shipped_quantity",
+)
 _UPDATED = [c for c in ORDER_COLUMNS if c not in ("enterprise_id", "external_id", "created_at")]
 
 
@@ -330,6 +338,9 @@ def _replace_lines(
             ops.adapt_decimalfield_value(line.quantity, 18, 4),
             ops.adapt_decimalfield_value(line.unit_price, 18, 2),
             ops.adapt_decimalfield_value(line.amount, 18, 2),
+            None
+            if line.shipped_quantity is None
+            else ops.adapt_decimalfield_value(line.shipped_quantity, 18, 4),
         )
         for external_id, pk in ids.items()
         for line_no, line in enumerate(orders[external_id].lines, start=1)

@@ -33,6 +33,7 @@ class OrderLineInput:
     quantity: Decimal
     unit_price: Decimal
     amount: Decimal
+    shipped_quantity: Decimal | None = None  # optional: how much of the line has shipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,24 @@ def _quantity(value: object, key: str, errors: dict[str, list[str]]) -> Decimal:
     return quantity
 
 
+def _shipped(
+    item: dict[str, Any], ordered: Decimal, key: str, errors: dict[str, list[str]]
+) -> Decimal | None:
+    """The line's optional ``shipped_quantity``: 0 up to the quantity ordered."""
+    value = item.get("shipped_quantity")
+    if value is None:
+        return None
+    try:
+        if isinstance(value, int | str) and not isinstance(value, bool) and Decimal(value) == 0:
+            return Decimal(0)
+    except InvalidOperation:
+        pass  # _quantity says what is wrong with it
+    shipped = _quantity(value, key, errors)
+    if shipped > ordered:
+        errors.setdefault(key, []).append("More shipped than the line's quantity.")
+    return shipped
+
+
 def _lines(raw_lines: object, errors: dict[str, list[str]]) -> tuple[OrderLineInput, ...]:
     if not isinstance(raw_lines, list) or not raw_lines:
         errors.setdefault("lines", []).append("At least one order line is required.")
@@ -156,7 +175,8 @@ def _lines(raw_lines: object, errors: dict[str, list[str]]) -> tuple[OrderLineIn
             errors.setdefault(f"{prefix}.quantity", []).append(
                 "Quantity x unit price must come to whole cents."
             )
-        lines.append(OrderLineInput(sku.strip(), quantity, price, amount.quantize(CENT)))
+        shipped = _shipped(item, quantity, f"{prefix}.shipped_quantity", errors)
+        lines.append(OrderLineInput(sku.strip(), quantity, price, amount.quantize(CENT), shipped))
     return tuple(lines)
 
 

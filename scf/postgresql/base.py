@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend, whose sessions plan a prepared statement once.
+"""Django's PostgreSQL backend, whose sessions plan a prepared statement once and whose
+triggers find ``pgtrigger.ignore`` set.
 
 With ``SCF_PREPARED_STATEMENTS`` (``scf.hotpath.execute_prepared``) and ``SCF_GENERIC_PLANS`` the
 session starts with ``plan_cache_mode = force_generic_plan``: a prepared statement is then planned
@@ -15,6 +16,15 @@ checks of that table are planned as sequential scans, which grow dearer with eve
 autovacuum analyzes a table that has grown from empty within a minute or so
 (``autovacuum_naptime``), and the analyze invalidates those plans: keep autovacuum on, and
 ``ANALYZE`` after loading or restoring a database.
+
+Every trigger django-pgtrigger installs (the ledger's balance check on each journal line, the
+append-only guards) first reads the ``pgtrigger.ignore`` setting inside an exception block. A
+session that never set it raises and catches an error there on every row: a subtransaction per
+journal line, which in a batch of thousands of lines (COB, a bank file's repayments) overflows
+PostgreSQL's subtransaction cache and makes the commit's deferred checks slow. The session
+therefore starts with the setting present and empty (nothing ignored; ``pgtrigger.ignore()`` still
+works on top of it). Startup options go only to a direct connection: behind PgBouncer's
+transaction mode, where ``SCF_PREPARED_STATEMENTS`` is off, the pooler refuses them.
 """
 
 from __future__ import annotations
@@ -25,11 +35,16 @@ from django.conf import settings
 from django.db.backends.postgresql import base
 
 GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
+TRIGGERS_IGNORE_NOTHING = "-c pgtrigger.ignore={}"
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()
-        if settings.SCF_PREPARED_STATEMENTS and settings.SCF_GENERIC_PLANS:
-            params["options"] = f"{params.get('options', '')} {GENERIC_PLANS}".strip()
+        if not settings.SCF_PREPARED_STATEMENTS:
+            return params
+        options = [params.get("options", ""), TRIGGERS_IGNORE_NOTHING]
+        if settings.SCF_GENERIC_PLANS:
+            options.append(GENERIC_PLANS)
+        params["options"] = " ".join(o for o in options if o)
         return params

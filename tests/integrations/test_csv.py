@@ -350,3 +350,22 @@ def test_fractional_quantity_without_order_amount_is_summed_to_cents(
 
     assert response.status_code == 200, response.content
     assert SalesOrder.objects.get().amount == Decimal("450.00")
+
+
+def test_an_optional_shipped_quantity_column_is_kept_per_line(admin_client, enterprise, agent):
+    rows = [
+        line("SO-1", agent.code, "BOLT", "10", "2.50", shipped_quantity="4"),
+        line("SO-1", agent.code, "NUT", "100", "0.20", shipped_quantity=""),
+    ]
+    response = upload(admin_client, csv_bytes(rows, [*COLUMNS, "shipped_quantity"]))
+    assert response.status_code == 200, response.content
+    order = SalesOrder.objects.get(enterprise=enterprise, external_id="SO-1")
+    assert list(order.lines.values_list("sku", "shipped_quantity")) == [
+        ("BOLT", Decimal("4")),
+        ("NUT", None),
+    ]
+    too_many = [line("SO-2", agent.code, "BOLT", "10", "2.50", shipped_quantity="11")]
+    response = upload(admin_client, csv_bytes(too_many, [*COLUMNS, "shipped_quantity"]))
+    assert response.status_code == 422
+    assert "More shipped than the line's quantity." in str(response.json())
+    assert not SalesOrder.objects.filter(external_id="SO-2").exists()

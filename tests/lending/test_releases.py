@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from lending.models import GoodsHold, HoldStatus, Release, ReleaseStatus
+from lending.models import GoodsHold, GoodsHoldLine, HoldStatus, Release, ReleaseStatus
+from lending.services.book_check import book_check
 from lending.services.repayments import repayment_record
 from tests.conftest import client_for
 from tests.lending.active_loans import active_loan, books_balance, money_line
@@ -95,6 +96,19 @@ def test_integration_key_releases_lines_at_the_order_prices(loan: Any, enterpris
     assert reply.status_code == 422
     assert "6" in reply.json()["fields"]["lines"][0]
     assert Release.objects.count() == before
+
+
+def test_ledger_check_reconciles_each_skus_release_with_the_releases(
+    loan: Any, enterprise_admin: Any
+) -> None:
+    lines = [{"sku": "TV-55", "quantity": "2"}, {"sku": "TV-65", "quantity": "1.5"}]
+    reply = client_for(enterprise_admin).post(url(loan), {"lines": lines}, format="json")
+    assert reply.status_code == 201, reply.content
+    assert reply.json()["release"]["value"] == "13500.00"
+    assert book_check() == []
+    GoodsHoldLine.objects.filter(hold__loan=loan, sku="TV-65").update(released_quantity=D("2"))
+    found = {(d.check, str(d.expected), str(d.actual)) for d in book_check()}
+    assert found == {("hold_line_released", "1.5000", "2.0000")}
 
 
 def test_agent_asks_for_a_pick_up(loan: Any, agent_client: APIClient) -> None:

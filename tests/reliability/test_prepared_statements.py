@@ -96,3 +96,25 @@ def test_generic_plans_have_their_own_switch(settings):
         assert len(_ours()) == 1
     finally:
         connection.close()
+
+
+def _trigger_ignore_setting() -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('pgtrigger.ignore', true)")
+        return cursor.fetchone()[0]
+
+
+def test_a_direct_session_starts_with_nothing_ignored_by_the_triggers():
+    """Present and empty: pgtrigger's triggers read it without raising (no subtransaction per
+    row) and skip nothing (tests/lending/test_ledger.py: an unbalanced entry still fails)."""
+    connection.close()
+    assert _trigger_ignore_setting() == "{}"
+
+
+def test_a_pooled_session_gets_no_startup_options(settings):
+    settings.SCF_PREPARED_STATEMENTS = False
+    try:
+        connection.close()
+        assert _trigger_ignore_setting() in (None, "")
+    finally:
+        connection.close()

@@ -9,8 +9,8 @@ notification delivered twice) is only linked to the statement, never applied aga
   as ``unmatched_debit`` for the reconciliation to report;
 * a **credit** is matched (``lending.selectors.credit_targets``) to a margin account (its
   ``MG-`` reference), a guarantee claim (its ``GC-`` reference) or a loan (the agent's
-  repayment reference, else a loan reference in the remittance) and stored ``matched``; its repayment is
-  recorded after the commit, one transaction each (``matched``). A returned payment of ours
+  repayment reference, else a loan reference in the remittance) and stored ``matched``; it is
+  recorded after the commit (``matched``). A returned payment of ours
   (``RvslInd``/``RtrInf`` naming a settled disbursement or refund) is ``returned`` and undoes
   what the payment did (``returns``). A credit that matches nothing, is refused by the
   repayment service (a repaid loan, a future value date, another currency), or is a return we
@@ -157,7 +157,7 @@ def _apply_debit(item: _New, payments: dict[str, OutboundPayment], at: dt.dateti
 
 def _apply_credit(item: _New, target: CreditTarget) -> None:
     """A credit that names a loan, a margin account or a claim is ``matched``: it is recorded
-    after the file's transaction commits (``matched``), in a transaction of its own."""
+    after the file's transaction commits (``matched``)."""
     if target.loan is None and target.margin_account is None and target.claim is None:
         item.unapplied_reason = "no loan matches the reference"
         return

@@ -15,7 +15,7 @@ Per file, in one transaction:
    recorded ``quarantined`` with its reason.
 
 Credits matched to a loan are stored ``matched`` with the file and become repayments after
-the commit, each in its own transaction (``matched``, which explains why).
+the commit, a batch per transaction (``matched``, which explains why).
 
 After the commit the file moves to ``processed/`` or ``quarantine/`` beside it (a duplicate to
 ``processed/`` too, with a ``.duplicate`` suffix). A crash before the move leaves it in place;

@@ -73,3 +73,13 @@ def matched_entry_lock(entry_id: int) -> StatementEntry | None:
         .filter(pk=entry_id, status=EntryStatus.MATCHED)
         .first()
     )
+
+
+def matched_entries_lock(bank: Bank, *, after: int, limit: int) -> list[StatementEntry]:
+    """Up to ``limit`` of the bank's matched credits with ids above ``after`` that no other
+    worker is recording, oldest first (a batch of ``matched``)."""
+    return list(
+        StatementEntry.objects.select_for_update(skip_locked=True)
+        .filter(bank=bank, status=EntryStatus.MATCHED, pk__gt=after)
+        .order_by("id")[:limit]
+    )
