@@ -13,8 +13,8 @@ bank's statement entries, the unapplied-credit queue and the daily reconciliatio
   batched credit that is split keeps its row (``split``) and gains one row per payment
   (``detail_index`` 1..n, same reference), each matched and booked on its own.
 * ``BankStatement``: the booked balances of one account on one day (a camt.053 ``Stmt``).
-* ``UnappliedCredit``: a credit no loan claimed; operations apply it (to a loan; margin accounts
-  are the other ``target`` kind, for when they exist) or refund it.
+* ``UnappliedCredit``: a credit no loan claimed; operations apply it (to a loan or a margin
+  account of its bank) or refund it.
 * ``ReconciliationRun`` / ``ReconciliationBreak``: the result of reconciling an account and day.
 """
 
@@ -251,6 +251,13 @@ class UnappliedCredit(models.Model):
     target = models.CharField(max_length=16, choices=UnappliedTarget, blank=True)
     loan = models.ForeignKey(
         Loan, null=True, blank=True, on_delete=models.PROTECT, related_name="unapplied_credits"
+    )
+    margin_account = models.ForeignKey(
+        MarginAccount,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="unapplied_credits",
     )
     refund_payment = models.OneToOneField(
         OutboundPayment, null=True, blank=True, on_delete=models.PROTECT, related_name="refund_of"

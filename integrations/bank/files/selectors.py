@@ -27,7 +27,9 @@ def unapplied_credits(*, user: Any, status: str | None = None) -> QuerySet[Unapp
     """The queue of the user's bank, oldest first; ``status`` filters (open by default on the
     page)."""
     rows = scope_for(
-        user, UnappliedCredit.objects.select_related("entry", "bank", "loan"), "bank"
+        user,
+        UnappliedCredit.objects.select_related("entry", "bank", "loan", "margin_account"),
+        "bank",
     ).order_by("created_at", "id")
     if status in UnappliedStatus.values:
         rows = rows.filter(status=status)

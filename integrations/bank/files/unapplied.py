@@ -8,8 +8,9 @@ apply it once and the second gets ``unapplied_credit_not_open``.
   records it as of the credit's value date, with the reference ``<bank>:UC<id>``; the credit
   leaves the suspense account on the same date (Dr unapplied / Cr settlement), so the
   settlement account still nets to the one bank credit;
-* **apply to a margin account**: the other ``target`` kind, refused until margin accounts exist
-  (``margin_accounts_unavailable``);
+* **apply to a margin account** (same bank): the margin service lodges it as a deposit of the
+  agent's (``margin_deposit``, reference ``<bank>:UC<id>``, the credit's value date), and the
+  credit leaves the suspense account the same way;
 * **refund**: a payment back to the payer's account goes in the bank's next pain.001
   (``refunding``); when it settles the credit leaves the suspense account (``refunded``); if the
   bank rejects it, or returns it after settling it (``returns``), the credit is open again.
@@ -23,16 +24,17 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from lending.models import Loan, RepaymentSource
+from lending.models import Loan, MarginAccount, MarginSource, RepaymentSource
 from lending.services.audit import audit_record
 from lending.services.bank_cash import (
     bank_key_prefix,
     unapplied_credit_post,
     unapplied_transfer_post,
 )
+from lending.services.margin import margin_deposit
 from lending.services.repayments import repayment_record_outcome
 from scf import clock
-from scf.errors import ApplicationError, Conflict, NotFound, ValidationFailed
+from scf.errors import Conflict, NotFound, ValidationFailed
 from scf.money import Money
 
 from ...bank_models import (
@@ -51,11 +53,6 @@ ACTOR = "integration:bank-files"
 
 class UnappliedNotOpen(Conflict):
     code = "unapplied_credit_not_open"
-
-
-class MarginAccountsUnavailable(ApplicationError):
-    code = "margin_accounts_unavailable"
-    status_code = 400
 
 
 def _locked(credit_id: int) -> UnappliedCredit:
@@ -80,6 +77,27 @@ def _resolve(credit: UnappliedCredit, actor: Any, **changes: Any) -> None:
         setattr(credit, name, value)
 
 
+def _value_date(credit: UnappliedCredit) -> dt.date:
+    entry = credit.entry
+    return entry.value_date or entry.booking_date or clock.business_date(settings.TIME_ZONE)
+
+
+def _reference(credit: UnappliedCredit) -> str:
+    return f"{credit.bank.code}:UC{credit.pk}"
+
+
+def _leave_suspense(credit: UnappliedCredit, day: dt.date) -> str:
+    """Dr unapplied / Cr settlement: the credit has left the suspense account (the target's own
+    entry debited settlement, so the account still nets to the one bank credit)."""
+    return unapplied_transfer_post(
+        bank_code=credit.bank.code,
+        key=f"unapplied-applied:{credit.pk}",
+        amount=credit.amount,
+        currency=credit.currency,
+        business_date=day,
+    ).idempotency_key
+
+
 @transaction.atomic
 def unapplied_apply(
     *,
@@ -88,13 +106,10 @@ def unapplied_apply(
     loan_id: int | None = None,
     margin_account_id: int | None = None,
 ) -> UnappliedCredit:
-    """Apply an open credit to a loan of its bank (see the module docstring)."""
-    if margin_account_id is not None:
-        raise MarginAccountsUnavailable(
-            "Margin accounts are not available yet: apply the credit to a loan or refund it.",
-            fields={"margin_account": ["Not available yet."]},
-        )
+    """Apply an open credit to a loan or a margin account of its bank (the module docstring)."""
     credit = _locked(credit_id)
+    if margin_account_id is not None:
+        return _apply_to_margin(credit, actor, margin_account_id)
     loan = (
         Loan.objects.select_related("program").filter(pk=loan_id).first()
         if loan_id is not None
@@ -106,37 +121,65 @@ def unapplied_apply(
             code="loan_not_applicable",
             fields={"loan": ["Not a loan of this credit's bank."]},
         )
-    entry = credit.entry
     repayment, _ = repayment_record_outcome(
         loan=loan,
         amount=Money(credit.amount, credit.currency),
-        value_date=entry.value_date
-        or entry.booking_date
-        or clock.business_date(settings.TIME_ZONE),
-        reference=f"{credit.bank.code}:UC{credit.pk}",
+        value_date=_value_date(credit),
+        reference=_reference(credit),
         source=RepaymentSource.BANK_STATEMENT,
         actor=actor,
     )
-    transfer = unapplied_transfer_post(
-        bank_code=credit.bank.code,
-        key=f"unapplied-applied:{credit.pk}",
-        amount=credit.amount,
-        currency=credit.currency,
-        business_date=repayment.value_date,
-    )
+    transfer_key = _leave_suspense(credit, repayment.value_date)
     _resolve(
         credit,
         actor,
         status=UnappliedStatus.APPLIED,
         target=UnappliedTarget.LOAN,
         loan=loan,
-        internal_keys=[transfer.idempotency_key, f"repay:{repayment.reference}"],
+        internal_keys=[transfer_key, f"repay:{repayment.reference}"],
     )
     audit_record(
         actor=actor,
         action="unapplied_credit.applied",
         obj=credit,
         after={"loan": loan.reference, "amount": str(credit.amount)},
+    )
+    return credit
+
+
+def _apply_to_margin(credit: UnappliedCredit, actor: Any, account_id: int) -> UnappliedCredit:
+    account = MarginAccount.objects.select_related("program").filter(pk=account_id).first()
+    if account is None or account.program.bank_id != credit.bank_id:
+        raise ValidationFailed(
+            "The margin account does not exist or is not at the credit's bank.",
+            code="margin_account_not_applicable",
+            fields={"margin_account": ["Not a margin account of this credit's bank."]},
+        )
+    movement, _ = margin_deposit(
+        account=account,
+        amount=credit.amount,
+        value_date=_value_date(credit),
+        reference=_reference(credit),
+        source=MarginSource.BANK_STATEMENT,
+        actor=actor,
+        currency=credit.currency,
+    )
+    keys = [_leave_suspense(credit, movement.value_date)]
+    if movement.journal_entry is not None:
+        keys.append(movement.journal_entry.idempotency_key)
+    _resolve(
+        credit,
+        actor,
+        status=UnappliedStatus.APPLIED,
+        target=UnappliedTarget.MARGIN_ACCOUNT,
+        margin_account=account,
+        internal_keys=keys,
+    )
+    audit_record(
+        actor=actor,
+        action="unapplied_credit.applied",
+        obj=credit,
+        after={"margin_account": account.reference, "amount": str(credit.amount)},
     )
     return credit
 

@@ -1,5 +1,5 @@
 """The bank operations page (operations admins), beside the review queue: the unapplied-credit
-queue (apply to a loan by its reference, or refund), the latest reconciliation runs with their
+queue (apply to a loan or a margin account by its reference, or refund), the latest reconciliation runs with their
 breaks, and the recent bank files with any quarantine reason, each of the user's bank only. Every action calls the service
 behind the matching API (``unapplied_apply``, ``unapplied_refund``); a refusal comes back as a
 message on the page, never a 500."""
@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from lending.selectors.loans import loan_get
+from lending.selectors.tripartite import margin_account_for_reference, margin_accounts_of_agent
 from lending.services.repayments import loan_for_reference
 from lending.views.common import web_user
 from orders.models import Role
@@ -52,23 +53,46 @@ def operations(request: HttpRequest) -> HttpResponse:
     return render(request, "integrations/bank_operations.html", context)
 
 
+def _margin_target(request: HttpRequest, reference: str) -> int | None:
+    """The margin account (``MG-...``) the operator named, if the user's bank holds it."""
+    account = margin_account_for_reference(reference)
+    if account is None:
+        return None
+    visible = margin_accounts_of_agent(user=web_user(request), agent_id=account.agent_id)
+    return account.pk if visible is not None and visible.filter(pk=account.pk).exists() else None
+
+
 @require_POST
 @role_required(Role.OPS_ADMIN)
 def apply(request: HttpRequest, credit_id: int) -> HttpResponse:
     _existing(request, credit_id)
     reference = request.POST.get("loan_reference", "").strip()
+    if reference.upper().startswith("MG-"):
+        account_id = _margin_target(request, reference)
+        if account_id is None:
+            messages.error(
+                request, _("No margin account has the reference %(ref)s.") % {"ref": reference}
+            )
+            return redirect(PAGE)
+        done = _("Credit lodged as margin in %(ref)s.") % {"ref": reference.upper()}
+        return _applied(request, credit_id, done, margin_account_id=account_id)
     found = loan_for_reference(reference)
     # Another bank's loan reads as no loan at all: the page names no loan the operator may not see.
     loan = loan_get(user=web_user(request), loan_id=found.pk) if found is not None else None
     if loan is None:
         messages.error(request, _("No loan has the reference %(ref)s.") % {"ref": reference})
         return redirect(PAGE)
+    done = _("Credit applied to loan %(ref)s.") % {"ref": loan.reference}
+    return _applied(request, credit_id, done, loan_id=loan.pk)
+
+
+def _applied(request: HttpRequest, credit_id: int, done: str, **target: int) -> HttpResponse:
     try:
-        unapplied_apply(credit_id=credit_id, actor=request.user, loan_id=loan.pk)
+        unapplied_apply(credit_id=credit_id, actor=request.user, **target)
     except ApplicationError as exc:
         messages.error(request, _("Not applied: %(detail)s") % {"detail": exc.detail})
     else:
-        messages.success(request, _("Credit applied to loan %(ref)s.") % {"ref": loan.reference})
+        messages.success(request, done)
     return redirect(PAGE)
 
 

@@ -15,9 +15,10 @@ from integrations.bank.files.export import bank_files_export
 from integrations.bank.files.unapplied import UnappliedNotOpen, unapplied_apply
 from integrations.bank.iso20022 import parse_pain001
 from integrations.bank_models import OutboundPayment, UnappliedCredit
-from lending.models import Bank, JournalLine, LoanStatus, Repayment
+from lending.models import Bank, JournalLine, LoanStatus, MarginMovement, Repayment
 from lending.selectors.repayment_refs import repayment_reference_for
 from lending.services.book_check import book_check
+from lending.services.margin import margin_account_get_or_create
 from tests.conftest import client_for
 from tests.lending.active_loans import active_loan
 from tests.orders.factories import UserFactory
@@ -86,7 +87,7 @@ def test_operations_apply_a_credit_to_a_loan_once(credit, line, rail, ops_user):
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"margin_account": 1}, 400, "margin_accounts_unavailable"),
+        ({"margin_account": 999999}, 422, "margin_account_not_applicable"),
         ({}, 422, "validation_error"),
         ({"loan": 1, "margin_account": 1}, 422, "validation_error"),
         ({"loan": 999999}, 422, "loan_not_applicable"),
@@ -100,6 +101,7 @@ def test_a_bad_apply_is_refused_and_changes_nothing(credit, ops_user, body, stat
     assert (reply.status_code, reply.json()["code"]) == (status, code)
     credit.refresh_from_db()
     assert credit.status == "open" and not Repayment.objects.exists()
+    assert not MarginMovement.objects.exists()
 
 
 def test_a_loan_of_another_bank_is_refused(credit, agent, enterprise, ops_user, rail):
@@ -111,6 +113,53 @@ def test_a_loan_of_another_bank_is_refused(credit, agent, enterprise, ops_user, 
         f"/api/v1/unapplied-credits/{credit.pk}/apply/", {"loan": loan.pk}, format="json"
     )
     assert (reply.status_code, reply.json()["code"]) == (422, "loan_not_applicable")
+
+
+def test_operations_lodge_a_credit_as_margin_once(credit, line, ops_user):
+    account = margin_account_get_or_create(program=line.program, agent=line.agent)
+    client = client_for(ops_user)
+    url = f"/api/v1/unapplied-credits/{credit.pk}/apply/"
+    reply = client.post(url, {"margin_account": account.pk}, format="json")
+    assert reply.status_code == 200, reply.json()
+    body = reply.json()
+    assert (body["status"], body["target"], body["margin_account_reference"]) == (
+        "applied",
+        "margin_account",
+        account.reference,
+    )
+    again = client.post(url, {"margin_account": account.pk}, format="json")
+    assert (again.status_code, again.json()["code"]) == (409, "unapplied_credit_not_open")
+    account.refresh_from_db()
+    assert account.free == Decimal("300.00")
+    [deposit] = MarginMovement.objects.filter(account=account, kind="deposit")
+    assert (deposit.amount, deposit.reference) == (
+        Decimal("300.00"),
+        f"{credit.bank.code}:UC{credit.pk}",
+    )
+    assert deposit.value_date == credit.entry.value_date
+    # Out of suspense, into the agent's free margin: the bank credit is still counted once.
+    assert account_balance("unapplied_credits") == Decimal("0.00")
+    assert account_balance("margin_free") == Decimal("300.00")
+    assert not Repayment.objects.exists()
+    assert book_check() == []
+
+
+def test_a_margin_account_of_another_bank_is_refused(credit, agent, enterprise, ops_user):
+    from tests.lending.active_loans import money_line
+
+    other = money_line(agent, enterprise, bank=Bank.objects.create(code="BANK-2", name="Other"))
+    account = margin_account_get_or_create(program=other.program, agent=agent)
+    reply = client_for(ops_user).post(
+        f"/api/v1/unapplied-credits/{credit.pk}/apply/",
+        {"margin_account": account.pk},
+        format="json",
+    )
+    assert (reply.status_code, reply.json()["code"]) == (422, "margin_account_not_applicable")
+    credit.refresh_from_db()
+    account.refresh_from_db()
+    assert (credit.status, account.free) == ("open", Decimal("0.00"))
+    assert not MarginMovement.objects.exists()
+    assert account_balance("unapplied_credits") == Decimal("300.00")
 
 
 def test_a_refund_goes_out_in_the_next_payment_file_and_settles(
@@ -150,6 +199,33 @@ def test_the_page_lists_the_queue_and_applies_a_credit(credit, line, rail, ops_u
     assert credit.status == "applied" and loan.status == LoanStatus.ACTIVE
     client.force_login(UserFactory(role="risk_reviewer"))
     assert client.get("/reviews/bank/").status_code == 403
+
+
+def test_the_page_lodges_a_credit_as_margin_by_its_reference(
+    credit, line, agent, enterprise, ops_user, client
+):
+    account = margin_account_get_or_create(program=line.program, agent=line.agent)
+    from tests.lending.active_loans import money_line
+
+    other = money_line(agent, enterprise, bank=Bank.objects.create(code="BANK-2", name="Other"))
+    foreign = margin_account_get_or_create(program=other.program, agent=agent)
+    client.force_login(ops_user)
+    url = f"/reviews/bank/credits/{credit.pk}/apply/"
+    # Another bank's account reads as no account at all; nothing is lodged.
+    refused = client.post(url, {"loan_reference": foreign.reference}, follow=True)
+    assert f"No margin account has the reference {foreign.reference}." in refused.content.decode()
+    assert not MarginMovement.objects.exists()
+    done = client.post(url, {"loan_reference": account.reference.lower()}, follow=True)
+    assert f"Credit lodged as margin in {account.reference}." in done.content.decode()
+    credit.refresh_from_db()
+    account.refresh_from_db()
+    assert (credit.status, credit.margin_account_id, account.free) == (
+        "applied",
+        account.pk,
+        Decimal("300.00"),
+    )
+    listed = client.get("/reviews/bank/?status=applied").content.decode()
+    assert account.reference in listed
 
 
 @pytest.mark.django_db(transaction=True)

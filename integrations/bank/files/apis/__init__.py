@@ -1,7 +1,8 @@
 """The unapplied-credit queue for operations (``ops_admin``; every other role gets 403):
 ``GET /api/v1/unapplied-credits/`` (``?status=open|applied|refunding|refunded``),
-``POST /api/v1/unapplied-credits/{id}/apply/`` ``{"loan": id}`` (or ``{"margin_account": id}``:
-400 ``margin_accounts_unavailable`` until margin accounts exist), and
+``POST /api/v1/unapplied-credits/{id}/apply/`` ``{"loan": id}`` or ``{"margin_account": id}`` (a
+loan or margin account of another bank: 422 ``loan_not_applicable`` /
+``margin_account_not_applicable``), and
 ``POST /api/v1/unapplied-credits/{id}/refund/`` (the refund goes out in the bank's next
 pain.001), and ``GET /api/v1/unapplied-credits/{id}/audit/`` (``apis.audit``: its audit
 trail, for any bank staff of the credit's bank). A credit that is not open any more: 409 ``unapplied_credit_not_open``. Operations
@@ -43,6 +44,9 @@ class UnappliedCreditOutput(serializers.ModelSerializer):
     debtor_name = serializers.CharField(source="entry.debtor_name")
     debtor_account = serializers.CharField(source="entry.debtor_account")
     loan_reference = serializers.CharField(source="loan.reference", allow_null=True, default=None)
+    margin_account_reference = serializers.CharField(
+        source="margin_account.reference", allow_null=True, default=None
+    )
     refund_end_to_end_id = serializers.CharField(
         source="refund_payment.end_to_end_id", allow_null=True, default=None
     )
@@ -59,6 +63,8 @@ class UnappliedCreditOutput(serializers.ModelSerializer):
             "reason",
             "loan",
             "loan_reference",
+            "margin_account",
+            "margin_account_reference",
             "entry_reference",
             "booking_date",
             "value_date",
