@@ -133,6 +133,15 @@ def margin_account_for_reference(reference: str) -> MarginAccount | None:
     return MarginAccount.objects.filter(reference=cleaned).select_related("program").first()
 
 
+def margin_account_for_reference_visible(*, user: User, reference: str) -> MarginAccount | None:
+    """The margin account ``reference`` names, if ``user`` may see it (another bank's: None)."""
+    account = margin_account_for_reference(reference)
+    if account is None:
+        return None
+    visible = margin_accounts_of_agent(user=user, agent_id=account.agent_id)
+    return account if visible is not None and visible.filter(pk=account.pk).exists() else None
+
+
 def margin_withdrawal_get(*, user: User, withdrawal_id: int) -> MarginWithdrawal | None:
     if not getattr(user, "is_bank_staff", False):
         return None

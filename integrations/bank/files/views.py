@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from lending.selectors.loans import loan_get
-from lending.selectors.tripartite import margin_account_for_reference, margin_accounts_of_agent
+from lending.selectors.tripartite import margin_account_for_reference_visible
 from lending.services.repayments import loan_for_reference
 from lending.views.common import web_user
 from orders.models import Role
@@ -53,29 +53,20 @@ def operations(request: HttpRequest) -> HttpResponse:
     return render(request, "integrations/bank_operations.html", context)
 
 
-def _margin_target(request: HttpRequest, reference: str) -> int | None:
-    """The margin account (``MG-...``) the operator named, if the user's bank holds it."""
-    account = margin_account_for_reference(reference)
-    if account is None:
-        return None
-    visible = margin_accounts_of_agent(user=web_user(request), agent_id=account.agent_id)
-    return account.pk if visible is not None and visible.filter(pk=account.pk).exists() else None
-
-
 @require_POST
 @role_required(Role.OPS_ADMIN)
 def apply(request: HttpRequest, credit_id: int) -> HttpResponse:
     _existing(request, credit_id)
     reference = request.POST.get("loan_reference", "").strip()
     if reference.upper().startswith("MG-"):
-        account_id = _margin_target(request, reference)
-        if account_id is None:
+        account = margin_account_for_reference_visible(user=web_user(request), reference=reference)
+        if account is None:
             messages.error(
                 request, _("No margin account has the reference %(ref)s.") % {"ref": reference}
             )
             return redirect(PAGE)
-        done = _("Credit lodged as margin in %(ref)s.") % {"ref": reference.upper()}
-        return _applied(request, credit_id, done, margin_account_id=account_id)
+        done = _("Credit lodged as margin in %(ref)s.") % {"ref": account.reference}
+        return _applied(request, credit_id, done, margin_account_id=account.pk)
     found = loan_for_reference(reference)
     # Another bank's loan reads as no loan at all: the page names no loan the operator may not see.
     loan = loan_get(user=web_user(request), loan_id=found.pk) if found is not None else None
