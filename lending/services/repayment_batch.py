@@ -47,7 +47,7 @@ from scf.money import Money
 from scf.sql import rows_update
 
 from ..locks import lines_lock_ids, loans_locked, program_lock
-from ..models import OPEN, AuditLog, GuaranteeClaim, Loan, LoanStatus, Repayment
+from ..models import OPEN, AuditLog, GoodsHold, GuaranteeClaim, Loan, LoanStatus, Repayment
 from .accrual import ACCRUAL_FIELDS, LoanState
 from .accrual_loan import CatchUp, catch_ups_post, loan_catch_up
 from .audit import audit_build
@@ -226,9 +226,12 @@ def _write(plans: list[_Loan], actor: Any) -> None:
     Repayment.objects.bulk_create([r for _, (_, r, _, _) in made], batch_size=2000)
     rows_update([plan.loan for plan in plans], [*ACCRUAL_FIELDS, "closed_at"])
     goods_holds_repaid(loan_ids=[plan.loan.pk for plan in plans if plan.repaid > 0])
-    for plan in plans:
-        if plan.closes:  # a tripartite loan's security deposit goes back to free margin
-            security_release(plan.loan)
+    # A closing tripartite loan's security deposit goes back to free margin: one read finds
+    # the few loans that hold one, rather than a lookup per closing loan.
+    closing = {plan.loan.pk: plan.loan for plan in plans if plan.closes}
+    secured = GoodsHold.objects.filter(loan_id__in=list(closing), security__gt=0)
+    for loan_id in sorted(secured.values_list("loan_id", flat=True)):
+        security_release(closing[loan_id])
     AuditLog.objects.bulk_create(
         [
             audit_build(actor=actor, action=RECORDED, obj=repayment, after=after)
